@@ -1,0 +1,417 @@
+//! Loading and saving models in the HuggingFace layout.
+//!
+//! # Key map (HF name → our module field)
+//!
+//! | HF tensor (`[out, in]` for Linear) | ours (`[in, out]`) |
+//! |---|---|
+//! | `model.embed_tokens.weight` | `trunk.embed.weight` (not transposed) |
+//! | `model.layers.{i}.self_attn.{q,k,v}_proj.weight` (+`.bias`) | `layers[i].attn.qkv` (concatenated q‖k‖v) |
+//! | `model.layers.{i}.self_attn.o_proj.weight` (+`.bias`) | `layers[i].attn.o` |
+//! | `model.layers.{i}.mlp.gate_proj.weight`, `up_proj.weight` | `layers[i].mlp.gate_up` (gate‖up) |
+//! | `model.layers.{i}.mlp.gate_up_proj.weight` (GLM) | `layers[i].mlp.gate_up` |
+//! | `model.layers.{i}.mlp.down_proj.weight` | `layers[i].mlp.down` |
+//! | `model.layers.{i}.input_layernorm.weight` | `layers[i].input_norm.gamma` |
+//! | `model.layers.{i}.post_attention_layernorm.weight` | `layers[i].mlp_norm.gamma` |
+//! | `model.layers.{i}.post_self_attn_layernorm.weight` (GLM-4-0414) | `layers[i].post_attn_out_norm.gamma` |
+//! | `model.layers.{i}.post_mlp_layernorm.weight` (GLM-4-0414) | `layers[i].post_mlp_out_norm.gamma` |
+//! | `model.norm.weight` | `trunk.norm.gamma` |
+//! | `lm_head.weight` (absent when tied) | `lm_head` |
+//! | `score.weight` (`[1, hidden]`) | `score` |
+//!
+//! Saving writes the same names back (split again), so transformers and vLLM load the result.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use burn::nn::Embedding;
+use burn::module::Param;
+use burn::prelude::*;
+use burn::tensor::DType;
+
+use super::safetensors_io::{SaveDtype, TensorFiles, write_safetensors};
+use crate::config::{Family, HfConfig, ModelConfig};
+use crate::error::{CoreError, Result};
+use crate::model::{
+    Attention, CausalLm, DecoderLayer, Mlp, RopeTables, ScalarModel, Trunk, linear_from, rms_from,
+};
+
+/// Options for loading weights.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadOptions {
+    /// dtype of the parameters on the device (F32 on CPU; BF16 is the usual choice on CUDA).
+    pub dtype: DType,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { dtype: DType::F32 }
+    }
+}
+
+struct Loader<'a, B: Backend> {
+    files: &'a TensorFiles,
+    device: &'a B::Device,
+    dtype: DType,
+}
+
+impl<B: Backend> Loader<'_, B> {
+    fn vec(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.files.read_f32(name, shape)
+    }
+
+    fn t1(&self, name: &str, n: usize) -> Result<Tensor<B, 1>> {
+        let v = self.vec(name, &[n])?;
+        Ok(Tensor::<B, 1>::from_data(TensorData::new(v, [n]), self.device).cast(self.dtype))
+    }
+
+    /// Concatenates HF Linear weights (each `[out_i, in]`) along `out` and transposes to burn's
+    /// `[in, sum out_i]`.
+    fn linear_cat(&self, names: &[(&str, usize)], d_in: usize) -> Result<Tensor<B, 2>> {
+        let mut parts = Vec::with_capacity(names.len());
+        for (name, out) in names {
+            let v = self.vec(name, &[*out, d_in])?;
+            parts.push(Tensor::<B, 2>::from_data(TensorData::new(v, [*out, d_in]), self.device));
+        }
+        let w = if parts.len() == 1 {
+            parts.pop().expect("one part")
+        } else {
+            Tensor::cat(parts, 0)
+        };
+        Ok(w.transpose().cast(self.dtype))
+    }
+
+    fn bias_cat(&self, names: &[(&str, usize)]) -> Result<Tensor<B, 1>> {
+        let mut v = Vec::new();
+        for (name, n) in names {
+            v.extend(self.vec(name, &[*n])?);
+        }
+        let n = v.len();
+        Ok(Tensor::<B, 1>::from_data(TensorData::new(v, [n]), self.device).cast(self.dtype))
+    }
+}
+
+fn load_trunk<B: Backend>(
+    cfg: &ModelConfig,
+    files: &TensorFiles,
+    opts: LoadOptions,
+    device: &B::Device,
+) -> Result<Trunk<B>> {
+    let l = Loader::<B> {
+        files,
+        device,
+        dtype: opts.dtype,
+    };
+    let h = cfg.hidden_size;
+    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let inter = cfg.intermediate_size;
+    let eps = cfg.rms_norm_eps;
+    let embed_v = l.vec("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
+    let embed = Embedding {
+        weight: Param::from_tensor(
+            Tensor::<B, 2>::from_data(TensorData::new(embed_v, [cfg.vocab_size, h]), device)
+                .cast(opts.dtype),
+        ),
+    };
+    let mut layers = Vec::with_capacity(cfg.num_layers);
+    for i in 0..cfg.num_layers {
+        let p = format!("model.layers.{i}");
+        let qn = format!("{p}.self_attn.q_proj.weight");
+        let kn = format!("{p}.self_attn.k_proj.weight");
+        let vn = format!("{p}.self_attn.v_proj.weight");
+        let qkv_w = l.linear_cat(&[(&qn, q), (&kn, kv), (&vn, kv)], h)?;
+        let qkv_b = if cfg.qkv_bias {
+            Some(l.bias_cat(&[
+                (&format!("{p}.self_attn.q_proj.bias"), q),
+                (&format!("{p}.self_attn.k_proj.bias"), kv),
+                (&format!("{p}.self_attn.v_proj.bias"), kv),
+            ])?)
+        } else {
+            None
+        };
+        let o_w = l.linear_cat(&[(&format!("{p}.self_attn.o_proj.weight"), h)], q)?;
+        let o_b = if cfg.o_bias {
+            Some(l.t1(&format!("{p}.self_attn.o_proj.bias"), h)?)
+        } else {
+            None
+        };
+        let gate_up_w = if matches!(cfg.family, Family::Glm | Family::Glm4) {
+            l.linear_cat(&[(&format!("{p}.mlp.gate_up_proj.weight"), 2 * inter)], h)?
+        } else {
+            l.linear_cat(
+                &[
+                    (&format!("{p}.mlp.gate_proj.weight"), inter),
+                    (&format!("{p}.mlp.up_proj.weight"), inter),
+                ],
+                h,
+            )?
+        };
+        let (gate_up_b, down_b) = if cfg.mlp_bias {
+            (
+                Some(l.bias_cat(&[
+                    (&format!("{p}.mlp.gate_proj.bias"), inter),
+                    (&format!("{p}.mlp.up_proj.bias"), inter),
+                ])?),
+                Some(l.t1(&format!("{p}.mlp.down_proj.bias"), h)?),
+            )
+        } else {
+            (None, None)
+        };
+        let down_w = l.linear_cat(&[(&format!("{p}.mlp.down_proj.weight"), h)], inter)?;
+        let norm = |name: &str| -> Result<_> { Ok(rms_from(l.t1(&format!("{p}.{name}.weight"), h)?, eps)) };
+        let (post_attn, post_mlp) = if cfg.post_sublayer_norms {
+            (
+                Some(norm("post_self_attn_layernorm")?),
+                Some(norm("post_mlp_layernorm")?),
+            )
+        } else {
+            (None, None)
+        };
+        layers.push(DecoderLayer {
+            input_norm: norm("input_layernorm")?,
+            attn: Attention {
+                qkv: linear_from(qkv_w, qkv_b),
+                o: linear_from(o_w, o_b),
+                num_heads: cfg.num_heads,
+                num_kv_heads: cfg.num_kv_heads,
+                head_dim: cfg.head_dim,
+            },
+            post_attn_out_norm: post_attn,
+            mlp_norm: norm("post_attention_layernorm")?,
+            mlp: Mlp {
+                gate_up: linear_from(gate_up_w, gate_up_b),
+                down: linear_from(down_w, down_b),
+                intermediate: inter,
+            },
+            post_mlp_out_norm: post_mlp,
+        });
+    }
+    Ok(Trunk {
+        embed,
+        layers,
+        norm: rms_from(l.t1("model.norm.weight", h)?, eps),
+        rope: RopeTables::new(&cfg.rope, cfg.max_position_embeddings, opts.dtype, device),
+    })
+}
+
+/// Reads `dir/config.json` and returns both views of it.
+///
+/// # Errors
+/// See [`HfConfig::from_file`].
+pub fn read_config(dir: &Path) -> Result<(HfConfig, ModelConfig)> {
+    let path = dir.join("config.json");
+    let hf = HfConfig::from_file(&path)?;
+    let cfg = hf.to_model_config(&path)?;
+    Ok((hf, cfg))
+}
+
+/// Loads a causal LM (`*ForCausalLM`) from an HF checkpoint directory.
+///
+/// A tied checkpoint (`tie_word_embeddings`, or no `lm_head.weight` in the files) reuses the
+/// embedding as the head.
+///
+/// # Errors
+/// Config errors, and missing or mis-shaped tensors named with both shapes.
+pub fn load_causal_lm<B: Backend>(
+    dir: &Path,
+    opts: LoadOptions,
+    device: &B::Device,
+) -> Result<(CausalLm<B>, ModelConfig)> {
+    let (_, mut cfg) = read_config(dir)?;
+    let files = TensorFiles::open(dir)?;
+    if !cfg.tie_word_embeddings && !files.contains("lm_head.weight") {
+        tracing::warn!(dir = %dir.display(), "no lm_head.weight: tying the head to the embedding");
+        cfg.tie_word_embeddings = true;
+    }
+    let trunk = load_trunk(&cfg, &files, opts, device)?;
+    let lm_head = if cfg.tie_word_embeddings {
+        None
+    } else {
+        let l = Loader::<B> {
+            files: &files,
+            device,
+            dtype: opts.dtype,
+        };
+        Some(linear_from(
+            l.linear_cat(&[("lm_head.weight", cfg.vocab_size)], cfg.hidden_size)?,
+            None,
+        ))
+    };
+    Ok((CausalLm { trunk, lm_head }, cfg))
+}
+
+/// Loads a scalar model (`*ForSequenceClassification` with one label) from an HF checkpoint.
+///
+/// # Errors
+/// Config errors; [`CoreError::UnsupportedModel`] when `num_labels != 1`; missing tensors.
+pub fn load_scalar_model<B: Backend>(
+    dir: &Path,
+    opts: LoadOptions,
+    device: &B::Device,
+) -> Result<(ScalarModel<B>, ModelConfig)> {
+    let (hf, cfg) = read_config(dir)?;
+    let files = TensorFiles::open(dir)?;
+    if files.contains("score.weight") {
+        let labels = files.shape("score.weight").map_or(0, |s| s[0]);
+        if labels != 1 || hf.num_labels() != 1 && hf.num_labels != None {
+            return Err(CoreError::UnsupportedModel {
+                path: dir.join("config.json"),
+                message: format!(
+                    "a scalar (reward/value) model needs one label, the checkpoint has {labels}"
+                ),
+            });
+        }
+    }
+    let trunk = load_trunk(&cfg, &files, opts, device)?;
+    let l = Loader::<B> {
+        files: &files,
+        device,
+        dtype: opts.dtype,
+    };
+    let score = linear_from(l.linear_cat(&[("score.weight", 1)], cfg.hidden_size)?, None);
+    Ok((ScalarModel { trunk, score }, cfg))
+}
+
+fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.cast(DType::F32)
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("f32 data")
+}
+
+/// Splits burn's `[in, out]` weight back into HF `[out_i, in]` blocks.
+fn split_linear<B: Backend>(w: Tensor<B, 2>, outs: &[usize]) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let [d_in, _] = w.dims();
+    let wt = w.transpose();
+    let mut start = 0;
+    outs.iter()
+        .map(|&o| {
+            let part = wt.clone().slice([start..start + o, 0..d_in]);
+            start += o;
+            (vec![o, d_in], to_vec(part))
+        })
+        .collect()
+}
+
+fn split_bias<B: Backend>(b: Tensor<B, 1>, outs: &[usize]) -> Vec<(Vec<usize>, Vec<f32>)> {
+    let mut start = 0;
+    outs.iter()
+        .map(|&o| {
+            let part = b.clone().slice([start..start + o]);
+            start += o;
+            (vec![o], to_vec(part))
+        })
+        .collect()
+}
+
+fn trunk_tensors<B: Backend>(cfg: &ModelConfig, trunk: &Trunk<B>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    let h = cfg.hidden_size;
+    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let inter = cfg.intermediate_size;
+    out.push((
+        "model.embed_tokens.weight".to_string(),
+        vec![cfg.vocab_size, h],
+        to_vec(trunk.embed.weight.val()),
+    ));
+    for (i, layer) in trunk.layers.iter().enumerate() {
+        let p = format!("model.layers.{i}");
+        let names = ["q_proj", "k_proj", "v_proj"];
+        for (n, (shape, v)) in names
+            .iter()
+            .zip(split_linear(layer.attn.qkv.weight.val(), &[q, kv, kv]))
+        {
+            out.push((format!("{p}.self_attn.{n}.weight"), shape, v));
+        }
+        if let Some(b) = &layer.attn.qkv.bias {
+            for (n, (shape, v)) in names.iter().zip(split_bias(b.val(), &[q, kv, kv])) {
+                out.push((format!("{p}.self_attn.{n}.bias"), shape, v));
+            }
+        }
+        let (shape, v) = split_linear(layer.attn.o.weight.val(), &[h]).remove(0);
+        out.push((format!("{p}.self_attn.o_proj.weight"), shape, v));
+        if let Some(b) = &layer.attn.o.bias {
+            out.push((format!("{p}.self_attn.o_proj.bias"), vec![h], to_vec(b.val())));
+        }
+        if matches!(cfg.family, Family::Glm | Family::Glm4) {
+            let (shape, v) = split_linear(layer.mlp.gate_up.weight.val(), &[2 * inter]).remove(0);
+            out.push((format!("{p}.mlp.gate_up_proj.weight"), shape, v));
+        } else {
+            let parts = split_linear(layer.mlp.gate_up.weight.val(), &[inter, inter]);
+            for (n, (shape, v)) in ["gate_proj", "up_proj"].iter().zip(parts) {
+                out.push((format!("{p}.mlp.{n}.weight"), shape, v));
+            }
+            if let Some(b) = &layer.mlp.gate_up.bias {
+                for (n, (shape, v)) in ["gate_proj", "up_proj"]
+                    .iter()
+                    .zip(split_bias(b.val(), &[inter, inter]))
+                {
+                    out.push((format!("{p}.mlp.{n}.bias"), shape, v));
+                }
+            }
+        }
+        let (shape, v) = split_linear(layer.mlp.down.weight.val(), &[h]).remove(0);
+        out.push((format!("{p}.mlp.down_proj.weight"), shape, v));
+        if let Some(b) = &layer.mlp.down.bias {
+            out.push((format!("{p}.mlp.down_proj.bias"), vec![h], to_vec(b.val())));
+        }
+        let mut norm = |name: &str, n: &burn::nn::RmsNorm<B>| {
+            out.push((format!("{p}.{name}.weight"), vec![h], to_vec(n.gamma.val())));
+        };
+        norm("input_layernorm", &layer.input_norm);
+        norm("post_attention_layernorm", &layer.mlp_norm);
+        if let Some(n) = &layer.post_attn_out_norm {
+            norm("post_self_attn_layernorm", n);
+        }
+        if let Some(n) = &layer.post_mlp_out_norm {
+            norm("post_mlp_layernorm", n);
+        }
+    }
+    out.push(("model.norm.weight".to_string(), vec![h], to_vec(trunk.norm.gamma.val())));
+    out
+}
+
+fn write_config(dir: &Path, cfg: &ModelConfig, num_labels: Option<usize>) -> Result<()> {
+    let json = serde_json::to_string_pretty(&cfg.to_hf_json(num_labels)).expect("serialisable");
+    crate::io::write_atomic(&dir.join("config.json"), json.as_bytes())
+}
+
+/// Saves a causal LM in HF layout: `config.json` + `model.safetensors`.
+///
+/// # Errors
+/// IO errors naming the file.
+pub fn save_causal_lm<B: Backend>(
+    model: &CausalLm<B>,
+    cfg: &ModelConfig,
+    dir: &Path,
+    dtype: SaveDtype,
+) -> Result<()> {
+    let mut tensors = trunk_tensors(cfg, &model.trunk);
+    if let Some(head) = &model.lm_head {
+        let (shape, v) = split_linear(head.weight.val(), &[cfg.vocab_size]).remove(0);
+        tensors.push(("lm_head.weight".into(), shape, v));
+    }
+    let mut cfg = cfg.clone();
+    cfg.tie_word_embeddings = model.lm_head.is_none();
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_safetensors(&dir.join("model.safetensors"), &tensors, dtype, Some(meta))?;
+    write_config(dir, &cfg, None)
+}
+
+/// Saves a scalar model in HF `*ForSequenceClassification` layout.
+///
+/// # Errors
+/// IO errors naming the file.
+pub fn save_scalar_model<B: Backend>(
+    model: &ScalarModel<B>,
+    cfg: &ModelConfig,
+    dir: &Path,
+    dtype: SaveDtype,
+) -> Result<()> {
+    let mut tensors = trunk_tensors(cfg, &model.trunk);
+    let (shape, v) = split_linear(model.score.weight.val(), &[1]).remove(0);
+    tensors.push(("score.weight".into(), shape, v));
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_safetensors(&dir.join("model.safetensors"), &tensors, dtype, Some(meta))?;
+    write_config(dir, cfg, Some(1))
+}

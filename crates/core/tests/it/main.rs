@@ -1,0 +1,5 @@
+//! Integration tests of rlhf-core: parity with HF transformers on the shared fixtures,
+//! checkpoint round trips, tokenizer and chat templates, generation.
+
+mod common;
+mod parity;
