@@ -2,4 +2,5 @@
 //! checkpoint round trips, tokenizer and chat templates, generation.
 
 mod common;
+mod generate;
 mod parity;
