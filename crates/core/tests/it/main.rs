@@ -1,6 +1,7 @@
 //! Integration tests of rlhf-core: parity with HF transformers on the shared fixtures,
 //! checkpoint round trips, tokenizer and chat templates, generation.
 
+mod chat;
 mod common;
 mod generate;
 mod parity;
