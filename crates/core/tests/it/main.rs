@@ -2,6 +2,7 @@
 //! checkpoint round trips, tokenizer and chat templates, generation.
 
 mod chat;
+mod checkpoint;
 mod common;
 mod generate;
 mod parity;

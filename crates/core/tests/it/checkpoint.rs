@@ -1,0 +1,224 @@
+//! Checkpoints: HF round trips (f32 and bf16), sharded files, tied heads, clear errors for
+//! missing/mis-shaped tensors and unknown families, and gradients through the whole model.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use rlhf_core::checkpoint::{
+    LoadOptions, SaveDtype, TensorFiles, load_causal_lm, load_scalar_model, save_causal_lm,
+    save_scalar_model, write_safetensors,
+};
+use rlhf_core::logprobs::nll_loss;
+use rlhf_core::{CausalLm, Family, ModelConfig, PadSide, RopeStyle, ScalarModel, TokenBatch};
+
+use crate::common::{B, device, fixture, max_abs_diff};
+
+type Ad = rlhf_core::backend::CpuTrain;
+
+fn batch() -> TokenBatch {
+    TokenBatch::from_rows(&[vec![1, 5, 9, 12, 40], vec![1, 7, 3]], 0, PadSide::Right)
+}
+
+fn logits(model: &CausalLm<B>) -> Vec<f32> {
+    model.forward(&batch(), &device()).into_data().to_vec().unwrap()
+}
+
+fn configs() -> Vec<ModelConfig> {
+    let llama = ModelConfig::tiny_llama(64);
+    let qwen = ModelConfig {
+        family: Family::Qwen2,
+        qkv_bias: true,
+        tie_word_embeddings: true,
+        ..llama.clone()
+    };
+    let mut glm4 = ModelConfig {
+        family: Family::Glm4,
+        qkv_bias: true,
+        post_sublayer_norms: true,
+        ..llama.clone()
+    };
+    glm4.rope.rotary_dim = 8;
+    glm4.rope.style = RopeStyle::Interleaved;
+    vec![llama, qwen, glm4]
+}
+
+#[test]
+fn save_then_load_gives_the_same_logits_for_every_family() {
+    for cfg in configs() {
+        let model = CausalLm::<B>::init(&cfg, 0.1, 9, &device());
+        let dir = tempfile::tempdir().unwrap();
+        save_causal_lm(&model, &cfg, dir.path(), SaveDtype::F32).unwrap();
+        let (back, cfg2) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
+        assert_eq!(cfg2, cfg, "{:?}: config round trip", cfg.family);
+        let d = max_abs_diff(&logits(&model), &logits(&back));
+        assert!(d == 0.0, "{:?}: logits differ by {d}", cfg.family);
+    }
+}
+
+#[test]
+fn fixture_round_trips_through_our_writer() {
+    let Some(dir) = fixture("glm") else { return };
+    let (model, cfg) = load_causal_lm::<B>(&dir, LoadOptions::default(), &device()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, out.path(), SaveDtype::F32).unwrap();
+    let orig = TensorFiles::open(&dir).unwrap();
+    let ours = TensorFiles::open(out.path()).unwrap();
+    assert_eq!(orig.names(), ours.names(), "same HF tensor names");
+    for name in orig.names() {
+        let shape = orig.shape(&name).unwrap();
+        assert_eq!(orig.read_f32(&name, &shape).unwrap(), ours.read_f32(&name, &shape).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn bf16_checkpoints_load_within_bf16_rounding() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 3, &device());
+    let dir = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, dir.path(), SaveDtype::Bf16).unwrap();
+    let (back, _) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
+    let d = max_abs_diff(&logits(&model), &logits(&back));
+    assert!(d > 0.0 && d < 0.05, "bf16 weights change logits a little: {d}");
+}
+
+#[test]
+fn sharded_checkpoints_load() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let whole = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, whole.path(), SaveDtype::F32).unwrap();
+    let files = TensorFiles::open(whole.path()).unwrap();
+    let names = files.names();
+    let sharded = tempfile::tempdir().unwrap();
+    let mut map = serde_json::Map::new();
+    for (k, chunk) in names.chunks(names.len() / 2 + 1).enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", k + 1);
+        let tensors: Vec<_> = chunk
+            .iter()
+            .map(|n| {
+                let s = files.shape(n).unwrap();
+                (n.clone(), s.clone(), files.read_f32(n, &s).unwrap())
+            })
+            .collect();
+        write_safetensors(&sharded.path().join(&file), &tensors, SaveDtype::F32, None).unwrap();
+        for n in chunk {
+            map.insert(n.clone(), serde_json::Value::String(file.clone()));
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": map});
+    std::fs::write(sharded.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+    std::fs::copy(whole.path().join("config.json"), sharded.path().join("config.json")).unwrap();
+    let (back, _) = load_causal_lm::<B>(sharded.path(), LoadOptions::default(), &device()).unwrap();
+    assert_eq!(logits(&model), logits(&back));
+}
+
+fn copy_without(src: &Path, dst: &Path, drop: &str, reshape: Option<(&str, Vec<usize>)>) {
+    let files = TensorFiles::open(src).unwrap();
+    let tensors: Vec<_> = files
+        .names()
+        .into_iter()
+        .filter(|n| n != drop)
+        .map(|n| {
+            let s = files.shape(&n).unwrap();
+            let v = files.read_f32(&n, &s).unwrap();
+            match &reshape {
+                Some((r, shape)) if *r == n => {
+                    let len: usize = shape.iter().product();
+                    (n, shape.clone(), v.into_iter().cycle().take(len).collect())
+                }
+                _ => (n, s, v),
+            }
+        })
+        .collect();
+    write_safetensors(&dst.join("model.safetensors"), &tensors, SaveDtype::F32, None).unwrap();
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+}
+
+#[test]
+fn missing_and_misshaped_tensors_are_named() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let good = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, good.path(), SaveDtype::F32).unwrap();
+
+    let bad = tempfile::tempdir().unwrap();
+    copy_without(good.path(), bad.path(), "model.layers.1.mlp.up_proj.weight", None);
+    let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
+    assert!(err.to_string().contains("missing tensor `model.layers.1.mlp.up_proj.weight`"), "{err}");
+    assert!(err.to_string().contains("[128, 64]"), "{err}");
+
+    let bad = tempfile::tempdir().unwrap();
+    copy_without(good.path(), bad.path(), "", Some(("model.layers.0.self_attn.k_proj.weight", vec![16, 64])));
+    let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("model.layers.0.self_attn.k_proj.weight") && msg.contains("[16, 64]") && msg.contains("[32, 64]"), "{msg}");
+
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::copy(good.path().join("model.safetensors"), bad.path().join("model.safetensors")).unwrap();
+    let mut j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(good.path().join("config.json")).unwrap()).unwrap();
+    j["model_type"] = "mamba".into();
+    std::fs::write(bad.path().join("config.json"), j.to_string()).unwrap();
+    let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
+    assert!(err.to_string().contains("unknown model_type `mamba`"), "{err}");
+
+    let err = load_causal_lm::<B>(Path::new("/nonexistent/model"), LoadOptions::default(), &device()).unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/model/config.json"), "{err}");
+}
+
+#[test]
+fn scalar_model_round_trips_in_sequence_classification_layout() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = ScalarModel::<B>::init(&cfg, 0.1, 8, &device());
+    let dir = tempfile::tempdir().unwrap();
+    save_scalar_model(&model, &cfg, dir.path(), SaveDtype::F32).unwrap();
+    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(j["architectures"][0], "LlamaForSequenceClassification");
+    assert_eq!(j["num_labels"], 1);
+    let (back, _) = load_scalar_model::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
+    let a: Vec<f32> = model.rewards(&batch(), Some(0), &device()).into_data().to_vec().unwrap();
+    let b: Vec<f32> = back.rewards(&batch(), Some(0), &device()).into_data().to_vec().unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss() {
+    use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+    for cfg in configs() {
+        let dev = device();
+        let mut model = CausalLm::<Ad>::init(&cfg, 0.1, 1, &dev);
+        let b = batch();
+        let loss_of = |m: &CausalLm<Ad>| nll_loss(m.forward(&b, &dev), b.ids_tensor::<Ad>(&dev), b.mask_tensor::<Ad>(&dev));
+        let first: f32 = loss_of(&model).into_scalar().elem();
+        let mut optim = AdamWConfig::new().with_weight_decay(0.0).init::<Ad, CausalLm<Ad>>();
+        let before = model.valid();
+        for _ in 0..5 {
+            let loss = loss_of(&model);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        let last: f32 = loss_of(&model).into_scalar().elem();
+        assert!(last < first, "{:?}: loss {first} -> {last}", cfg.family);
+        // Every parameter tensor moved (TRL's test_train check).
+        let after = model.valid();
+        let mut p_before = Vec::new();
+        let mut p_after = Vec::new();
+        collect_params(&before, &mut p_before);
+        collect_params(&after, &mut p_after);
+        assert_eq!(p_before.len(), p_after.len());
+        for (i, (x, y)) in p_before.iter().zip(&p_after).enumerate() {
+            assert!(max_abs_diff(x, y) > 0.0, "{:?}: parameter {i} did not change", cfg.family);
+        }
+    }
+}
+
+fn collect_params(model: &CausalLm<B>, out: &mut Vec<Vec<f32>>) {
+    use burn::module::{ModuleVisitor, Param};
+    struct V<'a>(&'a mut Vec<Vec<f32>>);
+    impl ModuleVisitor<B> for V<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().into_data().to_vec().unwrap());
+        }
+    }
+    model.visit(&mut V(out));
+}
