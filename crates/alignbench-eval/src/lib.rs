@@ -1,1 +1,90 @@
-//! placeholder
+//! AlignBench evaluation for the RLHF workspace (SPEC Part B), plus the pairwise
+//! win/tie/lose evaluation of ChatGLM-RLHF's human study.
+//!
+//! Crate map:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | dataset | [`Question`], [`Category`], [`BenchConfig`], [`load_questions`], [`AlignBench`] |
+//! | answers | [`AnswerStore`] (resumable JSONL), [`Decoding`], the [`Generator`] trait |
+//! | prompt | [`JudgeTemplate`]: built-in wording or a user template file |
+//! | judge | the [`Judge`] trait, [`judge_all`] (concurrency, cache, strict re-asks) |
+//! | openai | [`OpenAiJudge`]: OpenAI-compatible client with retries |
+//! | offline | [`ReferenceOverlapJudge`], [`ScoreFnJudge`] (not comparable with GPT-4) |
+//! | cache | [`JudgmentCache`]: JSONL keyed by sha256(judge model, prompt) |
+//! | parse | [`parse_judgment`]: AlignBench's `post_process` |
+//! | score | [`aggregate`]: category, reasoning, language and overall means |
+//! | report | [`ResultsTable`]: Markdown, JSON and SVG |
+//! | pairwise | [`evaluate_pairwise`], rating sheets for human raters |
+//!
+//! A typical run: load the benchmark, generate answers into an [`AnswerStore`], turn them
+//! into [`JudgeJob`]s with [`judge_jobs`], run [`judge_all`] with a [`JudgmentCache`], then
+//! [`judged_items`] → [`aggregate`] → [`ResultsTable`].
+//!
+//! ```no_run
+//! use rlhf_alignbench_eval::*;
+//! # async fn run() -> Result<()> {
+//! let bench = AlignBench::load("shared/data/alignbench".as_ref(), DataVersion::V1_0)?;
+//! let answers = AnswerStore::open("runs/ppo/answers.jsonl".as_ref(), "ppo")?;
+//! let jobs = judge_jobs(&bench.questions, answers.records(), &JudgeTemplate::builtin(), &bench.config)?;
+//! let cache = JudgmentCache::open("runs/ppo/judgments.jsonl".as_ref())?;
+//! let outcomes = judge_all(&ReferenceOverlapJudge, &jobs, Some(&cache), &JudgeAllOptions::default()).await;
+//! let summary = aggregate(&bench.questions, &judged_items(&outcomes)?, ScoreMode::Compat)?;
+//! let mut table = ResultsTable::default();
+//! table.push("PPO", summary);
+//! table.write_markdown("runs/report.md".as_ref())?;
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod answers;
+mod cache;
+mod dataset;
+mod error;
+mod eval;
+mod io;
+mod judge;
+mod offline;
+mod openai;
+mod pairwise;
+mod parse;
+mod prompt;
+mod report;
+mod score;
+
+pub use crate::answers::{AnswerRecord, AnswerStore, Decoding, Generator, generate_missing};
+pub use crate::cache::{CachedJudgment, JudgmentCache, cache_key};
+pub use crate::dataset::{
+    AlignBench, BenchConfig, Category, DEFAULT_TEMPERATURE, DataVersion, Dimension, Evidence,
+    Group, Question, load_questions,
+};
+pub use crate::error::{BoxError, Error, Result};
+pub use crate::eval::{judge_jobs, judged_items};
+pub use crate::io::write_atomic;
+pub use crate::judge::{
+    BoxedJudge, DynJudge, Judge, JudgeAllOptions, JudgeJob, JudgeOutcome, JudgedText, judge_all,
+};
+pub use crate::offline::{PromptPayload, ReferenceOverlapJudge, ScoreFn, ScoreFnJudge, bigram_f1};
+pub use crate::openai::{ApiKey, OpenAiJudge, OpenAiJudgeConfig, RetryPolicy};
+pub use crate::pairwise::{
+    CombineRule, ItemResult, Outcome, PairItem, PairwiseQuery, PairwiseReport, PairwiseTally,
+    Preference, SHEET_HEADER, SheetTally, WinTieLoss, a_is_left, combine_orders, evaluate_pairwise,
+    evaluate_pairwise_async, rating_sheet_csv, read_rating_sheet, tabulate_rating_sheet,
+    write_rating_sheet,
+};
+pub use crate::parse::{
+    FAILED_SCORE, OVERALL_KEY, ParsedJudgment, ScoreSource, extract_rating, find_rating_dict,
+    parse_judgment,
+};
+pub use crate::prompt::{
+    BUILTIN_TEMPLATE, JudgeTemplate, PromptFields, TemplateSyntax, format_dimensions,
+};
+pub use crate::report::{COLUMNS, ModelResult, ReportRow, ResultsTable};
+pub use crate::score::{
+    CategoryScore, DimensionScore, JudgedItem, ScoreMode, Summary, aggregate, group_scores,
+};
+
+/// Compiles the examples of the crate's README as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -44,7 +44,9 @@ impl FromStr for DeviceSpec {
                     .parse()
                     .map(DeviceSpec::Cuda)
                     .map_err(|_| format!("invalid device `{s}`: expected cpu, cuda or cuda:N")),
-                None => Err(format!("invalid device `{s}`: expected cpu, cuda or cuda:N")),
+                None => Err(format!(
+                    "invalid device `{s}`: expected cpu, cuda or cuda:N"
+                )),
             },
         }
     }

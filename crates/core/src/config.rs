@@ -398,8 +398,14 @@ impl HfConfig {
             post_sublayer_norms: family == Family::Glm4,
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),
             max_position_embeddings: self.max_position_embeddings.unwrap_or(4096),
-            pad_token_id: self.pad_token_id.as_ref().and_then(|p| p.ids().first().copied()),
-            bos_token_id: self.bos_token_id.as_ref().and_then(|p| p.ids().first().copied()),
+            pad_token_id: self
+                .pad_token_id
+                .as_ref()
+                .and_then(|p| p.ids().first().copied()),
+            bos_token_id: self
+                .bos_token_id
+                .as_ref()
+                .and_then(|p| p.ids().first().copied()),
             eos_token_ids: self
                 .eos_token_id
                 .as_ref()
@@ -448,7 +454,10 @@ impl ModelConfig {
             ));
         }
         if self.rms_norm_eps <= 0.0 {
-            return bad(format!("rms_norm_eps must be > 0, got {}", self.rms_norm_eps));
+            return bad(format!(
+                "rms_norm_eps must be > 0, got {}",
+                self.rms_norm_eps
+            ));
         }
         Ok(())
     }
@@ -540,9 +549,8 @@ impl ModelConfig {
             let id2label: serde_json::Map<String, serde_json::Value> = (0..n)
                 .map(|i| (i.to_string(), json!(format!("LABEL_{i}"))))
                 .collect();
-            let label2id: serde_json::Map<String, serde_json::Value> = (0..n)
-                .map(|i| (format!("LABEL_{i}"), json!(i)))
-                .collect();
+            let label2id: serde_json::Map<String, serde_json::Value> =
+                (0..n).map(|i| (format!("LABEL_{i}"), json!(i))).collect();
             obj.insert("id2label".into(), serde_json::Value::Object(id2label));
             obj.insert("label2id".into(), serde_json::Value::Object(label2id));
         }

@@ -17,7 +17,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CoreError::io(&dir, e))?;
     tmp.write_all(data).map_err(|e| CoreError::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| CoreError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| CoreError::io(path, e))?;
     tmp.persist(path)
         .map_err(|e| CoreError::io(path, e.error))?;
     Ok(())

@@ -19,7 +19,10 @@ pub struct TokenLogprobs<B: Backend> {
 /// - `logits`: `[batch, seq, vocab]` (f32)
 /// - `targets`: `[batch, seq]`
 /// - output: `[batch, seq]`
-pub fn gather_logprobs<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+pub fn gather_logprobs<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
     let [b, t, _] = logits.dims();
     // The shift cancels in value and gradient, so it needs no gradient of its own.
     let max = logits.clone().max_dim(2).detach();
@@ -57,7 +60,11 @@ pub fn sequence_logprobs<B: Backend>(
 ///
 /// # Shapes
 /// As [`sequence_logprobs`]; output `[1]`.
-pub fn nll_loss<B: Backend>(logits: Tensor<B, 3>, ids: Tensor<B, 2, Int>, target_mask: Tensor<B, 2>) -> Tensor<B, 1> {
+pub fn nll_loss<B: Backend>(
+    logits: Tensor<B, 3>,
+    ids: Tensor<B, 2, Int>,
+    target_mask: Tensor<B, 2>,
+) -> Tensor<B, 1> {
     let lp = sequence_logprobs(logits, ids, target_mask);
     let n = lp.mask.clone().sum().clamp_min(1.0);
     lp.per_token.sum().neg() / n

@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use burn::nn::Embedding;
 use burn::module::Param;
+use burn::nn::Embedding;
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -70,7 +70,10 @@ impl<B: Backend> Loader<'_, B> {
         let mut parts = Vec::with_capacity(names.len());
         for (name, out) in names {
             let v = self.vec(name, &[*out, d_in])?;
-            parts.push(Tensor::<B, 2>::from_data(TensorData::new(v, [*out, d_in]), self.device));
+            parts.push(Tensor::<B, 2>::from_data(
+                TensorData::new(v, [*out, d_in]),
+                self.device,
+            ));
         }
         let w = if parts.len() == 1 {
             parts.pop().expect("one part")
@@ -102,7 +105,10 @@ fn load_trunk<B: Backend>(
         dtype: opts.dtype,
     };
     let h = cfg.hidden_size;
-    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let (q, kv) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
     let inter = cfg.intermediate_size;
     let eps = cfg.rms_norm_eps;
     let embed_v = l.vec("model.embed_tokens.weight", &[cfg.vocab_size, h])?;
@@ -157,7 +163,9 @@ fn load_trunk<B: Backend>(
             (None, None)
         };
         let down_w = l.linear_cat(&[(&format!("{p}.mlp.down_proj.weight"), h)], inter)?;
-        let norm = |name: &str| -> Result<_> { Ok(rms_from(l.t1(&format!("{p}.{name}.weight"), h)?, eps)) };
+        let norm = |name: &str| -> Result<_> {
+            Ok(rms_from(l.t1(&format!("{p}.{name}.weight"), h)?, eps))
+        };
         let (post_attn, post_mlp) = if cfg.post_sublayer_norms {
             (
                 Some(norm("post_self_attn_layernorm")?),
@@ -304,10 +312,16 @@ fn split_bias<B: Backend>(b: Tensor<B, 1>, outs: &[usize]) -> Vec<(Vec<usize>, V
         .collect()
 }
 
-fn trunk_tensors<B: Backend>(cfg: &ModelConfig, trunk: &Trunk<B>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+fn trunk_tensors<B: Backend>(
+    cfg: &ModelConfig,
+    trunk: &Trunk<B>,
+) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut out = Vec::new();
     let h = cfg.hidden_size;
-    let (q, kv) = (cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim);
+    let (q, kv) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
     let inter = cfg.intermediate_size;
     out.push((
         "model.embed_tokens.weight".to_string(),
@@ -331,7 +345,11 @@ fn trunk_tensors<B: Backend>(cfg: &ModelConfig, trunk: &Trunk<B>) -> Vec<(String
         let (shape, v) = split_linear(layer.attn.o.weight.val(), &[h]).remove(0);
         out.push((format!("{p}.self_attn.o_proj.weight"), shape, v));
         if let Some(b) = &layer.attn.o.bias {
-            out.push((format!("{p}.self_attn.o_proj.bias"), vec![h], to_vec(b.val())));
+            out.push((
+                format!("{p}.self_attn.o_proj.bias"),
+                vec![h],
+                to_vec(b.val()),
+            ));
         }
         if matches!(cfg.family, Family::Glm | Family::Glm4) {
             let (shape, v) = split_linear(layer.mlp.gate_up.weight.val(), &[2 * inter]).remove(0);
@@ -367,7 +385,11 @@ fn trunk_tensors<B: Backend>(cfg: &ModelConfig, trunk: &Trunk<B>) -> Vec<(String
             norm("post_mlp_layernorm", n);
         }
     }
-    out.push(("model.norm.weight".to_string(), vec![h], to_vec(trunk.norm.gamma.val())));
+    out.push((
+        "model.norm.weight".to_string(),
+        vec![h],
+        to_vec(trunk.norm.gamma.val()),
+    ));
     out
 }
 

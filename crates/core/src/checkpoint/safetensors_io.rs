@@ -28,7 +28,10 @@ impl std::fmt::Debug for TensorFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TensorFiles")
             .field("dir", &self.dir)
-            .field("shards", &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>())
+            .field(
+                "shards",
+                &self.shards.iter().map(|s| &s.path).collect::<Vec<_>>(),
+            )
             .field("tensors", &self.index.len())
             .finish()
     }
@@ -38,12 +41,11 @@ fn open_shard(path: &Path) -> Result<Shard> {
     let file = File::open(path).map_err(|e| CoreError::io(path, e))?;
     // SAFETY: the file is opened read-only and not modified while mapped by this process.
     let mmap = unsafe { Mmap::map(&file) }.map_err(|e| CoreError::io(path, e))?;
-    let (n, meta) = safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| {
-        CoreError::Safetensors {
+    let (n, meta) =
+        safetensors::SafeTensors::read_metadata(&mmap).map_err(|e| CoreError::Safetensors {
             path: path.to_path_buf(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     Ok(Shard {
         path: path.to_path_buf(),
         mmap,
@@ -70,12 +72,13 @@ impl TensorFiles {
                     path: index_path.clone(),
                     message: e.to_string(),
                 })?;
-            let map = v.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| {
-                CoreError::Json {
+            let map = v
+                .get("weight_map")
+                .and_then(|m| m.as_object())
+                .ok_or_else(|| CoreError::Json {
                     path: index_path.clone(),
                     message: "missing object `weight_map`".into(),
-                }
-            })?;
+                })?;
             let mut file_ids: HashMap<String, usize> = HashMap::new();
             let mut names: Vec<(&String, &serde_json::Value)> = map.iter().collect();
             names.sort_by(|a, b| a.0.cmp(b.0));
@@ -134,17 +137,23 @@ impl TensorFiles {
     /// [`CoreError::MissingTensor`], [`CoreError::TensorShape`] or [`CoreError::TensorDtype`]
     /// naming the tensor and the file.
     pub fn read_f32(&self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
-        let &shard_id = self.index.get(name).ok_or_else(|| CoreError::MissingTensor {
-            path: self.dir.clone(),
-            name: name.to_string(),
-            expected: expected.to_vec(),
-        })?;
+        let &shard_id = self
+            .index
+            .get(name)
+            .ok_or_else(|| CoreError::MissingTensor {
+                path: self.dir.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+            })?;
         let shard = &self.shards[shard_id];
-        let info = shard.meta.info(name).ok_or_else(|| CoreError::MissingTensor {
-            path: shard.path.clone(),
-            name: name.to_string(),
-            expected: expected.to_vec(),
-        })?;
+        let info = shard
+            .meta
+            .info(name)
+            .ok_or_else(|| CoreError::MissingTensor {
+                path: shard.path.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+            })?;
         if info.shape != expected {
             return Err(CoreError::TensorShape {
                 path: shard.path.clone(),
@@ -190,11 +199,14 @@ impl TensorFiles {
     /// # Errors
     /// As [`TensorFiles::read_f32`].
     pub fn read_i64(&self, name: &str) -> Result<(Vec<i64>, Vec<usize>)> {
-        let &shard_id = self.index.get(name).ok_or_else(|| CoreError::MissingTensor {
-            path: self.dir.clone(),
-            name: name.to_string(),
-            expected: vec![],
-        })?;
+        let &shard_id = self
+            .index
+            .get(name)
+            .ok_or_else(|| CoreError::MissingTensor {
+                path: self.dir.clone(),
+                name: name.to_string(),
+                expected: vec![],
+            })?;
         let shard = &self.shards[shard_id];
         let info = shard.meta.info(name).expect("indexed");
         let (a, b) = info.data_offsets;

@@ -112,7 +112,11 @@ pub fn generate<B: Backend>(
                 (ids.iter().map(|&i| i as u32).collect(), lp, vec![0.0; b])
             }
             Sampling::Sample { top_k, top_p, .. } => {
-                let all: Vec<f32> = logp.into_data().convert::<f32>().into_vec().expect("floats");
+                let all: Vec<f32> = logp
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec()
+                    .expect("floats");
                 let mut toks = Vec::with_capacity(b);
                 let mut lps = Vec::with_capacity(b);
                 let mut slps = Vec::with_capacity(b);

@@ -74,7 +74,12 @@ impl RowRng {
 /// Draws one token from `logp` (log-probs at the sampling temperature, one row).
 ///
 /// Returns the token and its log-prob under the truncated distribution actually sampled from.
-pub fn sample_row(logp: &[f32], top_k: Option<usize>, top_p: Option<f32>, rng: &mut RowRng) -> (u32, f32) {
+pub fn sample_row(
+    logp: &[f32],
+    top_k: Option<usize>,
+    top_p: Option<f32>,
+    rng: &mut RowRng,
+) -> (u32, f32) {
     let mut order: Vec<u32> = (0..logp.len() as u32).collect();
     let keep_k = top_k.unwrap_or(logp.len()).min(logp.len());
     if keep_k < logp.len() {
@@ -83,8 +88,15 @@ pub fn sample_row(logp: &[f32], top_k: Option<usize>, top_p: Option<f32>, rng: &
         });
         order.truncate(keep_k);
     }
-    order.sort_by(|&a, &b| logp[b as usize].total_cmp(&logp[a as usize]).then(a.cmp(&b)));
-    let mut probs: Vec<f64> = order.iter().map(|&i| (logp[i as usize] as f64).exp()).collect();
+    order.sort_by(|&a, &b| {
+        logp[b as usize]
+            .total_cmp(&logp[a as usize])
+            .then(a.cmp(&b))
+    });
+    let mut probs: Vec<f64> = order
+        .iter()
+        .map(|&i| (logp[i as usize] as f64).exp())
+        .collect();
     if let Some(p) = top_p {
         let total: f64 = probs.iter().sum();
         let mut acc = 0.0;
@@ -151,7 +163,10 @@ mod tests {
             counts[sample_row(&lp, None, None, &mut rng).0 as usize] += 1;
         }
         let f: Vec<f64> = counts.iter().map(|&c| c as f64 / 20_000.0).collect();
-        assert!((f[0] - 0.2).abs() < 0.015 && (f[1] - 0.5).abs() < 0.015, "{f:?}");
+        assert!(
+            (f[0] - 0.2).abs() < 0.015 && (f[1] - 0.5).abs() < 0.015,
+            "{f:?}"
+        );
     }
 
     #[test]
@@ -159,7 +174,9 @@ mod tests {
         let lp = logp(&[0.2, 0.5, 0.3]);
         let draw = |seed| {
             let mut rng = RowRng::new(seed, 2);
-            (0..50).map(|_| sample_row(&lp, None, None, &mut rng).0).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| sample_row(&lp, None, None, &mut rng).0)
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(5), draw(5));
         assert_ne!(draw(5), draw(6));

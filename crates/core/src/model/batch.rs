@@ -43,7 +43,11 @@ impl TokenBatch {
         let mut ids = Vec::with_capacity(batch * seq);
         let mut mask = Vec::with_capacity(batch * seq);
         for row in rows {
-            assert!(row.len() <= seq, "row of {} tokens exceeds {seq}", row.len());
+            assert!(
+                row.len() <= seq,
+                "row of {} tokens exceeds {seq}",
+                row.len()
+            );
             let pad = seq - row.len();
             if side == PadSide::Left {
                 ids.extend(std::iter::repeat_n(pad_id, pad));
@@ -182,11 +186,7 @@ impl TokenBatch {
         (0..self.batch)
             .map(|r| match pad_id {
                 None => self.seq.saturating_sub(1),
-                Some(pad) => self
-                    .row(r)
-                    .iter()
-                    .rposition(|&i| i != pad)
-                    .unwrap_or(0),
+                Some(pad) => self.row(r).iter().rposition(|&i| i != pad).unwrap_or(0),
             })
             .collect()
     }

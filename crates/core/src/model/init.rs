@@ -1,8 +1,8 @@
 //! Seeded random initialisation (HF's scheme: N(0, σ) weights, unit norms, zero biases), done
 //! on the host so the same seed gives the same model on every backend.
 
-use burn::nn::Embedding;
 use burn::module::Param;
+use burn::nn::Embedding;
 use burn::prelude::*;
 use burn::tensor::DType;
 use rand::rngs::StdRng;
@@ -30,7 +30,10 @@ impl Draw {
     }
 
     fn matrix<B: Backend>(&mut self, rows: usize, cols: usize, device: &B::Device) -> Tensor<B, 2> {
-        Tensor::from_data(TensorData::new(self.normal(rows * cols), [rows, cols]), device)
+        Tensor::from_data(
+            TensorData::new(self.normal(rows * cols), [rows, cols]),
+            device,
+        )
     }
 }
 
@@ -43,7 +46,12 @@ fn ones<B: Backend>(n: usize, device: &B::Device) -> Tensor<B, 1> {
 }
 
 /// A randomly initialised trunk (weights `N(0, std)`, norms 1, biases 0), seeded.
-pub fn init_trunk<B: Backend>(cfg: &ModelConfig, std: f32, seed: u64, device: &B::Device) -> Trunk<B> {
+pub fn init_trunk<B: Backend>(
+    cfg: &ModelConfig,
+    std: f32,
+    seed: u64,
+    device: &B::Device,
+) -> Trunk<B> {
     let mut d = Draw {
         rng: StdRng::seed_from_u64(seed),
         std,
@@ -68,12 +76,15 @@ pub fn init_trunk<B: Backend>(cfg: &ModelConfig, std: f32, seed: u64, device: &B
                 num_kv_heads: cfg.num_kv_heads,
                 head_dim: cfg.head_dim,
             },
-            post_attn_out_norm: cfg.post_sublayer_norms.then(|| rms_from(ones(h, device), eps)),
+            post_attn_out_norm: cfg
+                .post_sublayer_norms
+                .then(|| rms_from(ones(h, device), eps)),
             mlp_norm: rms_from(ones(h, device), eps),
             mlp: Mlp {
                 gate_up: linear_from(
                     d.matrix(h, 2 * cfg.intermediate_size, device),
-                    cfg.mlp_bias.then(|| zeros(2 * cfg.intermediate_size, device)),
+                    cfg.mlp_bias
+                        .then(|| zeros(2 * cfg.intermediate_size, device)),
                 ),
                 down: linear_from(
                     d.matrix(cfg.intermediate_size, h, device),
@@ -81,7 +92,9 @@ pub fn init_trunk<B: Backend>(cfg: &ModelConfig, std: f32, seed: u64, device: &B
                 ),
                 intermediate: cfg.intermediate_size,
             },
-            post_mlp_out_norm: cfg.post_sublayer_norms.then(|| rms_from(ones(h, device), eps)),
+            post_mlp_out_norm: cfg
+                .post_sublayer_norms
+                .then(|| rms_from(ones(h, device), eps)),
         })
         .collect();
     Trunk {

@@ -165,9 +165,14 @@ impl<B: Backend> DecoderLayer<B> {
         mask: Tensor<B, 4, Bool>,
         cache: Option<&mut Option<LayerCache<B>>>,
     ) -> Tensor<B, 3> {
-        let a = self
-            .attn
-            .forward(self.input_norm.forward(x.clone()), rope, cos, sin, mask, cache);
+        let a = self.attn.forward(
+            self.input_norm.forward(x.clone()),
+            rope,
+            cos,
+            sin,
+            mask,
+            cache,
+        );
         let a = match &self.post_attn_out_norm {
             Some(n) => n.forward(a),
             None => a,
@@ -183,7 +188,10 @@ impl<B: Backend> DecoderLayer<B> {
 }
 
 /// Builds a [`Linear`] from a weight in burn layout (`[in, out]`) and an optional bias.
-pub(crate) fn linear_from<B: Backend>(weight: Tensor<B, 2>, bias: Option<Tensor<B, 1>>) -> Linear<B> {
+pub(crate) fn linear_from<B: Backend>(
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+) -> Linear<B> {
     Linear {
         weight: Param::from_tensor(weight),
         bias: bias.map(Param::from_tensor),

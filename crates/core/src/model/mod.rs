@@ -87,7 +87,12 @@ impl<B: Backend> Trunk<B> {
             None => {
                 let pos = positions_from_mask(&batch.mask, b, t, &vec![0; b]);
                 let valid: Vec<Vec<bool>> = (0..b)
-                    .map(|r| batch.mask[r * t..(r + 1) * t].iter().map(|&m| m != 0).collect())
+                    .map(|r| {
+                        batch.mask[r * t..(r + 1) * t]
+                            .iter()
+                            .map(|&m| m != 0)
+                            .collect()
+                    })
                     .collect();
                 (pos, attention_mask(&valid, 0, t), None)
             }
@@ -215,9 +220,18 @@ impl<B: Backend> ScalarModel<B> {
     ///
     /// # Shapes
     /// - output: `[batch]`
-    pub fn rewards(&self, batch: &TokenBatch, pad_id: Option<u32>, device: &B::Device) -> Tensor<B, 1> {
+    pub fn rewards(
+        &self,
+        batch: &TokenBatch,
+        pad_id: Option<u32>,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
         let all = self.forward_all(batch, device);
-        let idx: Vec<i64> = batch.pool_indices(pad_id).into_iter().map(|i| i as i64).collect();
+        let idx: Vec<i64> = batch
+            .pool_indices(pad_id)
+            .into_iter()
+            .map(|i| i as i64)
+            .collect();
         let b = batch.batch;
         let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [b, 1]), device);
         all.gather(1, idx).reshape([b])

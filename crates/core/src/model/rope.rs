@@ -33,8 +33,8 @@ pub(crate) fn inv_freqs(rope: &RopeConfig) -> Vec<f32> {
                     } else if wavelen > low_wavelen {
                         f / factor
                     } else {
-                        let smooth =
-                            (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                        let smooth = (old / wavelen - low_freq_factor)
+                            / (high_freq_factor - low_freq_factor);
                         (1.0 - smooth) * f / factor + smooth * f
                     }
                 })
@@ -94,7 +94,11 @@ impl<B: Backend> RopeTables<B> {
         let [b, t] = positions.dims();
         let flat = positions.reshape([b * t]);
         let half = self.rotary_dim / 2;
-        let cos = self.cos.clone().select(0, flat.clone()).reshape([b, 1, t, half]);
+        let cos = self
+            .cos
+            .clone()
+            .select(0, flat.clone())
+            .reshape([b, 1, t, half]);
         let sin = self.sin.clone().select(0, flat).reshape([b, 1, t, half]);
         (cos, sin)
     }

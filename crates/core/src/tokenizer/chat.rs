@@ -83,7 +83,9 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", |fmt: String| -> String {
             // Deterministic output: templates use it for a "today" line.
-            fmt.replace("%d", "01").replace("%b", "Jan").replace("%Y", "2025")
+            fmt.replace("%d", "01")
+                .replace("%b", "Jan")
+                .replace("%Y", "2025")
         });
         env.add_template_owned("chat".to_string(), source.to_string())
             .map_err(|e| CoreError::ChatTemplate(format!("{e:#}")))?;

@@ -70,7 +70,8 @@ impl Tokenizer {
             .map_err(|e| CoreError::Tokenizer(format!("{}: {e}", path.display())))?;
         let cfg_path = dir.join("tokenizer_config.json");
         let cfg: Value = if cfg_path.exists() {
-            let text = std::fs::read_to_string(&cfg_path).map_err(|e| CoreError::io(&cfg_path, e))?;
+            let text =
+                std::fs::read_to_string(&cfg_path).map_err(|e| CoreError::io(&cfg_path, e))?;
             serde_json::from_str(&text).map_err(|e| CoreError::Json {
                 path: cfg_path.clone(),
                 message: e.to_string(),
@@ -120,7 +121,14 @@ impl Tokenizer {
                 .find_map(|n| inner.token_to_id(n).map(|id| (n.to_string(), id)))
         };
         let bos = find(&["<s>", "<|begin_of_text|>", "<bos>", "<|bos|>"]);
-        let eos = find(&["</s>", "<|eot_id|>", "<|im_end|>", "<|endoftext|>", "<eos>", "<|eos|>"]);
+        let eos = find(&[
+            "</s>",
+            "<|eot_id|>",
+            "<|im_end|>",
+            "<|endoftext|>",
+            "<eos>",
+            "<|eos|>",
+        ]);
         let pad = find(&["<pad>", "<|pad|>", "<|endoftext|>"]);
         Tokenizer {
             inner,
@@ -146,12 +154,19 @@ impl Tokenizer {
     ///
     /// # Errors
     /// [`CoreError::Tokenizer`] naming a token that is not in the vocabulary.
-    pub fn set_special_tokens(&mut self, bos: Option<&str>, eos: Option<&str>, pad: Option<&str>) -> Result<()> {
+    pub fn set_special_tokens(
+        &mut self,
+        bos: Option<&str>,
+        eos: Option<&str>,
+        pad: Option<&str>,
+    ) -> Result<()> {
         let look = |t: &str| {
             self.inner
                 .token_to_id(t)
                 .map(|id| (t.to_string(), id))
-                .ok_or_else(|| CoreError::Tokenizer(format!("special token `{t}` is not in the vocabulary")))
+                .ok_or_else(|| {
+                    CoreError::Tokenizer(format!("special token `{t}` is not in the vocabulary"))
+                })
         };
         self.bos = bos.map(look).transpose()?;
         self.eos = eos.map(look).transpose()?;
@@ -219,7 +234,11 @@ impl Tokenizer {
     ///
     /// # Errors
     /// [`CoreError::ChatTemplate`], also when the tokenizer has no template.
-    pub fn apply_chat_template(&self, messages: &[Message], add_generation_prompt: bool) -> Result<String> {
+    pub fn apply_chat_template(
+        &self,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         self.template
             .as_ref()
             .ok_or_else(|| CoreError::ChatTemplate("the tokenizer has no chat_template".into()))?
@@ -270,7 +289,11 @@ impl Tokenizer {
         let mut trainable: Vec<bool> = enc
             .get_offsets()
             .iter()
-            .map(|&(s, e)| spans.iter().any(|&(a, b)| s >= a && s < b || (s == e && s > a && s <= b)))
+            .map(|&(s, e)| {
+                spans
+                    .iter()
+                    .any(|&(a, b)| s >= a && s < b || (s == e && s > a && s <= b))
+            })
             .collect();
         if append_eos
             && messages.last().is_some_and(|m| m.role == Role::Assistant)
@@ -296,7 +319,11 @@ impl Tokenizer {
     ///
     /// # Errors
     /// As [`Tokenizer::encode_chat`].
-    pub fn encode_prompt_response(&self, prompt: &[Message], response: &str) -> Result<EncodedChat> {
+    pub fn encode_prompt_response(
+        &self,
+        prompt: &[Message],
+        response: &str,
+    ) -> Result<EncodedChat> {
         let mut msgs = prompt.to_vec();
         msgs.push(Message::assistant(response));
         let enc = self.encode_chat(&msgs, true)?;
@@ -339,7 +366,10 @@ impl Tokenizer {
         if let Some(t) = chat_template {
             cfg.insert("chat_template".into(), Value::String(t.to_string()));
         }
-        cfg.insert("tokenizer_class".into(), Value::String("PreTrainedTokenizerFast".into()));
+        cfg.insert(
+            "tokenizer_class".into(),
+            Value::String("PreTrainedTokenizerFast".into()),
+        );
         let text = serde_json::to_string_pretty(&Value::Object(cfg)).expect("serialisable");
         crate::io::write_atomic(&dir.join("tokenizer_config.json"), text.as_bytes())
     }

@@ -1,9 +1,9 @@
 //! Training a byte-level BPE tokenizer from text with the `tokenizers` trainer.
 
+use tokenizers::AddedToken;
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::AddedToken;
 
 use super::hf::Tokenizer;
 use crate::error::{CoreError, Result};

@@ -21,7 +21,11 @@ fn batch() -> TokenBatch {
 }
 
 fn logits(model: &CausalLm<B>) -> Vec<f32> {
-    model.forward(&batch(), &device()).into_data().to_vec().unwrap()
+    model
+        .forward(&batch(), &device())
+        .into_data()
+        .to_vec()
+        .unwrap()
 }
 
 fn configs() -> Vec<ModelConfig> {
@@ -49,7 +53,8 @@ fn save_then_load_gives_the_same_logits_for_every_family() {
         let model = CausalLm::<B>::init(&cfg, 0.1, 9, &device());
         let dir = tempfile::tempdir().unwrap();
         save_causal_lm(&model, &cfg, dir.path(), SaveDtype::F32).unwrap();
-        let (back, cfg2) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
+        let (back, cfg2) =
+            load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
         assert_eq!(cfg2, cfg, "{:?}: config round trip", cfg.family);
         let d = max_abs_diff(&logits(&model), &logits(&back));
         assert!(d == 0.0, "{:?}: logits differ by {d}", cfg.family);
@@ -67,7 +72,11 @@ fn fixture_round_trips_through_our_writer() {
     assert_eq!(orig.names(), ours.names(), "same HF tensor names");
     for name in orig.names() {
         let shape = orig.shape(&name).unwrap();
-        assert_eq!(orig.read_f32(&name, &shape).unwrap(), ours.read_f32(&name, &shape).unwrap(), "{name}");
+        assert_eq!(
+            orig.read_f32(&name, &shape).unwrap(),
+            ours.read_f32(&name, &shape).unwrap(),
+            "{name}"
+        );
     }
 }
 
@@ -79,7 +88,10 @@ fn bf16_checkpoints_load_within_bf16_rounding() {
     save_causal_lm(&model, &cfg, dir.path(), SaveDtype::Bf16).unwrap();
     let (back, _) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
     let d = max_abs_diff(&logits(&model), &logits(&back));
-    assert!(d > 0.0 && d < 0.05, "bf16 weights change logits a little: {d}");
+    assert!(
+        d > 0.0 && d < 0.05,
+        "bf16 weights change logits a little: {d}"
+    );
 }
 
 #[test]
@@ -107,8 +119,16 @@ fn sharded_checkpoints_load() {
         }
     }
     let index = serde_json::json!({"metadata": {}, "weight_map": map});
-    std::fs::write(sharded.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
-    std::fs::copy(whole.path().join("config.json"), sharded.path().join("config.json")).unwrap();
+    std::fs::write(
+        sharded.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+    std::fs::copy(
+        whole.path().join("config.json"),
+        sharded.path().join("config.json"),
+    )
+    .unwrap();
     let (back, _) = load_causal_lm::<B>(sharded.path(), LoadOptions::default(), &device()).unwrap();
     assert_eq!(logits(&model), logits(&back));
 }
@@ -131,7 +151,13 @@ fn copy_without(src: &Path, dst: &Path, drop: &str, reshape: Option<(&str, Vec<u
             }
         })
         .collect();
-    write_safetensors(&dst.join("model.safetensors"), &tensors, SaveDtype::F32, None).unwrap();
+    write_safetensors(
+        &dst.join("model.safetensors"),
+        &tensors,
+        SaveDtype::F32,
+        None,
+    )
+    .unwrap();
     std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
 }
 
@@ -143,27 +169,63 @@ fn missing_and_misshaped_tensors_are_named() {
     save_causal_lm(&model, &cfg, good.path(), SaveDtype::F32).unwrap();
 
     let bad = tempfile::tempdir().unwrap();
-    copy_without(good.path(), bad.path(), "model.layers.1.mlp.up_proj.weight", None);
+    copy_without(
+        good.path(),
+        bad.path(),
+        "model.layers.1.mlp.up_proj.weight",
+        None,
+    );
     let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
-    assert!(err.to_string().contains("missing tensor `model.layers.1.mlp.up_proj.weight`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("missing tensor `model.layers.1.mlp.up_proj.weight`"),
+        "{err}"
+    );
     assert!(err.to_string().contains("[128, 64]"), "{err}");
 
     let bad = tempfile::tempdir().unwrap();
-    copy_without(good.path(), bad.path(), "", Some(("model.layers.0.self_attn.k_proj.weight", vec![16, 64])));
+    copy_without(
+        good.path(),
+        bad.path(),
+        "",
+        Some(("model.layers.0.self_attn.k_proj.weight", vec![16, 64])),
+    );
     let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("model.layers.0.self_attn.k_proj.weight") && msg.contains("[16, 64]") && msg.contains("[32, 64]"), "{msg}");
+    assert!(
+        msg.contains("model.layers.0.self_attn.k_proj.weight")
+            && msg.contains("[16, 64]")
+            && msg.contains("[32, 64]"),
+        "{msg}"
+    );
 
     let bad = tempfile::tempdir().unwrap();
-    std::fs::copy(good.path().join("model.safetensors"), bad.path().join("model.safetensors")).unwrap();
-    let mut j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(good.path().join("config.json")).unwrap()).unwrap();
+    std::fs::copy(
+        good.path().join("model.safetensors"),
+        bad.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let mut j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(good.path().join("config.json")).unwrap())
+            .unwrap();
     j["model_type"] = "mamba".into();
     std::fs::write(bad.path().join("config.json"), j.to_string()).unwrap();
     let err = load_causal_lm::<B>(bad.path(), LoadOptions::default(), &device()).unwrap_err();
-    assert!(err.to_string().contains("unknown model_type `mamba`"), "{err}");
+    assert!(
+        err.to_string().contains("unknown model_type `mamba`"),
+        "{err}"
+    );
 
-    let err = load_causal_lm::<B>(Path::new("/nonexistent/model"), LoadOptions::default(), &device()).unwrap_err();
-    assert!(err.to_string().contains("/nonexistent/model/config.json"), "{err}");
+    let err = load_causal_lm::<B>(
+        Path::new("/nonexistent/model"),
+        LoadOptions::default(),
+        &device(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("/nonexistent/model/config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,12 +234,22 @@ fn scalar_model_round_trips_in_sequence_classification_layout() {
     let model = ScalarModel::<B>::init(&cfg, 0.1, 8, &device());
     let dir = tempfile::tempdir().unwrap();
     save_scalar_model(&model, &cfg, dir.path(), SaveDtype::F32).unwrap();
-    let j: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap()).unwrap();
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("config.json")).unwrap())
+            .unwrap();
     assert_eq!(j["architectures"][0], "LlamaForSequenceClassification");
     assert_eq!(j["num_labels"], 1);
     let (back, _) = load_scalar_model::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
-    let a: Vec<f32> = model.rewards(&batch(), Some(0), &device()).into_data().to_vec().unwrap();
-    let b: Vec<f32> = back.rewards(&batch(), Some(0), &device()).into_data().to_vec().unwrap();
+    let a: Vec<f32> = model
+        .rewards(&batch(), Some(0), &device())
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let b: Vec<f32> = back
+        .rewards(&batch(), Some(0), &device())
+        .into_data()
+        .to_vec()
+        .unwrap();
     assert_eq!(a, b);
 }
 
@@ -188,9 +260,17 @@ fn every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss() {
         let dev = device();
         let mut model = CausalLm::<Ad>::init(&cfg, 0.1, 1, &dev);
         let b = batch();
-        let loss_of = |m: &CausalLm<Ad>| nll_loss(m.forward(&b, &dev), b.ids_tensor::<Ad>(&dev), b.mask_tensor::<Ad>(&dev));
+        let loss_of = |m: &CausalLm<Ad>| {
+            nll_loss(
+                m.forward(&b, &dev),
+                b.ids_tensor::<Ad>(&dev),
+                b.mask_tensor::<Ad>(&dev),
+            )
+        };
         let first: f32 = loss_of(&model).into_scalar().elem();
-        let mut optim = AdamWConfig::new().with_weight_decay(0.0).init::<Ad, CausalLm<Ad>>();
+        let mut optim = AdamWConfig::new()
+            .with_weight_decay(0.0)
+            .init::<Ad, CausalLm<Ad>>();
         let before = model.valid();
         for _ in 0..5 {
             let loss = loss_of(&model);
@@ -207,7 +287,11 @@ fn every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss() {
         collect_params(&after, &mut p_after);
         assert_eq!(p_before.len(), p_after.len());
         for (i, (x, y)) in p_before.iter().zip(&p_after).enumerate() {
-            assert!(max_abs_diff(x, y) > 0.0, "{:?}: parameter {i} did not change", cfg.family);
+            assert!(
+                max_abs_diff(x, y) > 0.0,
+                "{:?}: parameter {i} did not change",
+                cfg.family
+            );
         }
     }
 }

@@ -15,14 +15,23 @@ fn greedy_matches(name: &str) {
     let reference = open_file(&dir.join("reference.safetensors")).unwrap();
     let (prompt, ps) = reference.read_i64("gen_prompt_ids").unwrap();
     let (want, ws) = reference.read_i64("gen_new_ids").unwrap();
-    let prompts: Vec<Vec<u32>> = prompt.chunks(ps[1]).map(|r| r.iter().map(|&i| i as u32).collect()).collect();
-    let want: Vec<Vec<u32>> = want.chunks(ws[1]).map(|r| r.iter().map(|&i| i as u32).collect()).collect();
+    let prompts: Vec<Vec<u32>> = prompt
+        .chunks(ps[1])
+        .map(|r| r.iter().map(|&i| i as u32).collect())
+        .collect();
+    let want: Vec<Vec<u32>> = want
+        .chunks(ws[1])
+        .map(|r| r.iter().map(|&i| i as u32).collect())
+        .collect();
     let cfg = GenerationConfig::greedy(ws[1], 0);
     let got = generate(&model, &prompts, &cfg, &dev).unwrap();
     assert_eq!(got.new_ids, want, "{name}: batched greedy ids");
     for (i, p) in prompts.iter().enumerate() {
         let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
-        assert_eq!(one.new_ids[0], want[i], "{name}: unbatched greedy ids, prompt {i}");
+        assert_eq!(
+            one.new_ids[0], want[i],
+            "{name}: unbatched greedy ids, prompt {i}"
+        );
     }
 }
 
@@ -55,7 +64,11 @@ fn tiny() -> (CausalLm<B>, ModelConfig) {
 fn batched_greedy_equals_unbatched_for_prompts_of_different_lengths() {
     let (model, _) = tiny();
     let dev = device();
-    let prompts: Vec<Vec<u32>> = vec![vec![1, 5, 9, 12, 40, 41, 42], vec![1, 7], vec![1, 30, 31, 80]];
+    let prompts: Vec<Vec<u32>> = vec![
+        vec![1, 5, 9, 12, 40, 41, 42],
+        vec![1, 7],
+        vec![1, 30, 31, 80],
+    ];
     let cfg = GenerationConfig::greedy(12, 0);
     let batched = generate(&model, &prompts, &cfg, &dev).unwrap();
     for (i, p) in prompts.iter().enumerate() {
@@ -91,13 +104,20 @@ fn returned_logprobs_equal_a_fresh_forward_pass() {
         .collect();
     let batch = TokenBatch::from_rows(&full, 0, PadSide::Right);
     let logits = model.forward(&batch, &dev);
-    let lp = sequence_logprobs(logits, batch.ids_tensor::<B>(&dev), batch.mask_tensor::<B>(&dev));
+    let lp = sequence_logprobs(
+        logits,
+        batch.ids_tensor::<B>(&dev),
+        batch.mask_tensor::<B>(&dev),
+    );
     let lp: Vec<f32> = lp.per_token.into_data().to_vec().unwrap();
     let width = batch.seq - 1;
     for (r, p) in prompts.iter().enumerate() {
         for (k, &g) in out.logprobs[r].iter().enumerate() {
             let f = lp[r * width + p.len() - 1 + k];
-            assert!((f - g).abs() < 1e-4, "row {r} token {k}: fresh {f} vs rollout {g}");
+            assert!(
+                (f - g).abs() < 1e-4,
+                "row {r} token {k}: fresh {f} vs rollout {g}"
+            );
         }
     }
 }
@@ -145,6 +165,12 @@ fn too_long_and_out_of_vocab_prompts_are_errors() {
     let cfg = GenerationConfig::greedy(600, 0);
     let err = generate(&model, &[vec![1, 2]], &cfg, &dev).unwrap_err();
     assert!(err.to_string().contains("exceeds"), "{err}");
-    let err = generate(&model, &[vec![1, 500]], &GenerationConfig::greedy(2, 0), &dev).unwrap_err();
+    let err = generate(
+        &model,
+        &[vec![1, 500]],
+        &GenerationConfig::greedy(2, 0),
+        &dev,
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("outside the vocabulary"), "{err}");
 }

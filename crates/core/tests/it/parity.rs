@@ -2,9 +2,9 @@
 //! logits within 1e-4 on valid positions, token log-probs within 1e-4, identical greedy ids,
 //! rewards within 1e-5.
 
+use rlhf_core::TokenBatch;
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model, open_file};
 use rlhf_core::logprobs::sequence_logprobs;
-use rlhf_core::TokenBatch;
 
 use crate::common::{B, device, fixture, max_abs_diff};
 
@@ -19,7 +19,8 @@ fn check_causal(name: &str) {
     let reference = open_file(&dir.join("reference.safetensors")).unwrap();
     let (ids, shape) = reference.read_i64("input_ids").unwrap();
     let (mask, _) = reference.read_i64("attention_mask").unwrap();
-    let batch = TokenBatch::from_ids_and_mask(&rows(&ids, &shape), Some(&rows(&mask, &shape))).unwrap();
+    let batch =
+        TokenBatch::from_ids_and_mask(&rows(&ids, &shape), Some(&rows(&mask, &shape))).unwrap();
     let (b, t, v) = (shape[0], shape[1], cfg.vocab_size);
     let logits = model.forward(&batch, &dev);
     let got: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
@@ -35,7 +36,11 @@ fn check_causal(name: &str) {
     }
     assert!(worst < 1e-4, "{name}: max |Δlogits| = {worst}");
 
-    let lp = sequence_logprobs(logits, batch.ids_tensor::<B>(&dev), batch.mask_tensor::<B>(&dev));
+    let lp = sequence_logprobs(
+        logits,
+        batch.ids_tensor::<B>(&dev),
+        batch.mask_tensor::<B>(&dev),
+    );
     let got_lp: Vec<f32> = lp.per_token.into_data().to_vec().unwrap();
     let want_lp = reference.read_f32("token_logprobs", &[b, t - 1]).unwrap();
     let d_lp = max_abs_diff(&got_lp, &want_lp);
@@ -69,15 +74,22 @@ fn glm4_logits_and_logprobs_match_transformers() {
 
 #[test]
 fn reward_model_matches_transformers() {
-    let Some(dir) = fixture("llama_reward") else { return };
+    let Some(dir) = fixture("llama_reward") else {
+        return;
+    };
     let dev = device();
     let (model, cfg) = load_scalar_model::<B>(&dir, LoadOptions::default(), &dev).unwrap();
     let reference = open_file(&dir.join("reference.safetensors")).unwrap();
     let (ids, shape) = reference.read_i64("input_ids").unwrap();
     let (mask, _) = reference.read_i64("attention_mask").unwrap();
-    let batch = TokenBatch::from_ids_and_mask(&rows(&ids, &shape), Some(&rows(&mask, &shape))).unwrap();
+    let batch =
+        TokenBatch::from_ids_and_mask(&rows(&ids, &shape), Some(&rows(&mask, &shape))).unwrap();
     let (pool, _) = reference.read_i64("pool_index").unwrap();
-    let got_pool: Vec<i64> = batch.pool_indices(cfg.pad_token_id).into_iter().map(|i| i as i64).collect();
+    let got_pool: Vec<i64> = batch
+        .pool_indices(cfg.pad_token_id)
+        .into_iter()
+        .map(|i| i as i64)
+        .collect();
     assert_eq!(got_pool, pool);
     let rewards: Vec<f32> = model
         .rewards(&batch, cfg.pad_token_id, &dev)
@@ -87,8 +99,14 @@ fn reward_model_matches_transformers() {
     let want = reference.read_f32("rewards", &[shape[0]]).unwrap();
     let d = max_abs_diff(&rewards, &want);
     assert!(d < 1e-5, "max |Δreward| = {d}");
-    let all: Vec<f32> = model.forward_all(&batch, &dev).into_data().to_vec().unwrap();
-    let want_all = reference.read_f32("score_all_positions", &[shape[0], shape[1]]).unwrap();
+    let all: Vec<f32> = model
+        .forward_all(&batch, &dev)
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let want_all = reference
+        .read_f32("score_all_positions", &[shape[0], shape[1]])
+        .unwrap();
     for r in 0..shape[0] {
         for p in 0..shape[1] {
             if mask[r * shape[1] + p] == 1 {
@@ -98,7 +116,12 @@ fn reward_model_matches_transformers() {
         }
     }
     let loss = (-((rewards[0] - rewards[1]) as f64)).exp().ln_1p();
-    let want_loss = reference.read_f32("pairwise_loss_row0_chosen", &[1]).unwrap()[0] as f64;
-    assert!((loss - want_loss).abs() < 1e-5, "pairwise loss {loss} vs {want_loss}");
+    let want_loss = reference
+        .read_f32("pairwise_loss_row0_chosen", &[1])
+        .unwrap()[0] as f64;
+    assert!(
+        (loss - want_loss).abs() < 1e-5,
+        "pairwise loss {loss} vs {want_loss}"
+    );
     eprintln!("llama_reward: max|Δreward| {d:.2e}");
 }

@@ -1,0 +1,299 @@
+//! Results of several models side by side: a Markdown table, JSON, and an SVG bar chart.
+//!
+//! Columns follow the published order (SPEC §B.8): overall | reasoning, Math, Logi |
+//! language, Fund, Chi, Open, Writ, Role, Pro. Files are written atomically.
+//!
+//! The chart uses plotters' SVG backend without font support: text goes into the SVG as
+//! `<text>` elements (rendered by the viewer's fonts), and label sizes are estimated, so no
+//! system fonts or FreeType are needed.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::dataset::Category;
+use crate::error::{Error, Result};
+use crate::io::write_atomic;
+use crate::score::{ScoreMode, Summary};
+
+/// One model's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelResult {
+    /// The model's display name (e.g. `SFT`, `PPO`, `DPO`).
+    pub model: String,
+    /// Its scores.
+    pub summary: Summary,
+}
+
+/// One row of the JSON report, fields in table order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportRow {
+    /// Model name.
+    pub model: String,
+    /// Overall (总分).
+    pub overall: Option<f64>,
+    /// Reasoning (中文推理).
+    pub reasoning: Option<f64>,
+    /// Math.
+    pub mathematics: Option<f64>,
+    /// Logi.
+    pub logic: Option<f64>,
+    /// Language (中文语言).
+    pub language: Option<f64>,
+    /// Fund.
+    pub fundamental: Option<f64>,
+    /// Chi.
+    pub chinese: Option<f64>,
+    /// Open.
+    pub open_ended: Option<f64>,
+    /// Writ.
+    pub writing: Option<f64>,
+    /// Role.
+    pub role_play: Option<f64>,
+    /// Pro.
+    pub professional: Option<f64>,
+    /// Judged questions.
+    pub judged: usize,
+    /// Parse failures.
+    pub failures: usize,
+    /// Questions without a judgment.
+    pub missing: usize,
+    /// Aggregation mode.
+    pub mode: ScoreMode,
+}
+
+impl ReportRow {
+    /// Flattens a model's summary.
+    pub fn new(result: &ModelResult) -> Self {
+        let s = &result.summary;
+        ReportRow {
+            model: result.model.clone(),
+            overall: s.overall,
+            reasoning: s.reasoning,
+            mathematics: s.category(Category::Mathematics),
+            logic: s.category(Category::Logic),
+            language: s.language,
+            fundamental: s.category(Category::Fundamental),
+            chinese: s.category(Category::Chinese),
+            open_ended: s.category(Category::OpenEnded),
+            writing: s.category(Category::Writing),
+            role_play: s.category(Category::RolePlay),
+            professional: s.category(Category::Professional),
+            judged: s.judged,
+            failures: s.failures,
+            missing: s.missing,
+            mode: s.mode,
+        }
+    }
+
+    /// The eleven table cells after the model name, in column order.
+    pub fn cells(&self) -> [Option<f64>; 11] {
+        [
+            self.overall,
+            self.reasoning,
+            self.mathematics,
+            self.logic,
+            self.language,
+            self.fundamental,
+            self.chinese,
+            self.open_ended,
+            self.writing,
+            self.role_play,
+            self.professional,
+        ]
+    }
+}
+
+/// The column headers after `model`, in table order.
+pub const COLUMNS: [&str; 11] = [
+    "overall",
+    "reasoning",
+    "Math.",
+    "Logi.",
+    "language",
+    "Fund.",
+    "Chi.",
+    "Open.",
+    "Writ.",
+    "Role.",
+    "Pro.",
+];
+
+/// Several models' results, in the order given.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ResultsTable {
+    /// The rows.
+    pub rows: Vec<ModelResult>,
+}
+
+/// Two decimals, halves rounded away from zero (5.625 → 5.63); `n/a` for no value.
+fn cell(value: Option<f64>) -> String {
+    value.map_or_else(
+        || "n/a".to_owned(),
+        |v| format!("{:.2}", (v * 100.0).round() / 100.0),
+    )
+}
+
+fn plot_err(e: impl std::fmt::Display) -> Error {
+    Error::Plot(e.to_string())
+}
+
+impl ResultsTable {
+    /// A table of these rows.
+    pub fn new(rows: Vec<ModelResult>) -> Self {
+        ResultsTable { rows }
+    }
+
+    /// Adds a row.
+    pub fn push(&mut self, model: impl Into<String>, summary: Summary) {
+        self.rows.push(ModelResult {
+            model: model.into(),
+            summary,
+        });
+    }
+
+    /// The flattened rows.
+    pub fn report_rows(&self) -> Vec<ReportRow> {
+        self.rows.iter().map(ReportRow::new).collect()
+    }
+
+    /// A Markdown table with two decimals (halves rounded away from zero); `n/a` where a
+    /// score is undefined.
+    pub fn to_markdown(&self) -> String {
+        let mut out = String::from("| model |");
+        for c in COLUMNS {
+            out.push_str(&format!(" {c} |"));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(COLUMNS.len()));
+        out.push('\n');
+        for row in self.report_rows() {
+            out.push_str(&format!("| {} |", row.model.replace('|', "\\|")));
+            for value in row.cells() {
+                out.push_str(&format!(" {} |", cell(value)));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Pretty JSON: an array of [`ReportRow`], unrounded (`null` where undefined).
+    ///
+    /// # Errors
+    /// [`Error::Serialize`] (not expected for these types).
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(&self.report_rows()).map_err(Error::Serialize)
+    }
+
+    /// A grouped bar chart as SVG: per group (the eight categories, then reasoning, language
+    /// and overall) one bar per model, on a 0–10 axis.
+    ///
+    /// # Errors
+    /// [`Error::Plot`] if drawing fails.
+    pub fn to_svg(&self) -> Result<String> {
+        let mut groups: Vec<String> = Category::ALL.iter().map(|c| c.abbr().to_owned()).collect();
+        groups.extend(["reasoning", "language", "overall"].map(String::from));
+        let values: Vec<Vec<Option<f64>>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                let s = &r.summary;
+                let mut v: Vec<Option<f64>> =
+                    Category::ALL.iter().map(|&c| s.category(c)).collect();
+                v.extend([s.reasoning, s.language, s.overall]);
+                v
+            })
+            .collect();
+        let n_groups = groups.len();
+        let n_models = self.rows.len().max(1);
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (1000, 480)).into_drawing_area();
+            root.fill(&WHITE).map_err(plot_err)?;
+            let mut chart = ChartBuilder::on(&root)
+                .caption("AlignBench scores", ("sans-serif", 22))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(44)
+                .build_cartesian_2d(-0.5f64..(n_groups as f64 - 0.5), 0f64..10f64)
+                .map_err(plot_err)?;
+            let label_of = |x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n_groups {
+                    groups[i as usize].clone()
+                } else {
+                    String::new()
+                }
+            };
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .light_line_style(TRANSPARENT)
+                .x_labels(n_groups)
+                .x_label_formatter(&label_of)
+                .y_labels(11)
+                .y_desc("score (1-10)")
+                .draw()
+                .map_err(plot_err)?;
+            let width = 0.8 / n_models as f64;
+            for (m, (row, vals)) in self.rows.iter().zip(&values).enumerate() {
+                let color = Palette99::pick(m).to_rgba();
+                let bars: Vec<Rectangle<(f64, f64)>> = vals
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(g, v)| {
+                        let v = (*v)?.clamp(0.0, 10.0);
+                        let left = g as f64 - 0.4 + m as f64 * width;
+                        Some(Rectangle::new(
+                            [(left, 0.0), (left + width * 0.92, v)],
+                            color.filled(),
+                        ))
+                    })
+                    .collect();
+                chart
+                    .draw_series(bars)
+                    .map_err(plot_err)?
+                    .label(row.model.clone())
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                    });
+            }
+            if !self.rows.is_empty() {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(plot_err)?;
+            }
+            root.present().map_err(plot_err)?;
+        }
+        Ok(svg)
+    }
+
+    /// Writes [`ResultsTable::to_markdown`] atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn write_markdown(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_markdown().as_bytes())
+    }
+
+    /// Writes [`ResultsTable::to_json`] atomically.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn write_json(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_json()?.as_bytes())
+    }
+
+    /// Writes [`ResultsTable::to_svg`] atomically.
+    ///
+    /// # Errors
+    /// [`Error::Plot`] or [`Error::Io`].
+    pub fn write_svg(&self, path: &Path) -> Result<()> {
+        write_atomic(path, self.to_svg()?.as_bytes())
+    }
+}

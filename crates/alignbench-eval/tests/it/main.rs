@@ -1,0 +1,13 @@
+//! Integration tests of rlhf-alignbench-eval (one test binary; see STYLE.md).
+
+mod answers;
+mod common;
+mod data;
+mod http;
+mod offline;
+mod pairwise;
+mod parse;
+mod prompt;
+mod report;
+mod score;
+mod tidy;

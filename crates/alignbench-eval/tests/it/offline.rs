@@ -1,0 +1,124 @@
+//! Offline judges through the whole pipeline: jobs, judge_all with a cache, aggregation.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rlhf_alignbench_eval::{
+    AnswerRecord, BoxedJudge, Category, Decoding, JudgeAllOptions, JudgeTemplate, JudgmentCache,
+    ReferenceOverlapJudge, ScoreFnJudge, ScoreMode, aggregate, judge_all, judge_jobs, judged_items,
+    parse_judgment,
+};
+
+use crate::common::{synthetic_config, synthetic_questions};
+
+fn answers() -> Vec<AnswerRecord> {
+    let questions = synthetic_questions();
+    questions
+        .iter()
+        .map(|q| AnswerRecord {
+            question_id: q.question_id,
+            model_id: "sft".into(),
+            // Question 2 copies the reference; the others answer loosely.
+            answer: if q.question_id == 2 {
+                q.reference.clone()
+            } else {
+                format!("我认为：{}", &q.question)
+            },
+            decoding: Decoding::greedy(),
+        })
+        .collect()
+}
+
+#[test]
+fn reference_overlap_judge_end_to_end_with_cache() {
+    let questions = synthetic_questions();
+    let config = synthetic_config();
+    let jobs = judge_jobs(&questions, &answers(), &JudgeTemplate::builtin(), &config).unwrap();
+    assert_eq!(jobs.len(), 4);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = JudgmentCache::open(&dir.path().join("judgments.jsonl")).unwrap();
+    let judge = ReferenceOverlapJudge;
+    let outcomes = judge_all(&judge, &jobs, Some(&cache), &JudgeAllOptions::default()).await_now();
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|t| !t.from_cache))
+    );
+    let items = judged_items(&outcomes).unwrap();
+    let by_id = |id: u32| items.iter().find(|i| i.question_id == id).unwrap().score;
+    assert_eq!(by_id(2), 10.0);
+    assert!(by_id(1) < 10.0);
+    let summary = aggregate(&questions, &items, ScoreMode::Compat).unwrap();
+    assert_eq!(summary.judged, 4);
+    assert_eq!(summary.category(Category::Mathematics), Some(10.0));
+    assert_eq!(summary.dimensions[0].name, "综合得分");
+    assert_eq!(cache.len(), 4);
+
+    let again = judge_all(&judge, &jobs, Some(&cache), &JudgeAllOptions::default()).await_now();
+    assert!(
+        again
+            .iter()
+            .all(|o| o.result.as_ref().is_ok_and(|t| t.from_cache))
+    );
+    assert_eq!(judged_items(&again).unwrap(), items);
+}
+
+#[test]
+fn score_fn_judge_keeps_decimals_and_clamps() {
+    let questions = synthetic_questions();
+    let config = synthetic_config();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let judge = ScoreFnJudge::new(
+        "toy-reward-model",
+        &questions,
+        Box::new(move |q, answer| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            match q.question_id {
+                1 => 6.375,
+                2 => -3.0,
+                3 => 42.0,
+                _ => answer.chars().count() as f64 / 4.0,
+            }
+        }),
+    );
+    let boxed: BoxedJudge = Box::new(judge);
+    let jobs = judge_jobs(&questions, &answers(), &JudgeTemplate::builtin(), &config).unwrap();
+    let outcomes = judge_all(&boxed, &jobs, None, &JudgeAllOptions::default()).await_now();
+    let scores: Vec<f64> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().unwrap().parsed.score)
+        .collect();
+    assert_eq!(calls.load(Ordering::SeqCst), 4);
+    assert_eq!(&scores[..3], [6.38, 1.0, 10.0]);
+    assert!(scores[3] > 1.0 && scores[3] < 10.0);
+    // The judgment text goes through the ordinary parser.
+    let text = &outcomes[0].result.as_ref().unwrap().judgment;
+    assert_eq!(parse_judgment(text).score, 6.38);
+
+    // A prompt for a question the judge does not know is an error for that job only.
+    let mut foreign = jobs[0].clone();
+    foreign.prompt = foreign.prompt.replace("一丝不苟", "马马虎虎");
+    let out = judge_all(
+        &boxed,
+        &[foreign, jobs[1].clone()],
+        None,
+        &JudgeAllOptions::default(),
+    )
+    .await_now();
+    assert!(out[0].result.is_err());
+    assert!(out[1].result.is_ok());
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+trait AwaitNow: std::future::Future + Sized {
+    fn await_now(self) -> Self::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(self)
+    }
+}
+
+impl<F: std::future::Future> AwaitNow for F {}

@@ -1,0 +1,3 @@
+//! Integration tests for `rlhf-debias`: one binary, one module per scenario.
+
+mod scenario;
