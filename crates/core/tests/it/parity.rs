@@ -125,3 +125,36 @@ fn reward_model_matches_transformers() {
     );
     eprintln!("llama_reward: max|Δreward| {d:.2e}");
 }
+
+#[test]
+fn left_padded_rows_give_the_same_logits_as_right_padded_ones() {
+    let Some(dir) = fixture("llama") else { return };
+    let dev = device();
+    let (model, cfg) = load_causal_lm::<B>(&dir, LoadOptions::default(), &dev).unwrap();
+    let reference = open_file(&dir.join("reference.safetensors")).unwrap();
+    let (ids, shape) = reference.read_i64("input_ids").unwrap();
+    let (mask, _) = reference.read_i64("attention_mask").unwrap();
+    let (b, t, v) = (shape[0], shape[1], cfg.vocab_size);
+    let real: Vec<Vec<u32>> = (0..b)
+        .map(|r| {
+            (0..t)
+                .filter(|&p| mask[r * t + p] == 1)
+                .map(|p| ids[r * t + p] as u32)
+                .collect()
+        })
+        .collect();
+    let left = TokenBatch::from_rows(&real, 0, rlhf_core::PadSide::Left);
+    let got: Vec<f32> = model.forward(&left, &dev).into_data().to_vec().unwrap();
+    assert!(got.iter().all(|x| x.is_finite()), "no NaN from fully padded rows");
+    let want = reference.read_f32("logits", &[b, t, v]).unwrap();
+    let mut worst = 0f32;
+    for (r, row) in real.iter().enumerate() {
+        let pad = t - row.len();
+        for k in 0..row.len() {
+            let g = (r * t + pad + k) * v;
+            let w = (r * t + k) * v;
+            worst = worst.max(max_abs_diff(&got[g..g + v], &want[w..w + v]));
+        }
+    }
+    assert!(worst < 1e-4, "left padding: max |Δlogits| = {worst}");
+}

@@ -1,0 +1,67 @@
+//! The crate's error type and `Result` alias.
+
+use std::path::PathBuf;
+
+use crate::report::DropReason;
+
+/// Everything that can go wrong in this crate.
+///
+/// Bad input records are normally *reported and skipped* (see
+/// [`ImportReport`](crate::ImportReport)); they only become an
+/// [`Error::BadRecord`] in strict mode.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O operation on `path` failed.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bad input record, raised instead of skipped because the import runs in strict mode.
+    #[error("{}:{line}: {reason}: {message}", file.display())]
+    BadRecord {
+        /// The input file.
+        file: PathBuf,
+        /// 1-based line where the record starts.
+        line: u64,
+        /// Why the record is unusable.
+        reason: DropReason,
+        /// Details (parser message, missing field name, ...).
+        message: String,
+    },
+    /// An Arrow operation failed (building or decoding a record batch).
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// A Parquet operation failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A record batch or Parquet file does not match the comparison schema.
+    #[error("schema mismatch: {0}")]
+    Schema(String),
+    /// JSON (de)serialisation of a report or an exported record failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Rendering a plot failed.
+    #[error("plot: {0}")]
+    Plot(String),
+}
+
+impl Error {
+    /// Wraps an [`std::io::Error`] with the path it concerns.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
