@@ -12,6 +12,9 @@
 //!                      [--greedy | --temperature T --top-p P --seed S]
 //! cargo xtask score    --model DIR --input FILE.json
 //! cargo xtask bench core [--device cuda] [--out FILE.json]
+//! cargo xtask data import --format hh|oasst|trl|alignbench IN... --out OUT.parquet [--strict]
+//! cargo xtask data stats FILE.parquet [--tokenizer DIR]
+//! cargo xtask data export FILE.parquet --out OUT.jsonl
 //! ```
 //!
 //! Set `RLHF_PROFILE=dev` to use the dev profile instead of release (faster to build).
@@ -48,6 +51,11 @@ enum Task {
     },
     /// Scalar (reward) scores: `--model DIR --input FILE.json`.
     Score {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Preference data: `import --format hh|oasst|trl|alignbench IN... --out OUT`, `stats FILE`, `export FILE --out OUT.jsonl`.
+    Data {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -142,6 +150,7 @@ fn main() -> ExitCode {
         Task::Generate { args } => run_rlhf("generate", args),
         Task::Score { args } => run_rlhf("score", args),
         Task::Bench { args } => run_rlhf("bench", args),
+        Task::Data { args } => run_rlhf("data", args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
@@ -22,6 +23,8 @@ use crate::device::{parse_device, with_backend};
 pub(crate) enum Suite {
     /// Model forward/backward/generation throughput (issue: rlhf-core).
     Core,
+    /// Single tensor operations of the tiny-bench forward pass, to see what limits it.
+    Ops,
 }
 
 /// `rlhf bench`.
@@ -137,9 +140,111 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
     }))
 }
 
+fn ops<B: Backend>(a: &BenchArgs, dev: B::Device) -> anyhow::Result<serde_json::Value> {
+    use burn::tensor::Distribution;
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+    let n = a.batch * a.seq;
+    let mut out = serde_json::Map::new();
+    for (name, k, m) in [
+        ("matmul_qkv_256x768", 256, 768),
+        ("matmul_o_256x256", 256, 256),
+        ("matmul_gate_up_256x1376", 256, 1376),
+        ("matmul_down_688x256", 688, 256),
+        ("matmul_lm_head_256x8192", 256, 8192),
+    ] {
+        let x = Tensor::<B, 2>::random([n, k], Distribution::Normal(0.0, 1.0), &dev);
+        let w = Tensor::<B, 2>::random([k, m], Distribution::Normal(0.0, 1.0), &dev);
+        let s = time(a.iters, || {
+            let _ = x.clone().matmul(w.clone()).slice([0..1, 0..1]).into_data();
+        });
+        let gflops = 2.0 * (n * k * m) as f64 / s / 1e9;
+        out.insert(name.into(), json!({"ms": s * 1e3, "gflop_per_s": gflops}));
+    }
+    let q = Tensor::<B, 4>::random(
+        [a.batch, 4, a.seq, 64],
+        Distribution::Normal(0.0, 1.0),
+        &dev,
+    );
+    let mask = Tensor::<B, 4, Bool>::tril_mask([a.batch, 4, a.seq, a.seq], 0, &dev);
+    let s = time(a.iters, || {
+        let o = attention(
+            q.clone(),
+            q.clone(),
+            q.clone(),
+            Some(mask.clone()),
+            None,
+            AttentionModuleOptions::default(),
+        );
+        let _ = o.slice([0..1, 0..1, 0..1, 0..1]).into_data();
+    });
+    out.insert("attention_8x4x128x64".into(), json!({"ms": s * 1e3}));
+    let logits =
+        Tensor::<B, 3>::random([a.batch, a.seq, 8192], Distribution::Normal(0.0, 1.0), &dev);
+    let s = time(a.iters, || {
+        let _ = burn::tensor::activation::log_softmax(logits.clone(), 2)
+            .slice([0..1, 0..1, 0..1])
+            .into_data();
+    });
+    out.insert("log_softmax_8x128x8192".into(), json!({"ms": s * 1e3}));
+    let x = Tensor::<B, 3>::random([a.batch, a.seq, 1376], Distribution::Normal(0.0, 1.0), &dev);
+    let s = time(a.iters, || {
+        let _ = burn::tensor::activation::silu(x.clone())
+            .slice([0..1, 0..1, 0..1])
+            .into_data();
+    });
+    out.insert("silu_8x128x1376".into(), json!({"ms": s * 1e3}));
+    // One decoder layer of tiny-bench, piece by piece.
+    let cfg = ModelConfig::tiny_bench();
+    let model = CausalLm::<B>::init(&cfg, 0.02, 0, &dev);
+    let layer = &model.trunk.layers[0];
+    let h = Tensor::<B, 3>::random([a.batch, a.seq, 256], Distribution::Normal(0.0, 1.0), &dev);
+    let pos: Vec<i64> = (0..a.batch).flat_map(|_| 0..a.seq as i64).collect();
+    let pos = Tensor::<B, 2, Int>::from_data(TensorData::new(pos, [a.batch, a.seq]), &dev);
+    let (cos, sin) = model.trunk.rope.gather(pos);
+    let qh = Tensor::<B, 4>::random(
+        [a.batch, 4, a.seq, 64],
+        Distribution::Normal(0.0, 1.0),
+        &dev,
+    );
+    let m = Tensor::<B, 3, Bool>::tril_mask([a.batch, a.seq, a.seq], 0, &dev).unsqueeze_dim::<4>(1);
+    let sync3 = |t: Tensor<B, 3>| {
+        let _ = t.slice([0..1, 0..1, 0..1]).into_data();
+    };
+    let t_norm = time(a.iters, || sync3(layer.input_norm.forward(h.clone())));
+    let t_rope = time(a.iters, || {
+        let _ = model
+            .trunk
+            .rope
+            .apply(qh.clone(), &cos, &sin)
+            .slice([0..1, 0..1, 0..1, 0..1])
+            .into_data();
+    });
+    let t_attn = time(a.iters, || {
+        sync3(
+            layer
+                .attn
+                .forward(h.clone(), &model.trunk.rope, &cos, &sin, m.clone(), None),
+        )
+    });
+    let t_mlp = time(a.iters, || sync3(layer.mlp.forward(h.clone())));
+    let t_layer = time(a.iters, || {
+        sync3(layer.forward(h.clone(), &model.trunk.rope, &cos, &sin, m.clone(), None))
+    });
+    let batch = TokenBatch::from_rows(&rows(a.batch, a.seq, cfg.vocab_size, 1), 0, PadSide::Right);
+    let t_trunk = time(a.iters, || sync3(model.trunk.forward(&batch, None, &dev)));
+    out.insert(
+        "layer".into(),
+        json!({"rmsnorm_ms": t_norm * 1e3, "rope_q_ms": t_rope * 1e3, "attention_block_ms": t_attn * 1e3,
+               "mlp_block_ms": t_mlp * 1e3, "whole_layer_ms": t_layer * 1e3, "trunk_4_layers_ms": t_trunk * 1e3}),
+    );
+    Ok(serde_json::Value::Object(out))
+}
+
 pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
     let result = match a.suite {
         Suite::Core => with_backend!(a.device, |B, dev| core::<Autodiff<B>>(&a, dev))?,
+        Suite::Ops => with_backend!(a.device, |B, dev| ops::<B>(&a, dev))?,
     };
     let text = serde_json::to_string_pretty(&result)?;
     rlhf_core::io::write_atomic(&a.out, text.as_bytes())?;

@@ -9,6 +9,7 @@
 
 mod bench;
 mod commands;
+mod data;
 mod device;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +32,8 @@ enum Command {
     Score(commands::ScoreArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
+    /// Preference data: import, statistics, export.
+    Data(data::DataArgs),
 }
 
 fn main() {
@@ -47,6 +50,7 @@ fn main() {
         Command::Generate(a) => commands::generate(a),
         Command::Score(a) => commands::score(a),
         Command::Bench(a) => bench::run(a),
+        Command::Data(a) => data::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -17,6 +17,14 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::create_dir_all(&dir).map_err(|e| CoreError::io(&dir, e))?;
     let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| CoreError::io(&dir, e))?;
     tmp.write_all(data).map_err(|e| CoreError::io(path, e))?;
+    #[cfg(unix)]
+    {
+        // NamedTempFile creates 0600; give the result the usual 0644.
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| CoreError::io(path, e))?;
+    }
     tmp.as_file()
         .sync_all()
         .map_err(|e| CoreError::io(path, e))?;

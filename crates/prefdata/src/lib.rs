@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 mod clean;
+mod collate;
 mod columns;
 mod error;
 mod histogram;
@@ -57,6 +58,7 @@ mod stats;
 mod tokens;
 
 pub use crate::clean::{CleanOptions, clean_comparisons};
+pub use crate::collate::{PairBatch, TokenKind, collate_pairs, prompt_messages};
 pub use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch, comparisons_to_batch};
 pub use crate::error::{Error, Result};
 pub use crate::histogram::{HistogramOptions, length_diff_histogram_svg};

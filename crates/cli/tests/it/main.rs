@@ -241,3 +241,127 @@ fn bad_input_exits_nonzero_with_one_clear_line() {
         "without CUDA support",
     );
 }
+
+fn data_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("SKIP: {} not found (needs ../shared/data)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn data_import_stats_and_export_on_real_files() {
+    let Some(data) = data_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("hh.parquet");
+    let hh = data.join("hh-rlhf-harmless/pairs.jsonl.gz");
+    let report = json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "hh",
+        hh.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(report["records"], 1800);
+    assert_eq!(report["kept"], 1796);
+    assert_eq!(report["dropped"]["empty_response"], 4);
+    let stats = json(&rlhf(&["data", "stats", out.to_str().unwrap()]));
+    assert_eq!(stats["overall"]["comparisons"], 1796);
+    for f in ["stats.json", "stats.md", "length_diff.svg"] {
+        assert!(tmp.path().join(f).exists(), "{f} written");
+    }
+    let jsonl = tmp.path().join("hh.jsonl");
+    let exported = json(&rlhf(&[
+        "data",
+        "export",
+        out.to_str().unwrap(),
+        "--out",
+        jsonl.to_str().unwrap(),
+    ]));
+    assert_eq!(exported["written"], 1796);
+
+    let oasst = data.join("oasst1-zh/oaast_rm_zh.json");
+    let out2 = tmp.path().join("oasst.parquet");
+    let r = json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "oasst",
+        "--pairs",
+        "all",
+        oasst.to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+    ]));
+    assert_eq!(r["generated"], 1809);
+
+    let ab = data.join("alignbench/data_v1.1_release.jsonl");
+    let out3 = tmp.path().join("ab.jsonl");
+    let r = json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "alignbench",
+        ab.to_str().unwrap(),
+        "--out",
+        out3.to_str().unwrap(),
+    ]));
+    assert_eq!(r["kept"], 683);
+}
+
+#[test]
+fn data_import_reports_bad_lines_and_strict_mode_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("bad.jsonl");
+    std::fs::write(
+        &input,
+        "{\"prompt\": \"hi\", \"chosen\": \"a\", \"rejected\": \"b\"}\n{not json\n{\"prompt\": \"x\", \"chosen\": \"c\"}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("o.parquet");
+    let r = json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(r["kept"], 1);
+    let issues = r["issues"].to_string();
+    assert!(
+        issues.contains("\"line\":2") || issues.contains("line 2"),
+        "{issues}"
+    );
+    fails_with(
+        &[
+            "data",
+            "import",
+            "--format",
+            "trl",
+            "--strict",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "bad.jsonl",
+    );
+    fails_with(
+        &[
+            "data",
+            "import",
+            "--format",
+            "hh",
+            "/nonexistent.jsonl",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "/nonexistent.jsonl",
+    );
+}

@@ -145,7 +145,10 @@ fn left_padded_rows_give_the_same_logits_as_right_padded_ones() {
         .collect();
     let left = TokenBatch::from_rows(&real, 0, rlhf_core::PadSide::Left);
     let got: Vec<f32> = model.forward(&left, &dev).into_data().to_vec().unwrap();
-    assert!(got.iter().all(|x| x.is_finite()), "no NaN from fully padded rows");
+    assert!(
+        got.iter().all(|x| x.is_finite()),
+        "no NaN from fully padded rows"
+    );
     let want = reference.read_f32("logits", &[b, t, v]).unwrap();
     let mut worst = 0f32;
     for (r, row) in real.iter().enumerate() {

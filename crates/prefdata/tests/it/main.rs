@@ -1,5 +1,6 @@
 //! Integration tests of `rlhf-prefdata`: the crate's single test binary.
 
+mod collate;
 mod corrupt;
 mod quality;
 mod real_data;
