@@ -135,9 +135,10 @@ fn train(args: &[String]) -> anyhow::Result<ExitCode> {
         );
     }
     eprintln!(
-        "\nThis build has the shared core (model, checkpoints, tokenizer, generation): try\n  \
-         cargo xtask generate --model DIR --prompt \"...\"\nThe stages above land one issue at a time; \
-         see README.md."
+        "\nReady as separate commands today:\n  \
+         cargo xtask data import|stats|export ...   preference data (Parquet)\n  \
+         cargo xtask generate|logprobs|score ...    any HF Llama/Qwen2/GLM-4 checkpoint\n\
+         The one-command pipeline on the embedded default lands with the stages above; see README.md."
     );
     Ok(ExitCode::SUCCESS)
 }
