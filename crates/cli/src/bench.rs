@@ -105,8 +105,8 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
     let mut optim = AdamWConfig::new().init::<A, ScalarModel<A>>();
     let mut rm_step = || {
         let r = rm.rewards(&pairs, Some(0), &dev);
-        let chosen = r.clone().slice([0..b]);
-        let rejected = r.slice([b..2 * b]);
+        let chosen = r.clone().narrow(0, 0, b);
+        let rejected = r.narrow(0, b, b);
         let loss = log_sigmoid(chosen - rejected).mean().neg();
         let grads = GradientsParams::from_grads(loss.backward(), &rm);
         rm = optim.step(1e-5, rm.clone(), grads);

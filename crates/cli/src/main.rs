@@ -11,6 +11,7 @@ mod bench;
 mod commands;
 mod data;
 mod device;
+mod reward;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Score(commands::ScoreArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Reward(reward::RewardCommand),
     /// Preference data: import, statistics, export.
     Data(data::DataArgs),
 }
@@ -50,6 +53,7 @@ fn main() {
         Command::Generate(a) => commands::generate(a),
         Command::Score(a) => commands::score(a),
         Command::Bench(a) => bench::run(a),
+        Command::Reward(c) => reward::run(c),
         Command::Data(a) => data::run(a),
     };
     if let Err(e) = result {

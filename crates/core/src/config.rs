@@ -438,16 +438,16 @@ impl ModelConfig {
         if self.num_heads == 0 || self.num_kv_heads == 0 {
             return bad("attention heads must be > 0".into());
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return bad(format!(
                 "num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
                 self.num_heads, self.num_kv_heads
             ));
         }
-        if self.head_dim == 0 || self.head_dim % 2 != 0 {
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(2) {
             return bad(format!("head_dim ({}) must be even and > 0", self.head_dim));
         }
-        if self.rope.rotary_dim % 2 != 0 || self.rope.rotary_dim > self.head_dim {
+        if !self.rope.rotary_dim.is_multiple_of(2) || self.rope.rotary_dim > self.head_dim {
             return bad(format!(
                 "rotary dim ({}) must be even and at most head_dim ({})",
                 self.rope.rotary_dim, self.head_dim

@@ -1,1 +1,89 @@
-//! placeholder
+//! # rlhf-reward
+//!
+//! The reward model of the ChatGLM-RLHF reproduction (arXiv 2404.00934, SPEC §A.3): a core
+//! [`ScalarModel`](rlhf_core::ScalarModel) (any supported family, random or started from an HF
+//! checkpoint) trained on preference pairs with
+//!
+//! - the Bradley–Terry loss plus the paper's zero-mean Gaussian prior on scores,
+//!   `−log σ(r_c − r_r [− m]) + λ (r_c² + r_r²)` ([`reward_loss`]);
+//! - bucket-based length balancing of the training set (`rlhf_debias::balance_lengths`);
+//! - an explicit, resumable training loop ([`train`]): AdamW, warm-up + cosine
+//!   ([`LrSchedule`]), gradient accumulation, global-norm clipping ([`clip_grad_norm`]), seeded
+//!   shuffling, step checkpoints, a stop flag, TRL-named metrics in `metrics.jsonl`;
+//! - the paper's Table 5 evaluation ([`evaluate`]): accuracy overall, per category and per
+//!   |Δlength| bucket, score mean/std, preference for longer replies, a per-category score plot;
+//! - export in HF `*ForSequenceClassification` layout ([`export_hf`]).
+//!
+//! | module (private) | what |
+//! | --- | --- |
+//! | `loss` | [`reward_loss`], [`ranking_loss`], [`score_penalty`], [`per_pair_loss`] |
+//! | `data` | [`PreferencePair`], [`TextEncoder`], [`PairCollator`], [`PairBatch`], truncation rule |
+//! | `config` | [`RewardTrainConfig`] |
+//! | `schedule`, `clip` | [`LrSchedule`], [`clip_grad_norm`], [`global_grad_norm`] |
+//! | `train` | [`train`], [`train_step`], [`TrainOptions`], [`TrainOutcome`] |
+//! | `checkpoint` | run-dir layout, [`latest_checkpoint`], [`load_model_record`], [`TrainState`] |
+//! | `metrics` | [`TrainLog`], [`EvalLog`], [`LogEntry`], `metrics.jsonl` |
+//! | `score`, `eval`, `plot` | [`batch_scores`], [`evaluate`], [`EvalReport`], [`score_distribution_svg`] |
+//! | `export`, `bench` | [`export_hf`], [`bench_train_step`] |
+//!
+//! # Example
+//! ```no_run
+//! use rlhf_core::backend::{CpuTrain, FlexDevice};
+//! use rlhf_core::tokenizer::Message;
+//! use rlhf_core::{ModelConfig, ScalarModel};
+//! use rlhf_reward::*;
+//!
+//! let pairs = vec![PreferencePair::new("1", vec![Message::user("hi")], "hello!", "go away")];
+//! let model_cfg = ModelConfig::tiny_llama(BYTE_VOCAB);
+//! let model = ScalarModel::<CpuTrain>::init(&model_cfg, 0.02, 0, &FlexDevice);
+//! let collator = PairCollator::new(TextEncoder::Bytes, 256);
+//! let cfg = RewardTrainConfig { learning_rate: 1e-3, ..Default::default() };
+//! let out = train(model, &collator, &pairs, &[], &cfg, &TrainOptions::new("runs/rm"), &FlexDevice)?;
+//! use burn::module::AutodiffModule;
+//! export_hf(&out.model.valid(), &model_cfg, "runs/rm/final".as_ref(),
+//!           rlhf_core::checkpoint::SaveDtype::F32, None)?;
+//! # Ok::<(), RewardError>(())
+//! ```
+#![warn(missing_docs)]
+
+mod bench;
+mod checkpoint;
+mod clip;
+mod config;
+mod data;
+mod error;
+mod eval;
+mod export;
+mod loss;
+mod metrics;
+mod plot;
+mod schedule;
+mod score;
+mod train;
+
+pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch};
+pub use checkpoint::{
+    DataRngState, TrainState, checkpoints_dir, latest_checkpoint, load_model_record,
+    read_train_state,
+};
+pub use clip::{clip_grad_norm, global_grad_norm};
+pub use config::RewardTrainConfig;
+pub use data::{
+    BYTE_VOCAB, EncodedPair, EncodedRow, PairBatch, PairCollator, PreferencePair, TextEncoder,
+    collate, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
+    write_pairs_jsonl,
+};
+pub use error::{Result, RewardError};
+pub use eval::{
+    CategoryEval, EvalOptions, EvalReport, Evaluation, GroupStats, PairScore, evaluate,
+    evaluate_to_dir, score_groups, score_pairs, summarize,
+};
+pub use export::export_hf;
+pub use loss::{LossConfig, RewardLoss, per_pair_loss, ranking_loss, reward_loss, score_penalty};
+pub use metrics::{EvalLog, LogEntry, TrainLog, append_metrics, read_metrics, write_metrics};
+pub use plot::{ScoreGroup, score_distribution_svg};
+pub use schedule::LrSchedule;
+pub use score::{batch_scores, score_encoded};
+pub use train::{
+    StepStats, TrainOptions, TrainOutcome, TrainStatus, epoch_permutation, train, train_step,
+};

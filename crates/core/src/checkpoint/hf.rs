@@ -260,7 +260,7 @@ pub fn load_scalar_model<B: Backend>(
     let files = TensorFiles::open(dir)?;
     if files.contains("score.weight") {
         let labels = files.shape("score.weight").map_or(0, |s| s[0]);
-        if labels != 1 || hf.num_labels() != 1 && hf.num_labels != None {
+        if labels != 1 || (hf.num_labels.is_some() && hf.num_labels() != 1) {
             return Err(CoreError::UnsupportedModel {
                 path: dir.join("config.json"),
                 message: format!(
@@ -305,7 +305,7 @@ fn split_bias<B: Backend>(b: Tensor<B, 1>, outs: &[usize]) -> Vec<(Vec<usize>, V
     let mut start = 0;
     outs.iter()
         .map(|&o| {
-            let part = b.clone().slice([start..start + o]);
+            let part = b.clone().narrow(0, start, o);
             start += o;
             (vec![o], to_vec(part))
         })

@@ -42,7 +42,7 @@ impl Sampling {
             top_p,
         } = self
         {
-            if !(*temperature > 0.0) || !temperature.is_finite() {
+            if temperature.is_nan() || *temperature <= 0.0 || !temperature.is_finite() {
                 return Err(format!("temperature must be > 0, got {temperature}"));
             }
             if *top_k == Some(0) {

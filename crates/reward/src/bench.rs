@@ -1,0 +1,111 @@
+//! Timing of one pairwise training step ([`train_step`]) on the "tiny-bench" Llama config: what
+//! `rlhf bench reward` measures (issue target: PyTorch eager 445 ms, TRL 452 ms per step of
+//! 8 pairs × 128 tokens on the CPU of the reference machine).
+
+use std::time::Instant;
+
+use burn::optim::AdamWConfig;
+use burn::tensor::backend::AutodiffBackend;
+use rlhf_core::{ModelConfig, PadSide, ScalarModel, TokenBatch};
+use serde::{Deserialize, Serialize};
+
+use crate::data::PairBatch;
+use crate::loss::LossConfig;
+use crate::train::train_step;
+
+/// The result of [`bench_train_step`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepBench {
+    /// Pairs per step.
+    pub pairs: usize,
+    /// Tokens per row.
+    pub seq: usize,
+    /// Timed steps (after one warm-up step).
+    pub iters: usize,
+    /// Mean wall time of one step, milliseconds.
+    pub ms_per_step: f64,
+    /// Tokens (both rows of every pair) per second.
+    pub tokens_per_s: f64,
+    /// Parameters of the model.
+    pub params: usize,
+}
+
+/// Parameters of a scalar model built from `cfg` (the LM head replaced by a `[hidden, 1]` head).
+pub fn scalar_params(cfg: &ModelConfig) -> usize {
+    let lm_head = if cfg.tie_word_embeddings {
+        0
+    } else {
+        cfg.vocab_size * cfg.hidden_size
+    };
+    cfg.num_params() - lm_head + cfg.hidden_size
+}
+
+/// A batch of `pairs` pairs of `seq` pseudo-random tokens each (no padding).
+pub fn synthetic_pair_batch(pairs: usize, seq: usize, vocab: usize, seed: u64) -> PairBatch {
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let rows: Vec<Vec<u32>> = (0..2 * pairs)
+        .map(|_| {
+            (0..seq)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
+                })
+                .collect()
+        })
+        .collect();
+    PairBatch {
+        n: pairs,
+        tokens: TokenBatch::from_rows(&rows, 0, PadSide::Right),
+        pool: vec![seq - 1; 2 * pairs],
+        weights: vec![1.0; pairs],
+        chosen_len: vec![seq; pairs],
+        rejected_len: vec![seq; pairs],
+    }
+}
+
+/// Times [`train_step`] (forward of 2·`pairs` rows, Bradley–Terry + λ = 1e-3 prior, backward,
+/// global-norm clipping at 1.0, AdamW) on `ModelConfig::tiny_bench()`: one warm-up step, then
+/// the mean of `iters` steps.
+///
+/// # Panics
+/// If `pairs`, `seq` or `iters` is 0.
+pub fn bench_train_step<B: AutodiffBackend>(
+    pairs: usize,
+    seq: usize,
+    iters: usize,
+    device: &B::Device,
+) -> StepBench {
+    assert!(
+        pairs > 0 && seq > 0 && iters > 0,
+        "pairs, seq and iters must be > 0"
+    );
+    let cfg = ModelConfig::tiny_bench();
+    let batch = synthetic_pair_batch(pairs, seq, cfg.vocab_size, 2);
+    let mut model = ScalarModel::<B>::init(&cfg, 0.02, 1, device);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .with_epsilon(1e-8)
+        .init::<B, ScalarModel<B>>();
+    let loss = LossConfig::default();
+    let batches = [batch];
+    let mut step = |model: ScalarModel<B>| {
+        train_step(model, &mut optim, &batches, &loss, Some(1.0), 1e-5, device).0
+    };
+    model = step(model);
+    let t = Instant::now();
+    for _ in 0..iters {
+        model = step(model);
+    }
+    let secs = t.elapsed().as_secs_f64() / iters as f64;
+    drop(model);
+    StepBench {
+        pairs,
+        seq,
+        iters,
+        ms_per_step: secs * 1e3,
+        tokens_per_s: (2 * pairs * seq) as f64 / secs,
+        params: scalar_params(&cfg),
+    }
+}
