@@ -43,7 +43,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
     serde_json::from_str(&text).with_context(|| format!("{}: invalid input JSON", path.display()))
 }
 
-fn read_batch(path: &Path, vocab: usize) -> anyhow::Result<TokenBatch> {
+/// Reads an ids file and checks it against the model: ids inside the vocabulary, length within
+/// the position table.
+fn read_batch(path: &Path, cfg: &rlhf_core::ModelConfig) -> anyhow::Result<TokenBatch> {
     let input: IdsInput = read_json(path)?;
     if input.input_ids.is_empty() {
         bail!("{}: input_ids is empty", path.display());
@@ -51,8 +53,16 @@ fn read_batch(path: &Path, vocab: usize) -> anyhow::Result<TokenBatch> {
     let batch = TokenBatch::from_ids_and_mask(&input.input_ids, input.attention_mask.as_deref())
         .with_context(|| path.display().to_string())?;
     batch
-        .check_vocab(vocab)
+        .check_vocab(cfg.vocab_size)
         .with_context(|| path.display().to_string())?;
+    if batch.seq > cfg.max_position_embeddings {
+        bail!(
+            "{}: sequence length {} exceeds max_position_embeddings {}",
+            path.display(),
+            batch.seq,
+            cfg.max_position_embeddings
+        );
+    }
     Ok(batch)
 }
 
@@ -84,14 +94,7 @@ pub(crate) fn logprobs(a: LogprobsArgs) -> anyhow::Result<()> {
     };
     with_backend!(a.model.device, |B, dev| {
         let (model, cfg) = load_causal_lm::<B>(&a.model.model, opts, &dev)?;
-        let batch = read_batch(&a.input, cfg.vocab_size)?;
-        if batch.seq > cfg.max_position_embeddings {
-            bail!(
-                "sequence length {} exceeds max_position_embeddings {}",
-                batch.seq,
-                cfg.max_position_embeddings
-            );
-        }
+        let batch = read_batch(&a.input, &cfg)?;
         if batch.seq < 2 {
             bail!("{}: sequences need at least 2 tokens", a.input.display());
         }
@@ -286,14 +289,7 @@ pub(crate) fn score(a: ScoreArgs) -> anyhow::Result<()> {
     };
     with_backend!(a.model.device, |B, dev| {
         let (model, cfg) = load_scalar_model::<B>(&a.model.model, opts, &dev)?;
-        let batch = read_batch(&a.input, cfg.vocab_size)?;
-        if batch.seq > cfg.max_position_embeddings {
-            bail!(
-                "sequence length {} exceeds max_position_embeddings {}",
-                batch.seq,
-                cfg.max_position_embeddings
-            );
-        }
+        let batch = read_batch(&a.input, &cfg)?;
         let r: Vec<f32> = model
             .rewards(&batch, cfg.pad_token_id, &dev)
             .into_data()
