@@ -5,15 +5,13 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::log_sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::generate::{GenerationConfig, generate};
 use rlhf_core::logprobs::nll_loss;
-use rlhf_core::{CausalLm, ModelConfig, PadSide, ScalarModel, TokenBatch};
+use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
@@ -25,6 +23,9 @@ pub(crate) enum Suite {
     Core,
     /// Single tensor operations of the tiny-bench forward pass, to see what limits it.
     Ops,
+    /// One reward-model training step (8 pairs, tiny-bench): forward, Bradley-Terry loss with
+    /// the score prior, backward, global-norm clipping, AdamW.
+    Reward,
 }
 
 /// `rlhf bench`.
@@ -48,7 +49,7 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     new_tokens: usize,
     /// Where to write the JSON result.
-    #[arg(long, default_value = "target/bench/core.json")]
+    #[arg(long, default_value = "target/bench/result.json")]
     out: PathBuf,
 }
 
@@ -99,19 +100,9 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
         drop(grads);
     });
 
-    // Pairwise reward step: 8 pairs (16 sequences), Bradley-Terry loss, AdamW step.
-    let pairs = TokenBatch::from_rows(&rows(2 * b, t, cfg.vocab_size, 2), 0, PadSide::Right);
-    let mut rm = ScalarModel::<A>::init(&cfg, 0.02, 1, &dev);
-    let mut optim = AdamWConfig::new().init::<A, ScalarModel<A>>();
-    let mut rm_step = || {
-        let r = rm.rewards(&pairs, Some(0), &dev);
-        let chosen = r.clone().narrow(0, 0, b);
-        let rejected = r.narrow(0, b, b);
-        let loss = log_sigmoid(chosen - rejected).mean().neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &rm);
-        rm = optim.step(1e-5, rm.clone(), grads);
-    };
-    let reward_step = time(a.iters, &mut rm_step);
+    // Pairwise reward step (8 pairs = 16 sequences): the reward crate's own train step.
+    let reward = rlhf_reward::bench_train_step::<A>(b, t, a.iters, &dev);
+    let reward_step = reward.ms_per_step / 1e3;
 
     let prompts = rows(b, 64, cfg.vocab_size, 3);
     let gen_cfg = GenerationConfig::greedy(a.new_tokens, 0);
@@ -245,6 +236,16 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
     let result = match a.suite {
         Suite::Core => with_backend!(a.device, |B, dev| core::<Autodiff<B>>(&a, dev))?,
         Suite::Ops => with_backend!(a.device, |B, dev| ops::<B>(&a, dev))?,
+        Suite::Reward => with_backend!(a.device, |B, dev| {
+            let r = rlhf_reward::bench_train_step::<Autodiff<B>>(a.batch, a.seq, a.iters, &dev);
+            Ok::<_, anyhow::Error>(json!({
+                "suite": "reward",
+                "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "iters": r.iters,
+                           "params": r.params, "device": a.device.to_string(),
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                "reward_step": {"ms": r.ms_per_step, "tokens_per_s": r.tokens_per_s},
+            }))
+        })?,
     };
     let text = serde_json::to_string_pretty(&result)?;
     rlhf_core::io::write_atomic(&a.out, text.as_bytes())?;

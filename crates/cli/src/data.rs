@@ -223,7 +223,16 @@ fn write_stats<C: TokenCounter>(
     let json = stats.to_json()?;
     rlhf_core::io::write_atomic(&dir.join("stats.json"), json.as_bytes())?;
     rlhf_core::io::write_atomic(&dir.join("stats.md"), stats.to_markdown().as_bytes())?;
-    let svg = length_diff_histogram_svg(&diffs, &HistogramOptions::default())?;
+    let unit = if name == "characters" {
+        "characters"
+    } else {
+        "tokens"
+    };
+    let opts = HistogramOptions {
+        x_label: format!("{unit} (chosen - rejected)"),
+        ..HistogramOptions::default()
+    };
+    let svg = length_diff_histogram_svg(&diffs, &opts)?;
     rlhf_core::io::write_atomic(&dir.join("length_diff.svg"), svg.as_bytes())?;
     eprint!("{}", stats.to_markdown());
     Ok(json)
