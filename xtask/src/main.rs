@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! cargo xtask train                          # the whole pipeline (stages listed below)
+//! cargo xtask train reward --train PAIRS.parquet --run-dir DIR [--config RM.json] [--model DIR | --init tiny-llama]
 //! cargo xtask logprobs --model DIR --input FILE.json [--device cpu|cuda[:N]]
 //! cargo xtask generate --model DIR (--prompt TEXT | --prompt-ids FILE.json) [--max-new-tokens N]
 //!                      [--greedy | --temperature T --top-p P --seed S]
@@ -124,6 +125,13 @@ fn run_rlhf(sub: &str, args: &[String]) -> anyhow::Result<ExitCode> {
 }
 
 fn train(args: &[String]) -> anyhow::Result<ExitCode> {
+    // Stages that already run on their own.
+    if let Some((stage, rest)) = args.split_first() {
+        match stage.as_str() {
+            "reward" | "rm" => return run_rlhf("train-reward", rest),
+            _ => {}
+        }
+    }
     if args.iter().any(|a| a == "--help" || a == "-h") || args.is_empty() {
         eprintln!("cargo xtask train: the ChatGLM-RLHF pipeline, stage by stage.\n");
     }
@@ -137,6 +145,7 @@ fn train(args: &[String]) -> anyhow::Result<ExitCode> {
     eprintln!(
         "\nReady as separate commands today:\n  \
          cargo xtask data import|stats|export ...   preference data (Parquet)\n  \
+         cargo xtask train reward ...               reward model (see --help of `rlhf train-reward`)\n  \
          cargo xtask generate|logprobs|score ...    any HF Llama/Qwen2/GLM-4 checkpoint\n\
          The one-command pipeline on the embedded default lands with the stages above; see README.md."
     );
