@@ -60,6 +60,11 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Evaluation: `alignbench --model DIR --judge overlap|rm:DIR|openai ...`, `pairwise ...`, `tabulate ...`, `lengths ...`.
+    Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Benchmarks: `core`.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -161,6 +166,7 @@ fn main() -> ExitCode {
         Task::Score { args } => run_rlhf("score", args),
         Task::Bench { args } => run_rlhf("bench", args),
         Task::Data { args } => run_rlhf("data", args),
+        Task::Eval { args } => run_rlhf("eval", args),
     };
     match result {
         Ok(code) => code,

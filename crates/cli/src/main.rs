@@ -11,6 +11,7 @@ mod bench;
 mod commands;
 mod data;
 mod device;
+mod eval;
 mod reward;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Reward(reward::RewardCommand),
     /// Preference data: import, statistics, export.
     Data(data::DataArgs),
+    /// Evaluation: AlignBench, pairwise win rates, rating sheets, response lengths.
+    Eval(eval::EvalArgs),
 }
 
 fn main() {
@@ -55,6 +58,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Reward(c) => reward::run(c),
         Command::Data(a) => data::run(a),
+        Command::Eval(a) => eval::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

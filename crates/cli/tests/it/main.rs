@@ -365,3 +365,252 @@ fn data_import_reports_bad_lines_and_strict_mode_fails() {
         "/nonexistent.jsonl",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// rlhf eval
+
+/// Runs `rlhf eval alignbench` with the overlap judge on the first `limit` v1.1 questions.
+fn eval_alignbench(model: &Path, answers: &Path, out: &Path, limit: usize) -> serde_json::Value {
+    eval_alignbench_with(model, answers, out, limit, "overlap")
+}
+
+fn eval_alignbench_with(
+    model: &Path,
+    answers: &Path,
+    out: &Path,
+    limit: usize,
+    judge: &str,
+) -> serde_json::Value {
+    let data = data_dir().expect("checked by the caller");
+    let questions = data.join("alignbench/data_v1.1_release.jsonl");
+    let config = data.join("alignbench/config");
+    let limit = limit.to_string();
+    let args = [
+        "eval",
+        "alignbench",
+        "--model",
+        model.to_str().unwrap(),
+        "--model-id",
+        "tiny",
+        "--questions",
+        questions.to_str().unwrap(),
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--answers",
+        answers.to_str().unwrap(),
+        "--limit",
+        &limit,
+        "--max-new-tokens",
+        "12",
+        "--batch-size",
+        "3",
+        "--judge",
+        judge,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    json(&rlhf(&args))
+}
+
+fn check_alignbench_run(model: &Path, tmp: &Path) {
+    let answers = tmp.join("answers");
+    let out = tmp.join("report");
+    let first = eval_alignbench(model, &answers, &out, 4);
+    assert_eq!(first["generated"], 4, "{first}");
+    assert_eq!(first["judged"], 4, "{first}");
+    assert_eq!(first["comparable_with_gpt4"], false);
+    for f in [
+        "alignbench.md",
+        "alignbench.json",
+        "alignbench.svg",
+        "scores.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let md = std::fs::read_to_string(out.join("alignbench.md")).unwrap();
+    assert!(md.contains("NOT comparable with GPT-4"), "{md}");
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    let items = scores["items"].as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    for it in items {
+        let s = it["score"].as_f64().unwrap();
+        assert!((1.0..=10.0).contains(&s), "score {s}");
+    }
+    for c in first["summary"]["categories"].as_array().unwrap() {
+        if let Some(m) = c["mean"].as_f64() {
+            assert!((1.0..=10.0).contains(&m), "category mean {m}");
+        }
+    }
+    // A rerun generates nothing and judges from the cache.
+    let answers_file = answers.join("tiny.jsonl");
+    let before = std::fs::read_to_string(&answers_file).unwrap();
+    assert_eq!(before.lines().count(), 4);
+    let second = eval_alignbench(model, &answers, &out, 4);
+    assert_eq!(second["generated"], 0, "{second}");
+    assert_eq!(second["cached_judgments"], 4, "{second}");
+    assert_eq!(std::fs::read_to_string(&answers_file).unwrap(), before);
+    assert_eq!(second["summary"], first["summary"]);
+
+    // Lengths table (with --tokenizer when the model has one).
+    let data = data_dir().unwrap();
+    let questions = data.join("alignbench/data_v1.1_release.jsonl");
+    let len_out = tmp.join("lengths");
+    let mut args = vec![
+        "eval",
+        "lengths",
+        "--answers",
+        answers_file.to_str().unwrap(),
+        "--questions",
+        questions.to_str().unwrap(),
+        "--out",
+        len_out.to_str().unwrap(),
+    ];
+    let has_tok = model.join("tokenizer.json").is_file();
+    if has_tok {
+        args.extend(["--tokenizer", model.to_str().unwrap()]);
+    }
+    let lengths = json(&rlhf(&args));
+    let rows = lengths[0]["rows"].as_array().unwrap();
+    let overall = rows.iter().find(|r| r["category"] == "overall").unwrap();
+    assert_eq!(overall["chars"]["n"], 4, "{lengths}");
+    assert_eq!(overall["tokens"].is_null(), !has_tok, "{lengths}");
+    assert!(len_out.join("lengths.md").is_file());
+    assert!(len_out.join("lengths.json").is_file());
+}
+
+#[test]
+fn eval_alignbench_resumes_and_reports_with_the_byte_codec() {
+    let (Some(model), Some(_)) = (fixture("llama"), data_dir()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    check_alignbench_run(&model, tmp.path());
+    // The reward-model judge on the same answers: nothing regenerated, scores in 1..10.
+    let Some(rm) = fixture("llama_reward") else {
+        return;
+    };
+    let judge = format!("rm:{}", rm.display());
+    let out = tmp.path().join("report_rm");
+    let v = eval_alignbench_with(&model, &tmp.path().join("answers"), &out, 4, &judge);
+    assert_eq!(v["generated"], 0, "{v}");
+    assert_eq!(v["judged"], 4, "{v}");
+    assert!(
+        v["judge"]
+            .as_str()
+            .unwrap()
+            .contains("not comparable with GPT-4"),
+        "{v}"
+    );
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scores.json")).unwrap()).unwrap();
+    for it in scores["items"].as_array().unwrap() {
+        let s = it["score"].as_f64().unwrap();
+        assert!((1.0..=10.0).contains(&s), "score {s}");
+    }
+}
+
+#[test]
+fn eval_alignbench_with_a_trained_tokenizer_and_chat_template() {
+    use rlhf_core::tokenizer::{BpeTrainingConfig, train_bpe};
+    let (Some(fixture_dir), Some(data)) = (fixture("llama"), data_dir()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_dir.join(f), model.join(f)).unwrap();
+    }
+    let questions = data.join("alignbench/data_v1.1_release.jsonl");
+    let corpus: Vec<String> = std::fs::read_to_string(&questions)
+        .unwrap()
+        .lines()
+        .take(200)
+        .map(str::to_owned)
+        .collect();
+    let cfg = BpeTrainingConfig {
+        vocab_size: 400,
+        min_frequency: 2,
+        special_tokens: vec!["<pad>".into(), "<s>".into(), "</s>".into()],
+    };
+    let tok = train_bpe(corpus.iter(), &cfg).unwrap();
+    assert!(tok.vocab_size() <= 512, "vocab {}", tok.vocab_size());
+    let template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}";
+    tok.save_dir(&model, Some(template)).unwrap();
+    check_alignbench_run(&model, tmp.path());
+}
+
+#[test]
+fn eval_pairwise_and_tabulate() {
+    let (Some(model), Some(data)) = (fixture("llama"), data_dir()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let questions = data.join("alignbench/data_v1.1_release.jsonl");
+    let _ = eval_alignbench(&model, &tmp.path().join("a"), &tmp.path().join("ra"), 3);
+    // Model B: hand-written answers, one of them the reference itself.
+    let refs: Vec<serde_json::Value> = std::fs::read_to_string(&questions)
+        .unwrap()
+        .lines()
+        .take(3)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let b = tmp.path().join("b.jsonl");
+    let lines: Vec<String> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, q)| {
+            let answer = if i == 0 { q["reference"].clone() } else { "不知道".into() };
+            serde_json::json!({"question_id": q["question_id"], "model_id": "ref", "answer": answer})
+                .to_string()
+        })
+        .collect();
+    std::fs::write(&b, lines.join("\n") + "\n").unwrap();
+    let out = tmp.path().join("pw");
+    let a_file = tmp.path().join("a/tiny.jsonl");
+    let v = json(&rlhf(&[
+        "eval",
+        "pairwise",
+        "--a",
+        a_file.to_str().unwrap(),
+        "--b",
+        b.to_str().unwrap(),
+        "--questions",
+        questions.to_str().unwrap(),
+        "--judge",
+        "overlap",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(v["items"], 3, "{v}");
+    let overall = &v["tally"]["overall"];
+    assert!(overall["losses"].as_u64().unwrap() >= 1, "{v}");
+    let total: u64 = ["wins", "ties", "losses"]
+        .iter()
+        .map(|k| overall[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 3);
+    for f in ["pairwise.md", "pairwise.json", "rating_sheet.csv"] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    // A rater says "tie" everywhere (columns are found by name; prompt and answers left out).
+    let filled = tmp.path().join("filled.csv");
+    let mut text = String::from("item_id,category,verdict\n");
+    for q in &refs {
+        text.push_str(&format!(
+            "{},{},tie\n",
+            q["question_id"],
+            q["category"].as_str().unwrap()
+        ));
+    }
+    std::fs::write(&filled, text).unwrap();
+    let t = json(&rlhf(&[
+        "eval",
+        "tabulate",
+        "--sheet",
+        filled.to_str().unwrap(),
+    ]));
+    assert_eq!(t["tally"]["overall"]["ties"], 3, "{t}");
+    assert_eq!(t["net_win_rate"], 0.0);
+}
