@@ -43,6 +43,56 @@ enum EvalCommand {
     Tabulate(TabulateArgs),
     /// Response lengths per model and category (the paper's Table 6).
     Lengths(LengthsArgs),
+    /// Several models' AlignBench results side by side (Markdown, JSON, bar chart).
+    Report(ReportArgs),
+}
+
+/// `rlhf eval report`.
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// `NAME=REPORT_DIR` of an `eval alignbench --out` directory, in table order (e.g. SFT=runs/sft).
+    #[arg(long = "run", required = true)]
+    runs: Vec<String>,
+    /// Where alignbench.md/.json/.svg go.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn report(a: ReportArgs) -> anyhow::Result<()> {
+    let mut table = ResultsTable::default();
+    let mut labels = Vec::new();
+    for run in &a.runs {
+        let (name, dir) = run
+            .split_once('=')
+            .with_context(|| format!("--run `{run}`: expected NAME=REPORT_DIR"))?;
+        let path = Path::new(dir).join("summary.json");
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "reading {} (written by `eval alignbench --out`)",
+                path.display()
+            )
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", path.display()))?;
+        let summary: ab::Summary = serde_json::from_value(v["summary"].clone())
+            .with_context(|| format!("{}: no `summary`", path.display()))?;
+        labels.push(format!(
+            "{name}: judge `{}`",
+            v["judge"].as_str().unwrap_or("?")
+        ));
+        table.push(name.to_string(), summary);
+    }
+    let mut md = String::from("# AlignBench results\n\n");
+    for l in &labels {
+        md.push_str(&format!("- {l}\n"));
+    }
+    md.push('\n');
+    md.push_str(&table.to_markdown());
+    write(&a.out.join("alignbench.md"), &md)?;
+    table.write_json(&a.out.join("alignbench.json"))?;
+    table.write_svg(&a.out.join("alignbench.svg"))?;
+    println!("{}", table.to_json()?);
+    Ok(())
 }
 
 pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
@@ -51,6 +101,7 @@ pub(crate) fn run(a: EvalArgs) -> anyhow::Result<()> {
         EvalCommand::Pairwise(a) => pairwise(a),
         EvalCommand::Tabulate(a) => tabulate(a),
         EvalCommand::Lengths(a) => lengths(a),
+        EvalCommand::Report(a) => report(a),
     }
 }
 
@@ -362,6 +413,15 @@ fn alignbench(a: AlignbenchArgs) -> anyhow::Result<()> {
     write(&a.out.join("alignbench.md"), &md)?;
     table.write_json(&a.out.join("alignbench.json"))?;
     table.write_svg(&a.out.join("alignbench.svg"))?;
+    write(
+        &a.out.join("summary.json"),
+        &serde_json::to_string_pretty(&serde_json::json!({
+            "model": model_id,
+            "judge": judge_label,
+            "comparable_with_gpt4": comparable,
+            "summary": summary,
+        }))?,
+    )?;
     write(
         &a.out.join("scores.json"),
         &serde_json::to_string_pretty(&serde_json::json!({

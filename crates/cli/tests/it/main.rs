@@ -452,6 +452,29 @@ fn check_alignbench_run(model: &Path, tmp: &Path) {
     assert_eq!(std::fs::read_to_string(&answers_file).unwrap(), before);
     assert_eq!(second["summary"], first["summary"]);
 
+    // Side by side: the same run twice under two names.
+    let side = tmp.join("side");
+    let run_a = format!("SFT={}", out.display());
+    let run_b = format!("PPO={}", out.display());
+    let table = json(&rlhf(&[
+        "eval",
+        "report",
+        "--run",
+        &run_a,
+        "--run",
+        &run_b,
+        "--out",
+        side.to_str().unwrap(),
+    ]));
+    let rows = table["rows"]
+        .as_array()
+        .or_else(|| table.as_array())
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{table}");
+    let md = std::fs::read_to_string(side.join("alignbench.md")).unwrap();
+    assert!(md.contains("SFT") && md.contains("PPO"), "{md}");
+    assert!(side.join("alignbench.svg").is_file());
+
     // Lengths table (with --tokenizer when the model has one).
     let data = data_dir().unwrap();
     let questions = data.join("alignbench/data_v1.1_release.jsonl");
