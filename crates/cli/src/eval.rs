@@ -549,7 +549,7 @@ fn generate_answers(
                 );
             }
         }
-        Ok(())
+        Ok::<(), anyhow::Error>(())
     })?;
     Ok(generated)
 }
