@@ -101,7 +101,7 @@ pub fn generate<B: Backend>(
     let logits = model.forward_cached(&batch, &mut cache, device);
     let [_, t, _] = logits.dims();
     let mut last = logits.slice([0..b, t - 1..t, 0..vocab]).reshape([b, vocab]);
-    for _step in 0..cfg.max_new_tokens {
+    for step in 0..cfg.max_new_tokens {
         let logp = log_softmax(last / temperature as f64, 1);
         let (tokens, lps, slps): (Vec<u32>, Vec<f32>, Vec<f32>) = match cfg.sampling {
             Sampling::Greedy => {
@@ -147,7 +147,7 @@ pub fn generate<B: Backend>(
             step_rows.push(tokens[r]);
             step_mask.push(1u8);
         }
-        if out.finished.iter().all(|&f| f) || _step + 1 == cfg.max_new_tokens {
+        if out.finished.iter().all(|&f| f) || step + 1 == cfg.max_new_tokens {
             break;
         }
         let step = TokenBatch {
