@@ -87,10 +87,7 @@ fn report(a: ReportArgs) -> anyhow::Result<()> {
         md.push_str(&format!("- {l}\n"));
     }
     md.push('\n');
-    md.push_str(&table.to_markdown());
-    write(&a.out.join("alignbench.md"), &md)?;
-    table.write_json(&a.out.join("alignbench.json"))?;
-    table.write_svg(&a.out.join("alignbench.svg"))?;
+    write_table(&a.out, md, &table)?;
     println!("{}", table.to_json()?);
     Ok(())
 }
@@ -112,6 +109,15 @@ fn print(v: &impl Serialize) -> anyhow::Result<()> {
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     ab::write_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `alignbench.md` (`md` followed by the table), `alignbench.json` and `alignbench.svg`.
+fn write_table(dir: &Path, mut md: String, table: &ResultsTable) -> anyhow::Result<()> {
+    md.push_str(&table.to_markdown());
+    write(&dir.join("alignbench.md"), &md)?;
+    table.write_json(&dir.join("alignbench.json"))?;
+    table.write_svg(&dir.join("alignbench.svg"))?;
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -409,28 +415,20 @@ fn alignbench(a: AlignbenchArgs) -> anyhow::Result<()> {
     if !comparable {
         md.push_str(&format!("**{NOT_COMPARABLE}.**\n\n"));
     }
-    md.push_str(&table.to_markdown());
-    write(&a.out.join("alignbench.md"), &md)?;
-    table.write_json(&a.out.join("alignbench.json"))?;
-    table.write_svg(&a.out.join("alignbench.svg"))?;
-    write(
-        &a.out.join("summary.json"),
-        &serde_json::to_string_pretty(&serde_json::json!({
-            "model": model_id,
-            "judge": judge_label,
-            "comparable_with_gpt4": comparable,
-            "summary": summary,
-        }))?,
-    )?;
-    write(
-        &a.out.join("scores.json"),
-        &serde_json::to_string_pretty(&serde_json::json!({
-            "model": model_id,
-            "judge": judge_label,
-            "comparable_with_gpt4": comparable,
-            "items": items,
-        }))?,
-    )?;
+    write_table(&a.out, md, &table)?;
+    let header = serde_json::json!({
+        "model": model_id,
+        "judge": judge_label,
+        "comparable_with_gpt4": comparable,
+    });
+    for (file, key, value) in [
+        ("summary.json", "summary", serde_json::to_value(&summary)?),
+        ("scores.json", "items", serde_json::to_value(&items)?),
+    ] {
+        let mut v = header.clone();
+        v[key] = value;
+        write(&a.out.join(file), &serde_json::to_string_pretty(&v)?)?;
+    }
     print(&AlignbenchSummary {
         model: model_id,
         judge: judge_label,
