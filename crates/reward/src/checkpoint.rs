@@ -20,7 +20,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
@@ -112,6 +112,15 @@ pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<PathBuf>> {
 /// # Errors
 /// IO and JSON errors naming the file.
 pub fn read_train_state(ckpt: &Path) -> Result<TrainState> {
+    read_state(ckpt)
+}
+
+/// Reads any trainer's `state.json` from a checkpoint directory (DPO, PPO and SFT keep their
+/// own state types in the same layout).
+///
+/// # Errors
+/// IO and JSON errors naming the file.
+pub fn read_state<S: serde::de::DeserializeOwned>(ckpt: &Path) -> Result<S> {
     let path = ckpt.join("state.json");
     let text = std::fs::read_to_string(&path).map_err(|e| RewardError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| RewardError::Json {
@@ -130,10 +139,45 @@ pub fn load_model_record<B: Backend>(
     ckpt: &Path,
     device: &B::Device,
 ) -> Result<ScalarModel<B>> {
-    let path = ckpt.join("model");
-    model
+    load_module_record(model, ckpt, "model", device)
+}
+
+/// Loads the record `ckpt/<name>.mpk` into any module `module` (written by
+/// [`save_checkpoint`] under that name).
+///
+/// # Errors
+/// [`RewardError::Record`] when the record is missing or does not fit the module.
+pub fn load_module_record<B: Backend, M: Module<B>>(
+    module: M,
+    ckpt: &Path,
+    name: &str,
+    device: &B::Device,
+) -> Result<M> {
+    let path = ckpt.join(name);
+    module
         .load_file(path.clone(), &Rec::new(), device)
         .map_err(|e| rec_err(&path, e))
+}
+
+/// Loads the optimizer record `ckpt/<name>.mpk` into `optim`.
+///
+/// # Errors
+/// [`RewardError::Record`] when the record is missing or unreadable.
+pub fn load_optimizer_record<B, M, O>(
+    optim: O,
+    ckpt: &Path,
+    name: &str,
+    device: &B::Device,
+) -> Result<O>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    let path = ckpt.join(name);
+    let record: O::Record =
+        Recorder::<B>::load(&Rec::new(), path.clone(), device).map_err(|e| rec_err(&path, e))?;
+    Ok(optim.load_record(record))
 }
 
 pub(crate) fn load_optim_record<B, O>(optim: O, ckpt: &Path, device: &B::Device) -> Result<O>
@@ -141,10 +185,71 @@ where
     B: AutodiffBackend,
     O: Optimizer<ScalarModel<B>, B>,
 {
-    let path = ckpt.join("optim");
-    let record: O::Record =
-        Recorder::<B>::load(&Rec::new(), path.clone(), device).map_err(|e| rec_err(&path, e))?;
-    Ok(optim.load_record(record))
+    load_optimizer_record::<B, ScalarModel<B>, O>(optim, ckpt, "optim", device)
+}
+
+/// Writes `<dir>/<name>.mpk` for a module.
+///
+/// # Errors
+/// [`RewardError::Record`].
+pub fn save_module_record<B: Backend, M: Module<B>>(
+    module: &M,
+    dir: &Path,
+    name: &str,
+) -> Result<()> {
+    module
+        .clone()
+        .save_file(dir.join(name), &Rec::new())
+        .map_err(|e| rec_err(&dir.join(format!("{name}.mpk")), e))
+}
+
+/// Writes `<dir>/<name>.mpk` for an optimizer.
+///
+/// # Errors
+/// [`RewardError::Record`].
+pub fn save_optimizer_record<B, M, O>(optim: &O, dir: &Path, name: &str) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
+    Recorder::<B>::record(&Rec::new(), optim.to_record(), dir.join(name))
+        .map_err(|e| rec_err(&dir.join(format!("{name}.mpk")), e))
+}
+
+/// Writes a checkpoint for `step` in the layout above, with whatever records `write_records`
+/// puts into the (temporary) directory it is given, plus `state` as `state.json`; renames it
+/// into place, updates `latest` and prunes all but the newest `keep`. Shared by every trainer
+/// of the workspace (reward, SFT, DPO, PPO).
+///
+/// # Errors
+/// IO and record errors.
+pub fn save_checkpoint_with<S: Serialize>(
+    run_dir: &Path,
+    step: usize,
+    state: &S,
+    keep: usize,
+    write_records: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let root = checkpoints_dir(run_dir);
+    let name = ckpt_name(step);
+    let tmp = root.join(format!(".{name}.tmp"));
+    let dst = root.join(&name);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| RewardError::io(&tmp, e))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|e| RewardError::io(&tmp, e))?;
+    write_records(&tmp)?;
+    let json = serde_json::to_string_pretty(state).expect("serialisable");
+    rlhf_core::io::write_atomic(&tmp.join("state.json"), json.as_bytes())?;
+    if dst.exists() {
+        std::fs::remove_dir_all(&dst).map_err(|e| RewardError::io(&dst, e))?;
+    }
+    std::fs::rename(&tmp, &dst).map_err(|e| RewardError::io(&dst, e))?;
+    rlhf_core::io::write_atomic(&root.join("latest"), name.as_bytes())?;
+    prune(&root, keep, &name)?;
+    tracing::info!(step, dir = %dst.display(), "checkpoint saved");
+    Ok(dst)
 }
 
 /// Writes a checkpoint for `state.step` and prunes all but the newest `keep`.
@@ -159,31 +264,10 @@ where
     B: AutodiffBackend,
     O: Optimizer<ScalarModel<B>, B>,
 {
-    let root = checkpoints_dir(run_dir);
-    let name = ckpt_name(state.step);
-    let tmp = root.join(format!(".{name}.tmp"));
-    let dst = root.join(&name);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| RewardError::io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| RewardError::io(&tmp, e))?;
-    let rec = Rec::new();
-    model
-        .clone()
-        .save_file(tmp.join("model"), &rec)
-        .map_err(|e| rec_err(&tmp.join("model.mpk"), e))?;
-    Recorder::<B>::record(&rec, optim.to_record(), tmp.join("optim"))
-        .map_err(|e| rec_err(&tmp.join("optim.mpk"), e))?;
-    let json = serde_json::to_string_pretty(state).expect("serialisable");
-    rlhf_core::io::write_atomic(&tmp.join("state.json"), json.as_bytes())?;
-    if dst.exists() {
-        std::fs::remove_dir_all(&dst).map_err(|e| RewardError::io(&dst, e))?;
-    }
-    std::fs::rename(&tmp, &dst).map_err(|e| RewardError::io(&dst, e))?;
-    rlhf_core::io::write_atomic(&root.join("latest"), name.as_bytes())?;
-    prune(&root, keep, &name)?;
-    tracing::info!(step = state.step, dir = %dst.display(), "checkpoint saved");
-    Ok(dst)
+    save_checkpoint_with(run_dir, state.step, state, keep, |dir| {
+        save_module_record(model, dir, "model")?;
+        save_optimizer_record::<B, ScalarModel<B>, O>(optim, dir, "optim")
+    })
 }
 
 /// Completed checkpoint directories of `root`, oldest first.
@@ -206,7 +290,7 @@ fn list_checkpoints(root: &Path) -> Result<Vec<(usize, PathBuf)>> {
 }
 
 /// Whether `run_dir` holds any checkpoint.
-pub(crate) fn has_checkpoints(run_dir: &Path) -> Result<bool> {
+pub fn has_checkpoints(run_dir: &Path) -> Result<bool> {
     Ok(!list_checkpoints(&checkpoints_dir(run_dir))?.is_empty())
 }
 

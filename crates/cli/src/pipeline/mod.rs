@@ -1,0 +1,515 @@
+//! `rlhf pipeline` (what `cargo xtask train` runs): every stage of the paper, end to end, in
+//! one run directory.
+//!
+//! Each training stage runs as a child `rlhf` process with its own run directory under
+//! `runs/<id>/`, so it keeps its own checkpoints, metrics and Ctrl-C handling; the pipeline
+//! records each finished stage (with the child's JSON result) in `runs/<id>/stages.json`.
+//! `--resume <id>` skips finished stages and lets an interrupted one resume from its last
+//! checkpoint. Ctrl-C reaches the child (same process group), which saves and stops; the
+//! pipeline then stops too and prints the resume command.
+
+mod config;
+mod eval;
+mod gold;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use config::EMBEDDED_DEFAULT;
+pub(crate) use config::PipelineConfig;
+
+/// `rlhf pipeline`.
+#[derive(Debug, Args)]
+pub(crate) struct PipelineArgs {
+    /// Pipeline config (TOML); default: the embedded default (`configs/default.toml`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run only these stages (comma-separated; see the list printed at start).
+    #[arg(long, value_delimiter = ',')]
+    stages: Vec<String>,
+    /// Continue the run `runs/<RUN>`: finished stages are skipped, an interrupted one resumes.
+    #[arg(long)]
+    resume: Option<String>,
+    /// Override `[run].device` (cpu, cuda, cuda:N).
+    #[arg(long)]
+    device: Option<String>,
+    /// Override `[run].runs_dir`.
+    #[arg(long)]
+    runs_dir: Option<PathBuf>,
+    /// Name the run (instead of a timestamp).
+    #[arg(long, conflicts_with = "resume")]
+    run_id: Option<String>,
+}
+
+/// The stages, in order, with what they produce.
+pub(crate) const STAGES: &[(&str, &str)] = &[
+    (
+        "data",
+        "import, clean, prompt quality, split, statistics (Table 2)",
+    ),
+    (
+        "tokenizer",
+        "byte-level BPE trained on the bundled text (scratch start only)",
+    ),
+    (
+        "sft",
+        "SFT start point: a small model trained from scratch on the demonstrations",
+    ),
+    (
+        "rm",
+        "length balancing + reward model with the score prior; Table 5",
+    ),
+    (
+        "rm_unbalanced",
+        "ablation: the same RM without balancing (length preference)",
+    ),
+    (
+        "ppo",
+        "reference responses/rewards, PPO with the reference reward and the NTP term",
+    ),
+    (
+        "ppo_noref",
+        "ablation: PPO without the reference reward (Figure 4)",
+    ),
+    (
+        "dpo_pairs",
+        "k samples per prompt from SFT, best vs worst by the RM",
+    ),
+    ("dpo", "DPO on the RM-labelled pairs"),
+    (
+        "eval",
+        "SFT/PPO/DPO answers: gold judge per category, RM scores, win/tie/lose, lengths",
+    ),
+    (
+        "report",
+        "runs/<id>/report.md and report.html (plots embedded)",
+    ),
+];
+
+/// `stages.json`: what finished, when, and the stage's result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct RunState {
+    /// Stage name → record.
+    pub stages: BTreeMap<String, StageRecord>,
+}
+
+/// One finished stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StageRecord {
+    /// Wall time of the stage in seconds (of the run that finished it).
+    pub seconds: f64,
+    /// The stage's JSON result.
+    pub result: Value,
+}
+
+/// Everything a stage needs.
+pub(crate) struct Ctx {
+    pub cfg: PipelineConfig,
+    pub run_dir: PathBuf,
+    pub exe: PathBuf,
+    pub stop: Arc<AtomicBool>,
+    pub state: RunState,
+}
+
+impl Ctx {
+    pub(crate) fn dir(&self, name: &str) -> PathBuf {
+        self.run_dir.join(name)
+    }
+
+    /// The SFT model directory (trained, or the user's checkpoint).
+    pub(crate) fn sft_model(&self) -> PathBuf {
+        if self.cfg.model.base == "scratch" || self.cfg.model.sft_from_checkpoint {
+            self.dir("sft").join("final")
+        } else {
+            PathBuf::from(&self.cfg.model.base)
+        }
+    }
+
+    /// Runs `rlhf <args>` as a child, stderr shown, stdout parsed as the JSON result.
+    pub(crate) fn rlhf(&self, args: &[String]) -> anyhow::Result<Value> {
+        tracing::info!(command = %args.join(" "), "stage command");
+        let out = Command::new(&self.exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .with_context(|| format!("starting {}", self.exe.display()))?;
+        if !out.status.success() {
+            if self.stop.load(Ordering::SeqCst) {
+                bail!("interrupted");
+            }
+            bail!(
+                "`rlhf {}` failed ({})",
+                args.first().map(String::as_str).unwrap_or(""),
+                out.status
+            );
+        }
+        let v: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            format!(
+                "`rlhf {}` printed no JSON result",
+                args.first().map(String::as_str).unwrap_or("")
+            )
+        })?;
+        if v.get("status").and_then(Value::as_str) == Some("Stopped") {
+            bail!("interrupted");
+        }
+        Ok(v)
+    }
+}
+
+pub(crate) fn s(p: impl AsRef<Path>) -> String {
+    p.as_ref().display().to_string()
+}
+
+fn timestamp_id() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), UTC.
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+fn write_state(run_dir: &Path, st: &RunState) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(st)?;
+    rlhf_core::io::write_atomic(&run_dir.join("stages.json"), text.as_bytes())?;
+    Ok(())
+}
+
+fn read_state(run_dir: &Path) -> anyhow::Result<RunState> {
+    let p = run_dir.join("stages.json");
+    match std::fs::read_to_string(&p) {
+        Ok(t) => serde_json::from_str(&t).with_context(|| format!("{}", p.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RunState::default()),
+        Err(e) => Err(e).with_context(|| format!("{}", p.display())),
+    }
+}
+
+/// Which stages run for this config (scratch vs checkpoint start, ablations).
+fn applicable(cfg: &PipelineConfig, name: &str) -> bool {
+    match name {
+        "tokenizer" => cfg.model.base == "scratch",
+        "sft" => cfg.model.base == "scratch" || cfg.model.sft_from_checkpoint,
+        "rm_unbalanced" => cfg.ablations.rm_unbalanced,
+        "ppo_noref" => cfg.ablations.ppo_without_reference_reward,
+        _ => true,
+    }
+}
+
+pub(crate) fn run(a: PipelineArgs) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir()?;
+    let (text, origin, base) = match &a.config {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            p.display().to_string(),
+            p.parent()
+                .map(|d| d.join(".."))
+                .unwrap_or_else(|| cwd.clone()),
+        ),
+        None => (
+            EMBEDDED_DEFAULT.to_string(),
+            "(embedded default)".to_string(),
+            cwd.clone(),
+        ),
+    };
+    let mut cfg = PipelineConfig::parse(&text, &origin, &base)?;
+    if let Some(d) = &a.device {
+        cfg.run.device = d.clone();
+    }
+    if let Some(r) = &a.runs_dir {
+        cfg.run.runs_dir = r.clone();
+    }
+    cfg.validate(&origin)?;
+    for st in &a.stages {
+        if !STAGES.iter().any(|(n, _)| n == st) {
+            bail!(
+                "unknown stage {st:?}; stages: {}",
+                STAGES
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    let id = match (&a.resume, &a.run_id, &cfg.run.id) {
+        (Some(r), _, _) => r.clone(),
+        (None, Some(i), _) | (None, None, Some(i)) => i.clone(),
+        _ => timestamp_id(),
+    };
+    let run_dir = cfg.run.runs_dir.join(&id);
+    if a.resume.is_some() && !run_dir.join("stages.json").is_file() {
+        bail!("--resume {id}: {} holds no run", run_dir.display());
+    }
+    if a.resume.is_none() && run_dir.join("stages.json").is_file() {
+        bail!(
+            "{} already holds a run; continue it with --resume {id}",
+            run_dir.display()
+        );
+    }
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("{}", run_dir.display()))?;
+    if a.resume.is_some() {
+        let saved = run_dir.join("config.toml");
+        let old = std::fs::read_to_string(&saved).unwrap_or_default();
+        let old: Option<PipelineConfig> = toml::from_str(&old).ok();
+        if let Some(old) = old
+            && old != cfg
+        {
+            bail!(
+                "--resume {id}: the config differs from the run's ({}); resume with the same \
+                 config or start a new run",
+                saved.display()
+            );
+        }
+    }
+    rlhf_core::io::write_atomic(
+        &run_dir.join("config.toml"),
+        toml::to_string(&cfg)?.as_bytes(),
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .context("installing the Ctrl-C handler")?;
+    let mut ctx = Ctx {
+        cfg,
+        exe: std::env::current_exe().context("locating the rlhf binary")?,
+        state: read_state(&run_dir)?,
+        run_dir: run_dir.clone(),
+        stop,
+    };
+    let todo: Vec<&str> = STAGES
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| applicable(&ctx.cfg, n))
+        .filter(|n| a.stages.is_empty() || a.stages.iter().any(|s| s == n))
+        .collect();
+    eprintln!(
+        "run {} ({} stages) in {}",
+        id,
+        todo.len(),
+        run_dir.display()
+    );
+    let started = Instant::now();
+    for (i, name) in todo.iter().enumerate() {
+        if ctx.state.stages.contains_key(*name) {
+            eprintln!("[{}/{}] {name}: done earlier, skipped", i + 1, todo.len());
+            continue;
+        }
+        let what = STAGES
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, w)| w);
+        eprintln!("[{}/{}] {name}: {what}", i + 1, todo.len());
+        let t = Instant::now();
+        let result = match run_stage(&mut ctx, name) {
+            Ok(v) => v,
+            Err(e) if ctx.stop.load(Ordering::SeqCst) || e.to_string() == "interrupted" => {
+                eprintln!(
+                    "stopped during {name}; continue with: cargo xtask train --resume {id}{}",
+                    a.config
+                        .as_ref()
+                        .map(|c| format!(" --config {}", c.display()))
+                        .unwrap_or_default()
+                );
+                std::process::exit(130);
+            }
+            Err(e) => return Err(e.context(format!("stage {name}"))),
+        };
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!("[{}/{}] {name}: finished in {secs:.1} s", i + 1, todo.len());
+        ctx.state.stages.insert(
+            name.to_string(),
+            StageRecord {
+                seconds: secs,
+                result,
+            },
+        );
+        write_state(&run_dir, &ctx.state)?;
+    }
+    let total = started.elapsed().as_secs_f64();
+    let out = json!({
+        "run_dir": run_dir,
+        "seconds": total,
+        "report": run_dir.join("report.html"),
+        "stages": ctx.state.stages.iter().map(|(k, v)| (k.clone(), v.seconds)).collect::<BTreeMap<_, _>>(),
+    });
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
+    let c = ctx.cfg.clone();
+    let dev = c.run.device.clone();
+    let seed = c.run.seed.to_string();
+    match name {
+        "data" => {
+            let out = ctx.dir("data");
+            std::fs::create_dir_all(&out)?;
+            let tf = c.data.test_fraction;
+            let split = format!("{},0,{}", 1.0 - tf, tf);
+            let import = ctx.rlhf(&[
+                "data".into(),
+                "import".into(),
+                "--format".into(),
+                c.data.format.clone(),
+                s(&c.data.pairs),
+                "--out".into(),
+                s(out.join("pairs.parquet")),
+                "--split".into(),
+                split,
+                "--seed".into(),
+                seed,
+                "--report".into(),
+                s(out.join("import.json")),
+            ])?;
+            let stats = ctx.rlhf(&[
+                "data".into(),
+                "stats".into(),
+                s(out.join("pairs.parquet")),
+                "--out".into(),
+                s(&out),
+            ])?;
+            Ok(json!({"import": import, "stats": stats}))
+        }
+        "tokenizer" => ctx.rlhf(&[
+            "train-tokenizer".into(),
+            "--input".into(),
+            s(&c.data.sft),
+            s(&c.data.pairs),
+            s(&c.data.prompts),
+            "--vocab-size".into(),
+            c.model.vocab_size.to_string(),
+            "--out".into(),
+            s(ctx.dir("tokenizer")),
+        ]),
+        "sft" => {
+            let cfg_path = ctx.dir("sft.toml");
+            rlhf_core::io::write_atomic(&cfg_path, toml::to_string(&c.sft)?.as_bytes())?;
+            let mut args: Vec<String> = vec![
+                "train-sft".into(),
+                "--train".into(),
+                s(&c.data.sft),
+                "--config".into(),
+                s(&cfg_path),
+                "--run-dir".into(),
+                s(ctx.dir("sft")),
+                "--device".into(),
+                dev,
+            ];
+            if c.model.base == "scratch" {
+                args.extend([
+                    "--init".into(),
+                    c.model.preset.clone(),
+                    "--tokenizer".into(),
+                    s(ctx.dir("tokenizer")),
+                    "--init-seed".into(),
+                    seed,
+                ]);
+            } else {
+                args.extend(["--model".into(), c.model.base.clone()]);
+            }
+            ctx.rlhf(&args)
+        }
+        "rm" | "rm_unbalanced" => {
+            let mut rm = c.rm.clone();
+            if name == "rm_unbalanced" {
+                rm.balance = None;
+            }
+            let cfg_path = ctx.dir(&format!("{name}.json"));
+            rlhf_core::io::write_atomic(&cfg_path, serde_json::to_string_pretty(&rm)?.as_bytes())?;
+            ctx.rlhf(&[
+                "train-reward".into(),
+                "--train".into(),
+                s(ctx.dir("data").join("pairs.parquet")),
+                "--file-splits".into(),
+                "--config".into(),
+                s(&cfg_path),
+                "--model".into(),
+                s(ctx.sft_model()),
+                "--run-dir".into(),
+                s(ctx.dir(name)),
+                "--device".into(),
+                dev,
+            ])
+        }
+        "ppo" | "ppo_noref" => ppo_stage(ctx, name),
+        "dpo_pairs" => {
+            let cfg_path = ctx.dir("dpo_pairs.json");
+            let mut pc = c.dpo_pairs.clone();
+            pc.seed = c.run.seed;
+            rlhf_core::io::write_atomic(&cfg_path, serde_json::to_string_pretty(&pc)?.as_bytes())?;
+            std::fs::create_dir_all(ctx.dir("dpo"))?;
+            ctx.rlhf(&[
+                "dpo-pairs".into(),
+                "--policy".into(),
+                s(ctx.sft_model()),
+                "--rm".into(),
+                s(ctx.dir("rm").join("final")),
+                "--prompts".into(),
+                s(&c.data.prompts),
+                "--out".into(),
+                s(ctx.dir("dpo_pairs.jsonl")),
+                "--config".into(),
+                s(&cfg_path),
+                "--device".into(),
+                dev,
+            ])
+        }
+        "dpo" => {
+            let cfg_path = ctx.dir("dpo.toml");
+            rlhf_core::io::write_atomic(&cfg_path, toml::to_string(&c.dpo)?.as_bytes())?;
+            ctx.rlhf(&[
+                "train-dpo".into(),
+                "--train".into(),
+                s(ctx.dir("dpo_pairs.jsonl")),
+                "--config".into(),
+                s(&cfg_path),
+                "--model".into(),
+                s(ctx.sft_model()),
+                "--run-dir".into(),
+                s(ctx.dir("dpo")),
+                "--device".into(),
+                dev,
+            ])
+        }
+        "eval" => eval::run(ctx),
+        "report" => report::run(ctx),
+        other => bail!("unknown stage {other}"),
+    }
+}
+
+fn ppo_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
+    let _ = (ctx, name);
+    bail!("the PPO stage is not wired yet")
+}
+
+/// Checks the `[ppo]` table against the PPO config type.
+pub(crate) fn validate_ppo_table(t: &toml::Table) -> anyhow::Result<()> {
+    let _ = t;
+    Ok(())
+}

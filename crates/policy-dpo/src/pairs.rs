@@ -1,0 +1,254 @@
+//! The paper's DPO pairs (SPEC §A.4.5): for each prompt, sample `k` replies from the SFT
+//! policy, score them with the trained reward model, and pair the best with the worst; a pair
+//! whose reward margin is below a threshold carries no reliable preference and is skipped.
+
+use burn::prelude::*;
+use rlhf_core::generate::{GenerationConfig, Sampling, generate};
+use rlhf_core::tokenizer::Message;
+use rlhf_core::{CausalLm, ScalarModel};
+use rlhf_reward::{PairCollator, PreferencePair, TextEncoder, plain_prompt, score_encoded};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{DpoError, Result};
+
+/// Parameters of [`build_rm_pairs`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PairBuildConfig {
+    /// Replies sampled per prompt (≥ 2). Default 4.
+    pub k: usize,
+    /// New tokens per reply. Default 128.
+    pub max_new_tokens: usize,
+    /// Sampling temperature. Default 1.0.
+    pub temperature: f32,
+    /// Nucleus sampling threshold. Default `None`.
+    pub top_p: Option<f32>,
+    /// Seed of the sampler. Default 0.
+    pub seed: u64,
+    /// Skip a prompt whose best−worst reward margin is below this. Default 0.1.
+    pub min_margin: f64,
+    /// Prompts per generation batch (each expands to `k` rows). Default 8.
+    pub batch_prompts: usize,
+    /// Longest scored row (prompt + reply) in tokens. Default 1024.
+    pub max_length: usize,
+}
+
+impl Default for PairBuildConfig {
+    fn default() -> Self {
+        PairBuildConfig {
+            k: 4,
+            max_new_tokens: 128,
+            temperature: 1.0,
+            top_p: None,
+            seed: 0,
+            min_margin: 0.1,
+            batch_prompts: 8,
+            max_length: 1024,
+        }
+    }
+}
+
+/// A pair built by [`build_rm_pairs`] with the scores it was built from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RmPair {
+    /// The pair (id = the prompt's id, category kept).
+    pub pair: PreferencePair,
+    /// RM score of the chosen reply.
+    pub chosen_score: f32,
+    /// RM score of the rejected reply.
+    pub rejected_score: f32,
+    /// Scores of all `k` samples.
+    pub scores: Vec<f32>,
+}
+
+/// Counts of a [`build_rm_pairs`] run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairBuildReport {
+    /// Prompts seen.
+    pub prompts: usize,
+    /// Pairs kept.
+    pub pairs: usize,
+    /// Prompts skipped because the margin was below `min_margin`.
+    pub skipped_margin: usize,
+    /// Prompts skipped because every sample was the same text (or empty).
+    pub skipped_identical: usize,
+    /// Mean margin of the kept pairs.
+    pub mean_margin: f64,
+    /// Mean reply length in characters of chosen replies.
+    pub mean_chosen_chars: f64,
+    /// Mean reply length in characters of rejected replies.
+    pub mean_rejected_chars: f64,
+}
+
+/// Token ids of `prompt` ready for generation (ending where the reply begins).
+///
+/// # Errors
+/// Tokenizer and template errors.
+pub fn prompt_ids(encoder: &TextEncoder<'_>, prompt: &[Message]) -> Result<Vec<u32>> {
+    Ok(match encoder {
+        TextEncoder::Tokenizer(t) if t.has_chat_template() => t.encode_prompt(prompt)?,
+        TextEncoder::Tokenizer(t) => {
+            let mut ids: Vec<u32> = t.bos_id().into_iter().collect();
+            ids.extend(t.encode(&plain_prompt(prompt), false)?);
+            ids
+        }
+        TextEncoder::Bytes => {
+            let mut ids = vec![1u32];
+            ids.extend(plain_prompt(prompt).bytes().map(|b| b as u32 + 3));
+            ids
+        }
+    })
+}
+
+/// The ids that end a reply for `encoder`.
+pub fn eos_ids(encoder: &TextEncoder<'_>) -> Vec<u32> {
+    match encoder {
+        TextEncoder::Tokenizer(t) => t.eos_id().into_iter().collect(),
+        TextEncoder::Bytes => vec![2],
+    }
+}
+
+/// Text of generated ids, up to (not including) the first EOS.
+///
+/// # Errors
+/// Tokenizer errors.
+pub fn decode_reply(encoder: &TextEncoder<'_>, ids: &[u32]) -> Result<String> {
+    let eos = eos_ids(encoder);
+    let end = ids
+        .iter()
+        .position(|i| eos.contains(i))
+        .unwrap_or(ids.len());
+    let ids = &ids[..end];
+    Ok(match encoder {
+        TextEncoder::Tokenizer(t) => t.decode(ids, true)?,
+        TextEncoder::Bytes => {
+            let bytes: Vec<u8> = ids
+                .iter()
+                .filter(|&&i| i >= 3)
+                .map(|&i| (i - 3) as u8)
+                .collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    })
+}
+
+/// Samples `k` replies per prompt of `prompts` (`(id, category, messages)`) from `policy`,
+/// scores them with `rm`, and returns best-vs-worst pairs whose margin reaches
+/// `cfg.min_margin`. `on_progress` is told how many prompts are done.
+///
+/// # Errors
+/// Invalid config, generation and tokenizer errors.
+#[allow(clippy::type_complexity)]
+pub fn build_rm_pairs<B: Backend>(
+    policy: &CausalLm<B>,
+    rm: &ScalarModel<B>,
+    encoder: &TextEncoder<'_>,
+    prompts: &[(String, Option<String>, Vec<Message>)],
+    cfg: &PairBuildConfig,
+    device: &B::Device,
+    mut on_progress: impl FnMut(usize),
+) -> Result<(Vec<RmPair>, PairBuildReport)> {
+    if cfg.k < 2 {
+        return Err(DpoError::Config(format!("k must be >= 2, got {}", cfg.k)));
+    }
+    if cfg.batch_prompts == 0 || cfg.max_new_tokens == 0 {
+        return Err(DpoError::Config(
+            "batch_prompts and max_new_tokens must be >= 1".into(),
+        ));
+    }
+    let sampling = Sampling::Sample {
+        temperature: cfg.temperature,
+        top_k: None,
+        top_p: cfg.top_p,
+    };
+    sampling.validate().map_err(DpoError::Config)?;
+    let collator = PairCollator::new(*encoder, cfg.max_length);
+    let pad = encoder.pad_id();
+    let mut out = Vec::new();
+    let mut report = PairBuildReport::default();
+    for (chunk_no, chunk) in prompts.chunks(cfg.batch_prompts).enumerate() {
+        let mut rows = Vec::with_capacity(chunk.len() * cfg.k);
+        for (_, _, msgs) in chunk {
+            let ids = prompt_ids(encoder, msgs)?;
+            rows.extend(std::iter::repeat_n(ids, cfg.k));
+        }
+        let gen_cfg = GenerationConfig {
+            max_new_tokens: cfg.max_new_tokens,
+            sampling,
+            seed: cfg.seed.wrapping_add(chunk_no as u64),
+            eos_ids: eos_ids(encoder),
+            pad_id: pad,
+        };
+        let g = generate(policy, &rows, &gen_cfg, device)?;
+        for (p, (id, category, msgs)) in chunk.iter().enumerate() {
+            report.prompts += 1;
+            let replies: Vec<String> = (0..cfg.k)
+                .map(|j| decode_reply(encoder, &g.new_ids[p * cfg.k + j]))
+                .collect::<Result<_>>()?;
+            // Score each sample as the "chosen" side of a pair with itself as "rejected";
+            // only the chosen scores are used.
+            let cands: Vec<PreferencePair> = replies
+                .iter()
+                .map(|r| {
+                    let text = if r.is_empty() { " " } else { r.as_str() };
+                    PreferencePair::new(id.clone(), msgs.clone(), text, text)
+                })
+                .collect();
+            let enc = collator.encode_all(&cands)?;
+            let scores: Vec<f32> = score_encoded(rm, &enc, pad, cfg.k, device)
+                .into_iter()
+                .map(|(c, _)| c)
+                .collect();
+            let best = argmax(&scores, &replies, true);
+            let worst = argmax(&scores, &replies, false);
+            if replies[best] == replies[worst] || replies[best].trim().is_empty() {
+                report.skipped_identical += 1;
+                continue;
+            }
+            let margin = (scores[best] - scores[worst]) as f64;
+            if margin < cfg.min_margin {
+                report.skipped_margin += 1;
+                continue;
+            }
+            let mut pair =
+                PreferencePair::new(id.clone(), msgs.clone(), &replies[best], &replies[worst]);
+            if let Some(c) = category {
+                pair = pair.with_category(c.clone());
+            }
+            report.mean_margin += margin;
+            report.mean_chosen_chars += replies[best].chars().count() as f64;
+            report.mean_rejected_chars += replies[worst].chars().count() as f64;
+            out.push(RmPair {
+                pair,
+                chosen_score: scores[best],
+                rejected_score: scores[worst],
+                scores,
+            });
+        }
+        on_progress(report.prompts);
+    }
+    report.pairs = out.len();
+    if report.pairs > 0 {
+        let n = report.pairs as f64;
+        report.mean_margin /= n;
+        report.mean_chosen_chars /= n;
+        report.mean_rejected_chars /= n;
+    }
+    Ok((out, report))
+}
+
+/// Index of the highest (or lowest) score among non-empty replies; ties go to the first.
+fn argmax(scores: &[f32], replies: &[String], highest: bool) -> usize {
+    let mut best: Option<usize> = None;
+    for (i, &s) in scores.iter().enumerate() {
+        if replies[i].trim().is_empty() && highest {
+            continue;
+        }
+        best = match best {
+            None => Some(i),
+            Some(b) if (highest && s > scores[b]) || (!highest && s < scores[b]) => Some(i),
+            keep => keep,
+        };
+    }
+    best.unwrap_or(0)
+}

@@ -1,0 +1,8 @@
+//! The crate's single integration-test binary: the losses against a float64 reference, the
+//! reference cache, batch log-probs, training (learning, resume, stop), and RM-labelled pairs.
+
+mod common;
+mod losses;
+mod pairs;
+mod reference;
+mod training;

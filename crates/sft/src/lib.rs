@@ -1,0 +1,728 @@
+//! # rlhf-sft
+//!
+//! Supervised fine-tuning: next-token prediction on the reply tokens of (prompt, reply)
+//! demonstrations. The embedded default of `cargo xtask train` has no pretrained model to start
+//! from (nothing is downloaded), so its SFT start point is trained from scratch with this crate;
+//! PPO's next-token-prediction regulariser reads the same data format.
+//!
+//! - [`SftRecord`] / [`read_sft`]: JSON lines `{"id", "category"?, "prompt": text | messages,
+//!   "response"}`;
+//! - [`encode_sft`]: the reward crate's [`TextEncoder`] (chat template, or the plain transcript
+//!   with a byte or BPE tokenizer) and its truncation rule; the loss mask covers the reply and
+//!   its EOS only;
+//! - [`train`]: the resumable loop (AdamW, warm-up + cosine, accumulation, global-norm clipping,
+//!   held-out NLL/perplexity, step checkpoints with exact resume, stop flag, `metrics.jsonl`,
+//!   progress bar), the same run-dir layout as the reward and DPO trainers.
+#![warn(missing_docs)]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::tokenizer::Message;
+use rlhf_core::{CausalLm, PadSide, TokenBatch};
+use rlhf_reward::{
+    DataRngState, EncodedRow, LrSchedule, TextEncoder, TrainOptions, TrainStatus, clip_grad_norm,
+    epoch_permutation, global_grad_norm, has_checkpoints, latest_checkpoint, load_module_record,
+    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
+    save_optimizer_record, truncate_row,
+};
+use serde::{Deserialize, Serialize};
+
+/// Errors of SFT.
+#[derive(Debug, thiserror::Error)]
+pub enum SftError {
+    /// A bad config value.
+    #[error("invalid SFT config: {0}")]
+    Config(String),
+    /// Bad data, with the file and line where known.
+    #[error("{0}")]
+    Data(String),
+    /// A checkpoint that does not belong to this run.
+    #[error("cannot resume from {}: {message}", path.display())]
+    ResumeMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// The loss diverged.
+    #[error("loss is not finite at step {0}; lower the learning rate")]
+    NonFinite(usize),
+    /// IO with the path.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// From the reward crate (encoding, checkpoints).
+    #[error(transparent)]
+    Reward(#[from] rlhf_reward::RewardError),
+    /// From the core.
+    #[error(transparent)]
+    Core(#[from] rlhf_core::CoreError),
+}
+
+/// Result alias.
+pub type Result<T, E = SftError> = std::result::Result<T, E>;
+
+fn io_err(path: &Path, source: std::io::Error) -> SftError {
+    SftError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One demonstration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SftRecord {
+    /// Stable id.
+    pub id: String,
+    /// Task category, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// The conversation up to the reply.
+    pub prompt: Vec<Message>,
+    /// The demonstrated reply.
+    pub response: String,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PromptField {
+    Text(String),
+    Messages(Vec<Message>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line {
+    id: Option<String>,
+    category: Option<String>,
+    prompt: PromptField,
+    response: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    language: Option<String>,
+}
+
+/// Reads SFT JSON lines: `{"id"?, "category"?, "language"?, "prompt": "text" | [{"role",
+/// "content"}...], "response"}`.
+///
+/// # Errors
+/// IO errors, and a malformed line named by file and line number.
+pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
+    let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let l: Line = serde_json::from_str(line).map_err(|e| {
+            SftError::Data(format!(
+                "{} line {}: {e} (expected {{\"id\", \"prompt\", \"response\"}})",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        let prompt = match l.prompt {
+            PromptField::Text(t) => vec![Message::user(t)],
+            PromptField::Messages(m) => m,
+        };
+        if prompt.is_empty() || l.response.is_empty() {
+            return Err(SftError::Data(format!(
+                "{} line {}: empty prompt or response",
+                path.display(),
+                i + 1
+            )));
+        }
+        out.push(SftRecord {
+            id: l.id.unwrap_or_else(|| format!("line{}", i + 1)),
+            category: l.category,
+            prompt,
+            response: l.response,
+        });
+    }
+    Ok(out)
+}
+
+/// A demonstration as token ids: the last `reply` ids are the reply (EOS included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SftExample {
+    /// Prompt + reply ids after truncation.
+    pub ids: Vec<u32>,
+    /// Trailing reply tokens.
+    pub reply: usize,
+}
+
+/// Encodes and truncates records (same rule as the reward model's rows).
+///
+/// # Errors
+/// Tokenizer errors; a reply that encodes to nothing is named by id.
+pub fn encode_sft(
+    encoder: &TextEncoder<'_>,
+    records: &[SftRecord],
+    max_length: usize,
+) -> Result<Vec<SftExample>> {
+    let bos = encoder.bos_id();
+    records
+        .iter()
+        .map(|r| {
+            let row: EncodedRow = encoder.encode(&r.prompt, &r.response)?;
+            let reply_len = row.ids.len() - row.response_start;
+            if reply_len == 0 {
+                return Err(SftError::Data(format!("record {}: empty reply", r.id)));
+            }
+            let ids = truncate_row(&row, max_length, bos);
+            let kept_bos = usize::from(bos.is_some() && ids.first() == bos.as_ref());
+            let reply = reply_len.min(ids.len() - kept_bos);
+            Ok(SftExample { ids, reply })
+        })
+        .collect()
+}
+
+/// A right-padded batch with its reply mask.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SftBatch {
+    /// Tokens.
+    pub tokens: TokenBatch,
+    /// `batch × seq`, 1.0 on reply tokens.
+    pub target_mask: Vec<f32>,
+}
+
+/// Pads examples into one batch.
+///
+/// # Panics
+/// If `examples` is empty.
+pub fn collate_sft(examples: &[&SftExample], pad_id: u32) -> SftBatch {
+    assert!(!examples.is_empty(), "cannot collate an empty batch");
+    let rows: Vec<Vec<u32>> = examples.iter().map(|e| e.ids.clone()).collect();
+    let tokens = TokenBatch::from_rows(&rows, pad_id, PadSide::Right);
+    let mut target_mask = vec![0f32; tokens.batch * tokens.seq];
+    for (i, e) in examples.iter().enumerate() {
+        let end = e.ids.len();
+        for t in end - e.reply..end {
+            target_mask[i * tokens.seq + t] = 1.0;
+        }
+    }
+    SftBatch {
+        tokens,
+        target_mask,
+    }
+}
+
+/// Summed reply NLL and the number of reply tokens predicted, for a batch (the loss is
+/// `sum / count`, a token mean).
+pub fn batch_nll<B: Backend>(
+    model: &CausalLm<B>,
+    batch: &SftBatch,
+    device: &B::Device,
+) -> (Tensor<B, 1>, f64) {
+    let t = &batch.tokens;
+    let logits = model.forward(t, device);
+    let ids: Vec<i64> = t.ids.iter().map(|&i| i as i64).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [t.batch, t.seq]), device);
+    let mask = Tensor::<B, 2>::from_data(
+        TensorData::new(batch.target_mask.clone(), [t.batch, t.seq]),
+        device,
+    );
+    let lp = sequence_logprobs(logits, ids, mask);
+    // The first position has no prediction, so a reply starting at 0 loses one target.
+    let count: f64 = (0..t.batch)
+        .map(|b| {
+            batch.target_mask[b * t.seq + 1..(b + 1) * t.seq]
+                .iter()
+                .map(|&x| x as f64)
+                .sum::<f64>()
+        })
+        .sum();
+    (lp.per_token.sum().neg(), count)
+}
+
+/// Mean reply NLL (nats per token) of `model` on `examples`.
+pub fn evaluate_nll<B: Backend>(
+    model: &CausalLm<B>,
+    examples: &[SftExample],
+    pad_id: u32,
+    batch_size: usize,
+    device: &B::Device,
+) -> f64 {
+    let (mut sum, mut count) = (0.0, 0.0);
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let refs: Vec<&SftExample> = chunk.iter().collect();
+        let (s, c) = batch_nll(model, &collate_sft(&refs, pad_id), device);
+        sum += s.into_scalar().elem::<f64>();
+        count += c;
+    }
+    sum / count.max(1.0)
+}
+
+/// SFT hyper-parameters (TRL `SFTConfig` names where one exists).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SftConfig {
+    /// Peak learning rate. Default 1e-3 (from-scratch tiny models; use ~1e-5 for real ones).
+    pub learning_rate: f64,
+    /// Decoupled weight decay. Default 0.01.
+    pub weight_decay: f64,
+    /// Passes over the data. Default 1.
+    pub num_train_epochs: usize,
+    /// Total steps; overrides the epochs.
+    pub max_steps: Option<usize>,
+    /// Sequences per micro-batch. Default 16.
+    pub batch_size: usize,
+    /// Micro-batches per step. Default 1.
+    pub gradient_accumulation_steps: usize,
+    /// Warm-up steps. Default 10.
+    pub warmup_steps: usize,
+    /// Cosine floor as a fraction of the peak. Default 0.1.
+    pub min_lr_ratio: f64,
+    /// Global gradient-norm clip. Default 1.0.
+    pub max_grad_norm: Option<f64>,
+    /// Longest row in tokens. Default 256.
+    pub max_length: usize,
+    /// Log every this many steps. Default 10.
+    pub logging_steps: usize,
+    /// Evaluate every this many steps (and at the end).
+    pub eval_steps: Option<usize>,
+    /// Checkpoint every this many steps (and at the end, and on stop). Default 200.
+    pub save_steps: Option<usize>,
+    /// Checkpoints kept. Default 2.
+    pub save_total_limit: usize,
+    /// Seed of the data order. Default 42.
+    pub seed: u64,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        SftConfig {
+            learning_rate: 1e-3,
+            weight_decay: 0.01,
+            num_train_epochs: 1,
+            max_steps: None,
+            batch_size: 16,
+            gradient_accumulation_steps: 1,
+            warmup_steps: 10,
+            min_lr_ratio: 0.1,
+            max_grad_norm: Some(1.0),
+            max_length: 256,
+            logging_steps: 10,
+            eval_steps: None,
+            save_steps: Some(200),
+            save_total_limit: 2,
+            seed: 42,
+        }
+    }
+}
+
+impl SftConfig {
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`SftError::Config`] naming the first bad field.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(SftError::Config(m));
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return bad(format!(
+                "learning_rate must be > 0, got {}",
+                self.learning_rate
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "weight_decay must be >= 0, got {}",
+                self.weight_decay
+            ));
+        }
+        for (n, v) in [
+            ("num_train_epochs", self.num_train_epochs),
+            ("batch_size", self.batch_size),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+            ),
+            ("logging_steps", self.logging_steps),
+            ("save_total_limit", self.save_total_limit),
+        ] {
+            if v == 0 {
+                return bad(format!("{n} must be >= 1"));
+            }
+        }
+        if self.max_steps == Some(0) || self.eval_steps == Some(0) || self.save_steps == Some(0) {
+            return bad("max_steps, eval_steps and save_steps must be >= 1 when set".into());
+        }
+        if !(0.0..=1.0).contains(&self.min_lr_ratio) {
+            return bad(format!(
+                "min_lr_ratio must be in [0, 1], got {}",
+                self.min_lr_ratio
+            ));
+        }
+        if self.max_length < 8 {
+            return bad(format!("max_length must be >= 8, got {}", self.max_length));
+        }
+        if let Some(c) = self.max_grad_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return bad(format!("max_grad_norm must be > 0, got {c}"));
+        }
+        Ok(())
+    }
+
+    /// Steps of the run over `n` examples.
+    pub fn total_steps(&self, n: usize) -> usize {
+        self.max_steps.unwrap_or_else(|| {
+            self.num_train_epochs
+                * n.div_ceil(self.batch_size * self.gradient_accumulation_steps)
+                    .max(1)
+        })
+    }
+}
+
+/// A line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SftLog {
+    /// Training, averaged since the previous entry.
+    Train {
+        /// Steps done.
+        step: usize,
+        /// Epochs done.
+        epoch: f64,
+        /// Mean NLL per reply token.
+        loss: f64,
+        /// Mean global gradient norm before clipping.
+        grad_norm: f64,
+        /// Learning rate of the last step.
+        learning_rate: f64,
+    },
+    /// Held-out evaluation.
+    Eval {
+        /// Steps done.
+        step: usize,
+        /// Mean NLL per reply token.
+        eval_loss: f64,
+        /// `exp(eval_loss)`.
+        eval_perplexity: f64,
+    },
+}
+
+/// Resume state (`state.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SftState {
+    /// Steps done.
+    pub step: usize,
+    /// Steps of the run.
+    pub total_steps: usize,
+    /// Data order position.
+    pub data: DataRngState,
+    /// Training examples.
+    pub n_train: usize,
+    /// Fingerprint of the encoded data.
+    pub fingerprint: String,
+    /// The config.
+    pub config: SftConfig,
+    /// Metrics so far.
+    pub history: Vec<SftLog>,
+    /// Sums since the last log: (steps, loss, grad norm).
+    #[serde(default)]
+    pub window: (usize, f64, f64),
+}
+
+/// What [`train`] returns.
+#[derive(Debug)]
+pub struct SftOutcome<B: AutodiffBackend> {
+    /// The model.
+    pub model: CausalLm<B>,
+    /// Finished or stopped.
+    pub status: TrainStatus,
+    /// Steps done.
+    pub step: usize,
+    /// Steps of the run.
+    pub total_steps: usize,
+    /// Where it resumed from.
+    pub resumed_from: Option<usize>,
+    /// All metrics.
+    pub history: Vec<SftLog>,
+    /// Last held-out NLL.
+    pub last_eval_loss: Option<f64>,
+}
+
+fn fingerprint(ex: &[SftExample]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for e in ex {
+        eat(&(e.ids.len() as u64).to_le_bytes());
+        eat(&(e.reply as u64).to_le_bytes());
+        e.ids.iter().for_each(|i| eat(&i.to_le_bytes()));
+    }
+    format!("{h:016x}")
+}
+
+fn append(path: &Path, e: &SftLog) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| io_err(path, e))?;
+    writeln!(f, "{}", serde_json::to_string(e).expect("serialisable")).map_err(|e| io_err(path, e))
+}
+
+fn rewrite(path: &Path, entries: &[SftLog]) -> Result<()> {
+    let text: String = entries
+        .iter()
+        .map(|e| serde_json::to_string(e).expect("serialisable") + "\n")
+        .collect();
+    Ok(rlhf_core::io::write_atomic(path, text.as_bytes())?)
+}
+
+fn save<B, O>(run_dir: &Path, model: &CausalLm<B>, optim: &O, st: &SftState) -> Result<PathBuf>
+where
+    B: AutodiffBackend,
+    O: Optimizer<CausalLm<B>, B>,
+{
+    Ok(save_checkpoint_with(
+        run_dir,
+        st.step,
+        st,
+        st.config.save_total_limit,
+        |dir| {
+            save_module_record(model, dir, "model")?;
+            save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
+        },
+    )?)
+}
+
+/// Trains `model` on `train` (evaluating on `eval`), resumable from `opts.run_dir`.
+///
+/// # Errors
+/// Invalid config or data, checkpoint mismatch, IO, divergence.
+pub fn train<B: AutodiffBackend>(
+    model: CausalLm<B>,
+    train_set: &[SftExample],
+    eval_set: &[SftExample],
+    pad_id: u32,
+    cfg: &SftConfig,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<SftOutcome<B>> {
+    cfg.validate()?;
+    if train_set.is_empty() {
+        return Err(SftError::Data("the SFT training set is empty".into()));
+    }
+    let vocab = model.vocab_size();
+    if let Some(id) = train_set
+        .iter()
+        .chain(eval_set)
+        .flat_map(|e| &e.ids)
+        .find(|&&i| i as usize >= vocab)
+    {
+        return Err(SftError::Data(format!(
+            "token id {id} is outside the model's vocabulary of {vocab}"
+        )));
+    }
+    let run_dir = &opts.run_dir;
+    std::fs::create_dir_all(run_dir).map_err(|e| io_err(run_dir, e))?;
+    let n = train_set.len();
+    let total = cfg.total_steps(n);
+    let print = fingerprint(train_set);
+    let sched = LrSchedule {
+        peak: cfg.learning_rate,
+        warmup: cfg.warmup_steps,
+        total,
+        min_ratio: cfg.min_lr_ratio,
+    };
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(cfg.weight_decay as f32)
+        .with_epsilon(1e-8)
+        .init::<B, CausalLm<B>>();
+    let metrics = run_dir.join("metrics.jsonl");
+    let mut model = model;
+    let ckpt = if opts.resume {
+        latest_checkpoint(run_dir)?
+    } else if has_checkpoints(run_dir)? {
+        return Err(SftError::Data(format!(
+            "{} already holds checkpoints; resume it or use another run dir",
+            run_dir.display()
+        )));
+    } else {
+        None
+    };
+    let (mut st, resumed_from) = match ckpt {
+        Some(dir) => {
+            let st: SftState = read_state(&dir)?;
+            let same_traj = SftConfig {
+                logging_steps: cfg.logging_steps,
+                eval_steps: cfg.eval_steps,
+                save_steps: cfg.save_steps,
+                save_total_limit: cfg.save_total_limit,
+                ..st.config.clone()
+            } == *cfg;
+            if !same_traj || st.fingerprint != print || st.total_steps != total {
+                return Err(SftError::ResumeMismatch {
+                    path: dir,
+                    message: "the config or the data differ from the checkpoint's".into(),
+                });
+            }
+            model = load_module_record(model, &dir, "model", device)?;
+            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
+            rewrite(&metrics, &st.history)?;
+            let from = st.step;
+            (st, Some(from))
+        }
+        None => {
+            let json = serde_json::to_string_pretty(cfg).expect("serialisable");
+            rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+            rewrite(&metrics, &[])?;
+            (
+                SftState {
+                    step: 0,
+                    total_steps: total,
+                    data: DataRngState {
+                        seed: cfg.seed,
+                        epoch: 0,
+                        cursor: 0,
+                    },
+                    n_train: n,
+                    fingerprint: print,
+                    config: cfg.clone(),
+                    history: Vec::new(),
+                    window: (0, 0.0, 0.0),
+                },
+                None,
+            )
+        }
+    };
+    let target = if opts.progress && std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
+    if let Ok(s) = ProgressStyle::with_template(
+        "sft {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+    ) {
+        pb.set_style(s);
+    }
+    pb.set_position(st.step as u64);
+    let mut perm = epoch_permutation(n, cfg.seed, st.data.epoch);
+    let mut last_saved = resumed_from;
+    let mut status = TrainStatus::Finished;
+    let mut last_eval_loss = None;
+    while st.step < total {
+        if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| st.step >= s) {
+            if last_saved != Some(st.step) {
+                save(run_dir, &model, &optim, &st)?;
+            }
+            status = TrainStatus::Stopped;
+            break;
+        }
+        let mut batches = Vec::new();
+        for _ in 0..cfg.gradient_accumulation_steps {
+            if st.data.cursor >= n {
+                st.data.epoch += 1;
+                st.data.cursor = 0;
+                perm = epoch_permutation(n, cfg.seed, st.data.epoch);
+            }
+            let end = (st.data.cursor + cfg.batch_size).min(n);
+            let refs: Vec<&SftExample> = perm[st.data.cursor..end]
+                .iter()
+                .map(|&i| &train_set[i])
+                .collect();
+            batches.push(collate_sft(&refs, pad_id));
+            st.data.cursor = end;
+        }
+        let lr = sched.lr(st.step);
+        // Token-mean over the whole step: each micro-batch's sum is divided by the step's count.
+        let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
+        let mut single = None;
+        let mut loss_sum = 0.0;
+        let n_micro = batches.len();
+        let mut parts = Vec::with_capacity(n_micro);
+        for b in &batches {
+            parts.push(batch_nll(&model, b, device));
+        }
+        let step_count: f64 = parts.iter().map(|(_, c)| *c).sum::<f64>().max(1.0);
+        for (sum, _) in parts {
+            let loss = sum.div_scalar(step_count);
+            loss_sum += loss.clone().into_scalar().elem::<f64>();
+            let g = GradientsParams::from_grads(loss.backward(), &model);
+            if n_micro == 1 {
+                single = Some(g);
+            } else {
+                acc.accumulate(&model, g);
+            }
+        }
+        let mut grads = single.unwrap_or_else(|| acc.grads());
+        let gn = match cfg.max_grad_norm {
+            Some(c) => clip_grad_norm::<B, _>(&model, &mut grads, c),
+            None => global_grad_norm::<B, _>(&model, &grads),
+        };
+        model = optim.step(lr, model, grads);
+        st.step += 1;
+        if !loss_sum.is_finite() || !gn.is_finite() {
+            return Err(SftError::NonFinite(st.step));
+        }
+        st.window.0 += 1;
+        st.window.1 += loss_sum;
+        st.window.2 += gn;
+        pb.set_position(st.step as u64);
+        let step = st.step;
+        if step % cfg.logging_steps == 0 || step == total {
+            let k = st.window.0.max(1) as f64;
+            let e = SftLog::Train {
+                step,
+                epoch: st.data.epoch as f64 + st.data.cursor as f64 / n as f64,
+                loss: st.window.1 / k,
+                grad_norm: st.window.2 / k,
+                learning_rate: lr,
+            };
+            pb.set_message(format!("loss {:.3}", st.window.1 / k));
+            tracing::info!(step, loss = st.window.1 / k, "sft");
+            st.window = (0, 0.0, 0.0);
+            append(&metrics, &e)?;
+            st.history.push(e);
+        }
+        if (cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total) && !eval_set.is_empty()
+        {
+            let l = evaluate_nll(&model.valid(), eval_set, pad_id, cfg.batch_size, device);
+            let e = SftLog::Eval {
+                step,
+                eval_loss: l,
+                eval_perplexity: l.exp(),
+            };
+            tracing::info!(step, eval_loss = l, "sft eval");
+            append(&metrics, &e)?;
+            st.history.push(e);
+            last_eval_loss = Some(l);
+        }
+        if cfg.save_steps.is_some_and(|k| step % k == 0) || step == total {
+            save(run_dir, &model, &optim, &st)?;
+            last_saved = Some(step);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(SftOutcome {
+        model,
+        status,
+        step: st.step,
+        total_steps: total,
+        resumed_from,
+        history: st.history,
+        last_eval_loss,
+    })
+}
