@@ -127,6 +127,31 @@ pub struct JudgeOutcome {
     pub result: Result<JudgedText>,
 }
 
+/// A judgment text before it is parsed, as [`judge_texts`] returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RawJudged {
+    /// The raw judgment text.
+    pub(crate) judgment: String,
+    /// Whether it came from the cache.
+    pub(crate) from_cache: bool,
+    /// How many times the judge was asked (0 when cached).
+    pub(crate) asks: u32,
+}
+
+/// One job's result from [`judge_texts`], in job order.
+#[derive(Debug)]
+pub(crate) struct RawOutcome {
+    /// The job's key.
+    pub(crate) key: String,
+    /// The cache key of (judge model, prompt).
+    pub(crate) hash: String,
+    /// The judgment, or why there is none.
+    pub(crate) result: Result<RawJudged>,
+}
+
+/// Whether a judgment text can be used; strict mode re-asks while it cannot.
+pub(crate) type Accept = dyn Fn(&str) -> bool + Sync;
+
 async fn judge_one<J: Judge + ?Sized>(
     judge: &J,
     job: &JudgeJob,
@@ -134,16 +159,16 @@ async fn judge_one<J: Judge + ?Sized>(
     cache: Option<&JudgmentCache>,
     semaphore: &Semaphore,
     options: &JudgeAllOptions,
-) -> Result<JudgedText> {
+    accept: &Accept,
+) -> Result<RawJudged> {
     if let Some(hit) = cache.and_then(|c| c.get(hash)) {
-        return Ok(JudgedText {
-            parsed: parse_judgment(&hit.judgment),
+        return Ok(RawJudged {
             judgment: hit.judgment,
             from_cache: true,
             asks: 0,
         });
     }
-    let (judgment, parsed, asks) = {
+    let (judgment, asks) = {
         let _permit = semaphore
             .acquire()
             .await
@@ -152,9 +177,8 @@ async fn judge_one<J: Judge + ?Sized>(
         loop {
             asks += 1;
             let judgment = judge.judge(&job.prompt).await?;
-            let parsed = parse_judgment(&judgment);
-            if !parsed.is_failure() || asks > options.strict_reasks {
-                break (judgment, parsed, asks);
+            if accept(&judgment) || asks > options.strict_reasks {
+                break (judgment, asks);
             }
             tracing::warn!(key = %job.key, asks, "judgment could not be parsed; asking again");
         }
@@ -167,26 +191,23 @@ async fn judge_one<J: Judge + ?Sized>(
             judgment: judgment.clone(),
         })?;
     }
-    tracing::debug!(key = %job.key, score = parsed.score, asks, "judged");
-    Ok(JudgedText {
+    tracing::debug!(key = %job.key, asks, "judged");
+    Ok(RawJudged {
         judgment,
-        parsed,
         from_cache: false,
         asks,
     })
 }
 
-/// Judges every job, at most `options.max_concurrency` at a time.
-///
-/// Cached judgments (same judge model and prompt) are returned without a call; every new
-/// judgment is appended to the cache as soon as it is finished. Jobs with identical prompts
-/// are judged once. A failing job does not stop the others; its error is in its outcome.
-pub async fn judge_all<J: Judge + ?Sized>(
+/// The engine of [`judge_all`] for any output format: `accept` says whether a judgment text
+/// parses (strict mode re-asks while it does not).
+pub(crate) async fn judge_texts<J: Judge + ?Sized>(
     judge: &J,
     jobs: &[JudgeJob],
     cache: Option<&JudgmentCache>,
     options: &JudgeAllOptions,
-) -> Vec<JudgeOutcome> {
+    accept: &Accept,
+) -> Vec<RawOutcome> {
     let semaphore = Semaphore::new(options.max_concurrency.max(1));
     let model = judge.model_id();
     let hashes: Vec<String> = jobs.iter().map(|j| cache_key(model, &j.prompt)).collect();
@@ -205,16 +226,15 @@ pub async fn judge_all<J: Judge + ?Sized>(
         judge = model,
         "judging"
     );
-    let results = join_all(
-        unique
-            .iter()
-            .map(|&i| judge_one(judge, &jobs[i], &hashes[i], cache, &semaphore, options)),
-    )
+    let results = join_all(unique.iter().map(|&i| {
+        judge_one(
+            judge, &jobs[i], &hashes[i], cache, &semaphore, options, accept,
+        )
+    }))
     .await;
 
-    let mut results: Vec<Option<Result<JudgedText>>> = results.into_iter().map(Some).collect();
-    let mut shared: Vec<Option<std::result::Result<JudgedText, String>>> =
-        vec![None; results.len()];
+    let mut results: Vec<Option<Result<RawJudged>>> = results.into_iter().map(Some).collect();
+    let mut shared: Vec<Option<std::result::Result<RawJudged, String>>> = vec![None; results.len()];
     let mut outcomes = Vec::with_capacity(jobs.len());
     for (i, job) in jobs.iter().enumerate() {
         let u = first_of[hashes[i].as_str()];
@@ -231,7 +251,7 @@ pub async fn judge_all<J: Judge + ?Sized>(
                 Err(message) => Err(Error::Judge(message)),
             },
         };
-        outcomes.push(JudgeOutcome {
+        outcomes.push(RawOutcome {
             key: job.key.clone(),
             hash: hashes[i].clone(),
             result,
@@ -244,6 +264,34 @@ pub async fn judge_all<J: Judge + ?Sized>(
         .count();
     tracing::info!(jobs = jobs.len(), cached, failed, "judging finished");
     outcomes
+}
+
+/// Judges every job, at most `options.max_concurrency` at a time.
+///
+/// Cached judgments (same judge model and prompt) are returned without a call; every new
+/// judgment is appended to the cache as soon as it is finished. Jobs with identical prompts
+/// are judged once. A failing job does not stop the others; its error is in its outcome.
+pub async fn judge_all<J: Judge + ?Sized>(
+    judge: &J,
+    jobs: &[JudgeJob],
+    cache: Option<&JudgmentCache>,
+    options: &JudgeAllOptions,
+) -> Vec<JudgeOutcome> {
+    let accept = |text: &str| !parse_judgment(text).is_failure();
+    judge_texts(judge, jobs, cache, options, &accept)
+        .await
+        .into_iter()
+        .map(|o| JudgeOutcome {
+            key: o.key,
+            hash: o.hash,
+            result: o.result.map(|raw| JudgedText {
+                parsed: parse_judgment(&raw.judgment),
+                judgment: raw.judgment,
+                from_cache: raw.from_cache,
+                asks: raw.asks,
+            }),
+        })
+        .collect()
 }
 
 #[cfg(test)]

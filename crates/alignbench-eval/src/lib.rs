@@ -16,6 +16,7 @@
 //! | score | [`aggregate`]: category, reasoning, language and overall means |
 //! | report | [`ResultsTable`]: Markdown, JSON and SVG |
 //! | pairwise | [`evaluate_pairwise`], rating sheets for human raters |
+//! | pairwise_llm | [`evaluate_pairwise_llm`]: an LLM judge in both orders, [`pairwise_prompt`], [`parse_pairwise_verdict`] |
 //!
 //! A typical run: load the benchmark, generate answers into an [`AnswerStore`], turn them
 //! into [`JudgeJob`]s with [`judge_jobs`], run [`judge_all`] with a [`JudgmentCache`], then
@@ -47,6 +48,7 @@ mod judge;
 mod offline;
 mod openai;
 mod pairwise;
+mod pairwise_llm;
 mod parse;
 mod prompt;
 mod report;
@@ -71,6 +73,10 @@ pub use crate::pairwise::{
     Preference, SHEET_HEADER, SheetTally, WinTieLoss, a_is_left, combine_orders, evaluate_pairwise,
     evaluate_pairwise_async, rating_sheet_csv, read_rating_sheet, tabulate_rating_sheet,
     write_rating_sheet,
+};
+pub use crate::pairwise_llm::{
+    JudgeFailure, LlmItemVerdicts, LlmPairwiseReport, OrderVerdict, PAIRWISE_INSTRUCTIONS,
+    PositionStats, VerdictFailure, evaluate_pairwise_llm, pairwise_prompt, parse_pairwise_verdict,
 };
 pub use crate::parse::{
     FAILED_SCORE, OVERALL_KEY, ParsedJudgment, ScoreSource, extract_rating, find_rating_dict,

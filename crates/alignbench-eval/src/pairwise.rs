@@ -48,16 +48,19 @@ pub enum CombineRule {
     Sum,
 }
 
+/// A verdict as a vote for model A: +1 for A, −1 for B, 0 for a tie, given whether A was
+/// shown first.
+pub(crate) fn vote_for_a(p: Preference, a_first: bool) -> i32 {
+    match (p, a_first) {
+        (Preference::Tie, _) => 0,
+        (Preference::First, true) | (Preference::Second, false) => 1,
+        _ => -1,
+    }
+}
+
 /// Combines the verdict with A shown first (`ab`) and with B shown first (`ba`).
 pub fn combine_orders(ab: Preference, ba: Preference, rule: CombineRule) -> Outcome {
-    let vote = |p: Preference, a_first: bool| -> i32 {
-        match (p, a_first) {
-            (Preference::Tie, _) => 0,
-            (Preference::First, true) | (Preference::Second, false) => 1,
-            _ => -1,
-        }
-    };
-    let (x, y) = (vote(ab, true), vote(ba, false));
+    let (x, y) = (vote_for_a(ab, true), vote_for_a(ba, false));
     match rule {
         CombineRule::Consistent if x == 1 && y == 1 => Outcome::Win,
         CombineRule::Consistent if x == -1 && y == -1 => Outcome::Loss,
@@ -178,6 +181,10 @@ pub struct PairItem {
     pub answer_a: String,
     /// Model B's answer.
     pub answer_b: String,
+    /// A reference answer, shown to an LLM judge when present (AlignBench has one for every
+    /// question); other verdict functions may ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
 }
 
 /// What a verdict function is shown: a prompt and two answers in display order.
@@ -187,6 +194,8 @@ pub struct PairwiseQuery {
     pub id: String,
     /// The prompt.
     pub prompt: String,
+    /// The item's reference answer, if any.
+    pub reference: Option<String>,
     /// The answer shown first.
     pub first: String,
     /// The answer shown second.
@@ -219,10 +228,12 @@ pub struct PairwiseReport {
     pub rule: CombineRule,
 }
 
-fn queries(item: &PairItem) -> (PairwiseQuery, PairwiseQuery) {
+/// The two queries of an item: A shown first, then B shown first.
+pub(crate) fn queries(item: &PairItem) -> (PairwiseQuery, PairwiseQuery) {
     let q = |first: &str, second: &str| PairwiseQuery {
         id: item.id.clone(),
         prompt: item.prompt.clone(),
+        reference: item.reference.clone(),
         first: first.to_owned(),
         second: second.to_owned(),
     };
@@ -232,7 +243,20 @@ fn queries(item: &PairItem) -> (PairwiseQuery, PairwiseQuery) {
     )
 }
 
-fn record(report: &mut PairwiseReport, item: &PairItem, ab: Preference, ba: Preference) {
+impl PairwiseReport {
+    /// An empty report.
+    pub(crate) fn empty(model_a: &str, model_b: &str, rule: CombineRule, capacity: usize) -> Self {
+        PairwiseReport {
+            tally: PairwiseTally::new(model_a, model_b),
+            items: Vec::with_capacity(capacity),
+            rule,
+        }
+    }
+}
+
+/// Combines the two verdicts of `item` with the report's rule and counts the outcome: the one
+/// place every pairwise judge (score functions, LLM judges) goes through.
+pub(crate) fn record(report: &mut PairwiseReport, item: &PairItem, ab: Preference, ba: Preference) {
     let outcome = combine_orders(ab, ba, report.rule);
     report.tally.add(&item.category, outcome);
     report.items.push(ItemResult {
@@ -255,11 +279,7 @@ pub fn evaluate_pairwise(
     rule: CombineRule,
     mut verdict: impl FnMut(&PairwiseQuery) -> Result<Preference>,
 ) -> Result<PairwiseReport> {
-    let mut report = PairwiseReport {
-        tally: PairwiseTally::new(model_a, model_b),
-        items: Vec::with_capacity(items.len()),
-        rule,
-    };
+    let mut report = PairwiseReport::empty(model_a, model_b, rule, items.len());
     for item in items {
         let (ab_query, ba_query) = queries(item);
         let ab = verdict(&ab_query)?;
@@ -285,11 +305,7 @@ where
     F: FnMut(PairwiseQuery) -> Fut,
     Fut: Future<Output = Result<Preference>>,
 {
-    let mut report = PairwiseReport {
-        tally: PairwiseTally::new(model_a, model_b),
-        items: Vec::with_capacity(items.len()),
-        rule,
-    };
+    let mut report = PairwiseReport::empty(model_a, model_b, rule, items.len());
     for item in items {
         let (ab_query, ba_query) = queries(item);
         let ab = verdict(ab_query).await?;

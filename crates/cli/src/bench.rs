@@ -26,6 +26,9 @@ pub(crate) enum Suite {
     /// One reward-model training step (8 pairs, tiny-bench): forward, Bradley-Terry loss with
     /// the score prior, backward, global-norm clipping, AdamW.
     Reward,
+    /// One DPO step (8 pairs, tiny-bench): the reference's forward and the policy's forward,
+    /// sigmoid-DPO loss, backward, clipping and AdamW.
+    Dpo,
 }
 
 /// `rlhf bench`.
@@ -244,6 +247,17 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                            "params": r.params, "device": a.device.to_string(),
                            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
                 "reward_step": {"ms": r.ms_per_step, "tokens_per_s": r.tokens_per_s},
+            }))
+        })?,
+        Suite::Dpo => with_backend!(a.device, |B, dev| {
+            let r = rlhf_policy_dpo::bench_dpo_step::<Autodiff<B>>(a.batch, a.seq, a.iters, &dev);
+            Ok::<_, anyhow::Error>(json!({
+                "suite": "dpo",
+                "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "reply": r.reply,
+                           "iters": r.iters, "params": r.params, "device": a.device.to_string(),
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                "dpo_step": {"ms": r.ms_per_step, "reference_forward_ms": r.reference_ms,
+                             "policy_step_ms": r.policy_step_ms},
             }))
         })?,
     };

@@ -1,4 +1,4 @@
-//! `logprobs`, `generate` and `score`: load a model, read JSON, print JSON.
+//! `logprobs`, `generate` and `score`: load a model, read JSON (or preference pairs), print JSON.
 
 use std::path::{Path, PathBuf};
 
@@ -11,9 +11,11 @@ use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model};
 use rlhf_core::generate::{GenerationConfig, Sampling, generate as run_generate};
 use rlhf_core::logprobs::sequence_logprobs;
 use rlhf_core::tokenizer::{Message, Tokenizer};
+use rlhf_reward::{EvalOptions, RewardError, evaluate, read_pairs, write_scores_jsonl};
 use serde::Deserialize;
 
 use crate::device::{parse_device, parse_dtype, with_backend};
+use crate::reward::with_reward_model;
 
 /// Flags shared by every model command.
 #[derive(Debug, Clone, Args)]
@@ -278,12 +280,68 @@ pub(crate) fn generate(a: GenerateArgs) -> anyhow::Result<()> {
 pub(crate) struct ScoreArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// JSON file `{"input_ids": [[...]], "attention_mask": [[...]]}` (mask optional).
+    /// Either token rows, a JSON file `{"input_ids": [[...]], "attention_mask": [[...]]}`
+    /// (mask optional), scored row by row; or preference pairs, an `rlhf data` Parquet file or
+    /// JSON lines `{"id", "category", "prompt", "chosen", "rejected"}`, summarised as accuracy
+    /// and score statistics.
     #[arg(long)]
     input: PathBuf,
+    /// Pairs only: write one JSON line per pair here
+    /// (`id, category, chosen, rejected, margin, chosen_len, rejected_len`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Pairs only: tokenizer directory (default: the model's, else byte-level ids).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+    /// Pairs only: longest row in tokens (the oldest prompt tokens are dropped first).
+    #[arg(long, default_value_t = 1024)]
+    max_length: usize,
+    /// Pairs only: pairs per forward batch.
+    #[arg(long, default_value_t = 16)]
+    batch_pairs: usize,
+}
+
+/// What a `score --input` file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ScoreInput {
+    /// One JSON object with `input_ids`.
+    Rows,
+    /// Preference pairs (Parquet or JSON lines).
+    Pairs,
+}
+
+/// A `.parquet` file holds pairs; otherwise a file that parses as one JSON object with an
+/// `input_ids` key holds rows, and anything else is read as pair lines (whose reader then
+/// names the file and line of a bad record).
+fn score_input_kind(path: &Path) -> anyhow::Result<ScoreInput> {
+    if path.extension().is_some_and(|e| e == "parquet") {
+        return Ok(ScoreInput::Pairs);
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(v) if v.get("input_ids").is_some() => ScoreInput::Rows,
+        _ => ScoreInput::Pairs,
+    })
 }
 
 pub(crate) fn score(a: ScoreArgs) -> anyhow::Result<()> {
+    match score_input_kind(&a.input)? {
+        ScoreInput::Pairs => score_pairs(&a),
+        ScoreInput::Rows => {
+            if let Some(out) = &a.out {
+                bail!(
+                    "--out {} is for preference-pair input; {} holds token rows",
+                    out.display(),
+                    a.input.display()
+                );
+            }
+            score_rows(&a)
+        }
+    }
+}
+
+fn score_rows(a: &ScoreArgs) -> anyhow::Result<()> {
     let opts = LoadOptions {
         dtype: a.model.dtype,
     };
@@ -298,4 +356,51 @@ pub(crate) fn score(a: ScoreArgs) -> anyhow::Result<()> {
             .expect("f32");
         print(serde_json::json!({ "rewards": r }))
     })
+}
+
+/// Scores preference pairs with the reward crate's evaluation (the same encoding, truncation
+/// and pooling as `eval-reward` and training) and prints the overall statistics.
+fn score_pairs(a: &ScoreArgs) -> anyhow::Result<()> {
+    let pairs = read_pairs(&a.input, None).map_err(|e| match e {
+        // The pair reader names the pair but not the file.
+        e @ RewardError::BadPair { .. } => anyhow::anyhow!("{}: {e}", a.input.display()),
+        e => e.into(),
+    })?;
+    if pairs.is_empty() {
+        bail!("{}: no preference pairs", a.input.display());
+    }
+    let opts = EvalOptions {
+        batch_pairs: a.batch_pairs.max(1),
+        ..Default::default()
+    };
+    let load = LoadOptions {
+        dtype: a.model.dtype,
+    };
+    let ev = with_backend!(a.model.device, |B, dev| {
+        with_reward_model::<B, _>(
+            &a.model.model,
+            a.tokenizer.as_deref(),
+            a.max_length,
+            load,
+            &dev,
+            |model, collator| Ok(evaluate(model, collator, &pairs, &opts, &dev)?),
+        )
+    })?;
+    if let Some(out) = &a.out {
+        write_scores_jsonl(out, &pairs, &ev.scores)?;
+    }
+    let o = &ev.report.overall;
+    print(serde_json::json!({
+        "input": a.input,
+        "out": a.out,
+        "n": o.n,
+        "accuracy": o.accuracy,
+        "rewards_chosen": o.rewards_chosen,
+        "rewards_rejected": o.rewards_rejected,
+        "rewards_margins": o.rewards_margins,
+        "score_mean": o.score_mean,
+        "score_std": o.score_std,
+        "prefers_longer_fraction": o.prefers_longer_fraction,
+        "label_longer_fraction": o.label_longer_fraction,
+    }))
 }

@@ -152,6 +152,51 @@ fn parse_judge(s: &str) -> Result<JudgeSpec, String> {
     }
 }
 
+/// Flags of the OpenAI-compatible judge (`--judge openai`); the key comes from
+/// `OPENAI_API_KEY` and is never printed.
+#[derive(Debug, Args)]
+struct ApiJudgeArgs {
+    /// Base URL of the OpenAI-compatible API (--judge openai); key from OPENAI_API_KEY.
+    #[arg(long, default_value = "https://api.openai.com/v1")]
+    judge_base_url: String,
+    /// Judge model name (--judge openai).
+    #[arg(long, default_value = "gpt-4-0613")]
+    judge_model: String,
+    /// Judge calls in flight at once.
+    #[arg(long, default_value_t = 8)]
+    judge_concurrency: usize,
+}
+
+/// Whether `url`'s host is this machine (`localhost`, `127.0.0.0/8`, `[::1]`).
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl ApiJudgeArgs {
+    /// The client for these flags, with the key from `OPENAI_API_KEY` when it is set. A judge
+    /// on this machine (e.g. a local vLLM server) is called directly, never through a proxy
+    /// named by the environment.
+    fn judge(&self) -> anyhow::Result<ab::OpenAiJudge> {
+        let mut cfg = ab::OpenAiJudgeConfig::new(&self.judge_base_url, &self.judge_model);
+        cfg.use_system_proxy = !is_loopback_url(&self.judge_base_url);
+        match std::env::var("OPENAI_API_KEY") {
+            Ok(k) if !k.is_empty() => cfg.api_key = Some(ab::ApiKey::new(k)),
+            _ => tracing::warn!("OPENAI_API_KEY is not set: calling the judge without a key"),
+        }
+        Ok(ab::OpenAiJudge::new(cfg)?)
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Text ↔ ids for the model under test and the reward model.
 
@@ -289,15 +334,8 @@ struct AlignbenchArgs {
     /// overlap | rm:RM_DIR | openai.
     #[arg(long, value_parser = parse_judge)]
     judge: JudgeSpec,
-    /// Base URL of the OpenAI-compatible API (--judge openai); key from OPENAI_API_KEY.
-    #[arg(long, default_value = "https://api.openai.com/v1")]
-    judge_base_url: String,
-    /// Judge model name (--judge openai).
-    #[arg(long, default_value = "gpt-4-0613")]
-    judge_model: String,
-    /// Judge calls in flight at once.
-    #[arg(long, default_value_t = 8)]
-    judge_concurrency: usize,
+    #[command(flatten)]
+    api: ApiJudgeArgs,
     /// A judge template file (e.g. the byte-exact original) instead of the built-in wording.
     #[arg(long)]
     judge_template: Option<PathBuf>,
@@ -371,19 +409,12 @@ fn alignbench(a: AlignbenchArgs) -> anyhow::Result<()> {
             Box::new(rm_judge(dir, &questions, store.records(), &a)?),
             false,
         ),
-        JudgeSpec::OpenAi => {
-            let mut cfg = ab::OpenAiJudgeConfig::new(&a.judge_base_url, &a.judge_model);
-            match std::env::var("OPENAI_API_KEY") {
-                Ok(k) if !k.is_empty() => cfg.api_key = Some(ab::ApiKey::new(k)),
-                _ => tracing::warn!("OPENAI_API_KEY is not set: calling the judge without a key"),
-            }
-            (Box::new(ab::OpenAiJudge::new(cfg)?), true)
-        }
+        JudgeSpec::OpenAi => (Box::new(a.api.judge()?), true),
     };
     let judge_label = ab::Judge::model_id(&judge).to_owned();
     let cache = JudgmentCache::open(&a.answers.join("judgments.jsonl"))?;
     let options = JudgeAllOptions {
-        max_concurrency: a.judge_concurrency.max(1),
+        max_concurrency: a.api.judge_concurrency.max(1),
         strict_reasks: if a.strict { 2 } else { 0 },
     };
     let outcomes = runtime()?.block_on(ab::judge_all(&judge, &jobs, Some(&cache), &options));
@@ -651,9 +682,16 @@ struct PairwiseArgs {
     /// AlignBench questions (JSONL).
     #[arg(long)]
     questions: PathBuf,
-    /// overlap | rm:RM_DIR.
+    /// overlap | rm:RM_DIR | openai (an LLM judge asked in both orders, verdicts cached in
+    /// OUT/judgments.jsonl).
     #[arg(long, value_parser = parse_judge)]
     judge: JudgeSpec,
+    #[command(flatten)]
+    api: ApiJudgeArgs,
+    /// LLM judge: re-ask up to twice while a verdict cannot be parsed (remaining failures
+    /// still count as a tie vote).
+    #[arg(long)]
+    strict: bool,
     /// Scores closer than this are a tie (rm judge; the overlap judge ties on equal 1–10 scores).
     #[arg(long, default_value_t = 0.0)]
     tie_margin: f64,
@@ -666,7 +704,8 @@ struct PairwiseArgs {
     /// cpu, cuda or cuda:N (rm judge).
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
-    /// Output directory (pairwise.md, pairwise.json, rating_sheet.csv).
+    /// Output directory (pairwise.md, pairwise.json, rating_sheet.csv; judgments.jsonl for
+    /// the LLM judge).
     #[arg(long)]
     out: PathBuf,
 }
@@ -706,6 +745,18 @@ struct PairwiseSummary<'a> {
     tally: &'a ab::PairwiseTally,
     rating_sheet: PathBuf,
     seed: u64,
+    /// LLM judge only: verdicts that could not be parsed (each voted for a tie).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parse_failures: Option<usize>,
+    /// LLM judge only: items left out because a judge call failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    judge_errors: Option<usize>,
+    /// LLM judge only: judgments read from OUT/judgments.jsonl.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cached_judgments: Option<usize>,
+    /// LLM judge only: how the judge used the two positions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<ab::PositionStats>,
 }
 
 fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
@@ -726,6 +777,7 @@ fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
                 prompt: q.question.clone(),
                 answer_a: x.answer.clone(),
                 answer_b: y.answer.clone(),
+                reference: Some(q.reference.clone()),
             });
         }
     }
@@ -733,15 +785,113 @@ fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
     if items.is_empty() {
         bail!("no question is answered in both files");
     }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let (report, llm, judge_label) = match &a.judge {
+        JudgeSpec::OpenAi => {
+            let judge = a.api.judge()?;
+            let cache = JudgmentCache::open(&a.out.join("judgments.jsonl"))?;
+            let options = JudgeAllOptions {
+                max_concurrency: a.api.judge_concurrency.max(1),
+                strict_reasks: if a.strict { 2 } else { 0 },
+            };
+            let llm = runtime()?.block_on(ab::evaluate_pairwise_llm(
+                &judge,
+                &model_a,
+                &model_b,
+                &items,
+                a.rule,
+                Some(&cache),
+                &options,
+            ))?;
+            if let Some(first) = llm.judge_errors.first() {
+                if llm.report.items.is_empty() {
+                    bail!(
+                        "the judge failed on every item (first, question {}: {})",
+                        first.id,
+                        first.error
+                    );
+                }
+                tracing::warn!(
+                    failed = llm.judge_errors.len(),
+                    "items left out after judge errors; rerun to retry them"
+                );
+            }
+            let label = llm.judge_model.clone();
+            (llm.report.clone(), Some(llm), label)
+        }
+        JudgeSpec::Overlap => {
+            let (report, label) = score_pairwise(&a, None, &questions, &items, &model_a, &model_b)?;
+            (report, None, label)
+        }
+        JudgeSpec::Rm(dir) => {
+            let (report, label) =
+                score_pairwise(&a, Some(dir), &questions, &items, &model_a, &model_b)?;
+            (report, None, label)
+        }
+    };
+    let mut md = format!(
+        "# Pairwise: {model_a} vs {model_b}\n\nJudge: `{judge_label}` (both orders, rule {:?}).",
+        a.rule
+    );
+    match &llm {
+        None => md.push_str(&format!(" **{NOT_COMPARABLE}.**\n\n")),
+        Some(l) => md.push_str(&format!(
+            " LLM judge with the built-in pairwise prompt (`[[A]]`/`[[B]]`/`[[C]]`).\n\n\
+             Unparseable verdicts (counted as a tie vote): {}. Items left out after judge errors: {}. \
+             Verdicts for the first / second position / tie: {} / {} / {}; items whose verdict \
+             changed when the answers were swapped: {}.\n\n",
+            l.parse_failures,
+            l.judge_errors.len(),
+            l.position.first,
+            l.position.second,
+            l.position.tie,
+            l.position.inconsistent_items
+        )),
+    }
+    md.push_str(&report.tally.to_markdown());
+    write(&a.out.join("pairwise.md"), &md)?;
+    let json = match &llm {
+        Some(l) => serde_json::to_string_pretty(l)?,
+        None => serde_json::to_string_pretty(&report)?,
+    };
+    write(&a.out.join("pairwise.json"), &json)?;
+    let sheet = a.out.join("rating_sheet.csv");
+    ab::write_rating_sheet(&sheet, &items, a.seed)?;
+    print(&PairwiseSummary {
+        judge: judge_label,
+        comparable_with_gpt4: llm.is_some(),
+        items: report.items.len(),
+        only_in_one_file: only_in_one,
+        net_win_rate: report.tally.overall.net_win_rate(),
+        tally: &report.tally,
+        rating_sheet: sheet,
+        seed: a.seed,
+        parse_failures: llm.as_ref().map(|l| l.parse_failures),
+        judge_errors: llm.as_ref().map(|l| l.judge_errors.len()),
+        cached_judgments: llm.as_ref().map(|l| l.cached),
+        position: llm.as_ref().map(|l| l.position),
+    })
+}
+
+/// Pairwise verdicts from pointwise scores (the reward model in `rm`, else the overlap
+/// judge): the higher score wins, scores within `--tie-margin` tie.
+fn score_pairwise(
+    a: &PairwiseArgs,
+    rm: Option<&Path>,
+    questions: &[Question],
+    items: &[PairItem],
+    model_a: &str,
+    model_b: &str,
+) -> anyhow::Result<(ab::PairwiseReport, String)> {
     let q_by_id: HashMap<String, &Question> = questions
         .iter()
         .map(|q| (q.question_id.to_string(), q))
         .collect();
     // Pointwise scores of every (item, answer text).
     let mut scores: HashMap<(String, String), f64> = HashMap::new();
-    let judge_label = match &a.judge {
-        JudgeSpec::Overlap => {
-            for it in &items {
+    let judge_label = match rm {
+        None => {
+            for it in items {
                 let reference = &q_by_id[&it.id].reference;
                 for ans in [&it.answer_a, &it.answer_b] {
                     let s = f64::from(ReferenceOverlapJudge::score(ans, reference));
@@ -750,7 +900,7 @@ fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
             }
             ReferenceOverlapJudge::MODEL_ID.to_owned()
         }
-        JudgeSpec::Rm(dir) => {
+        Some(dir) => {
             let pairs: Vec<(&str, &str)> = items
                 .iter()
                 .flat_map(|it| {
@@ -772,12 +922,9 @@ fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
             }
             format!("rm:{} (raw reward)", dir.display())
         }
-        JudgeSpec::OpenAi => {
-            bail!("pairwise with an API judge is not wired yet: use --judge overlap or rm:DIR")
-        }
     };
     let margin = a.tie_margin;
-    let report = ab::evaluate_pairwise(&model_a, &model_b, &items, a.rule, |query| {
+    let report = ab::evaluate_pairwise(model_a, model_b, items, a.rule, |query| {
         let get = |t: &str| scores[&(query.id.clone(), t.to_owned())];
         let (x, y) = (get(&query.first), get(&query.second));
         Ok(if (x - y).abs() <= margin {
@@ -788,29 +935,7 @@ fn pairwise(a: PairwiseArgs) -> anyhow::Result<()> {
             Preference::Second
         })
     })?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let md = format!(
-        "# Pairwise: {model_a} vs {model_b}\n\nJudge: `{judge_label}` (both orders, rule {:?}). **{NOT_COMPARABLE}.**\n\n{}",
-        a.rule,
-        report.tally.to_markdown()
-    );
-    write(&a.out.join("pairwise.md"), &md)?;
-    write(
-        &a.out.join("pairwise.json"),
-        &serde_json::to_string_pretty(&report)?,
-    )?;
-    let sheet = a.out.join("rating_sheet.csv");
-    ab::write_rating_sheet(&sheet, &items, a.seed)?;
-    print(&PairwiseSummary {
-        judge: judge_label,
-        comparable_with_gpt4: false,
-        items: items.len(),
-        only_in_one_file: only_in_one,
-        net_win_rate: report.tally.overall.net_win_rate(),
-        tally: &report.tally,
-        rating_sheet: sheet,
-        seed: a.seed,
-    })
+    Ok((report, judge_label))
 }
 
 #[derive(Debug, Args)]
@@ -1018,5 +1143,28 @@ mod tests {
         assert_eq!(clip_left(vec![1, 2, 3, 4], 2, "x"), vec![3, 4]);
         assert_eq!(Codec::bytes("a\u{e9}", 200), vec![97, 195, 169]);
         assert_eq!(Codec::bytes("\u{e9}", 190), vec![189, 169]);
+    }
+
+    #[test]
+    fn loopback_judge_urls() {
+        for url in [
+            "http://127.0.0.1:8000/v1",
+            "http://localhost/v1",
+            "https://LOCALHOST:443",
+            "http://[::1]:9/v1",
+            "http://user:pw@127.1.2.3/v1",
+            "127.0.0.1:80",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://api.openai.com/v1",
+            "http://10.0.0.1:8000/v1",
+            "http://localhost.example.com/v1",
+            "http://[2001:db8::1]/v1",
+            "",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
     }
 }

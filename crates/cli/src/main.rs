@@ -11,8 +11,12 @@ mod bench;
 mod commands;
 mod data;
 mod device;
+mod dpo;
 mod eval;
+mod pipeline;
+mod progress;
 mod reward;
+mod sft;
 
 use clap::{Parser, Subcommand};
 
@@ -36,8 +40,14 @@ enum Command {
     Bench(bench::BenchArgs),
     #[command(flatten)]
     Reward(reward::RewardCommand),
+    #[command(flatten)]
+    Dpo(dpo::DpoCommand),
+    #[command(flatten)]
+    Sft(sft::SftCommand),
     /// Preference data: import, statistics, export.
     Data(data::DataArgs),
+    /// The whole pipeline (what `cargo xtask train` runs): every stage in one run directory.
+    Pipeline(pipeline::PipelineArgs),
     /// Evaluation: AlignBench, pairwise win rates, rating sheets, response lengths.
     Eval(eval::EvalArgs),
 }
@@ -57,8 +67,11 @@ fn main() {
         Command::Score(a) => commands::score(a),
         Command::Bench(a) => bench::run(a),
         Command::Reward(c) => reward::run(c),
+        Command::Dpo(c) => dpo::run(c),
+        Command::Sft(c) => sft::run(c),
         Command::Data(a) => data::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Pipeline(a) => pipeline::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

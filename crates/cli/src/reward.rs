@@ -36,10 +36,37 @@ pub(crate) enum RewardCommand {
 /// A randomly initialised model preset.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum InitPreset {
-    /// `ModelConfig::tiny_llama(vocab)`.
+    /// `ModelConfig::tiny_llama(vocab)`: hidden 64, 2 layers (tests).
     TinyLlama,
+    /// Hidden 128, 4 layers, 4 heads (2 KV heads), MLP 384, 512 positions: the from-scratch
+    /// model of the embedded default (~1 M parameters besides the embeddings).
+    Small,
     /// `ModelConfig::tiny_bench()` with the tokenizer's vocabulary.
     TinyBench,
+}
+
+impl InitPreset {
+    /// The model config of the preset for a vocabulary of `vocab` ids.
+    pub(crate) fn config(self, vocab: usize) -> ModelConfig {
+        match self {
+            InitPreset::TinyLlama => ModelConfig::tiny_llama(vocab),
+            InitPreset::Small => {
+                let mut c = ModelConfig::tiny_llama(vocab);
+                c.hidden_size = 128;
+                c.intermediate_size = 384;
+                c.num_layers = 4;
+                c.num_heads = 4;
+                c.num_kv_heads = 2;
+                c.head_dim = 32;
+                c.rope.rotary_dim = 32;
+                c
+            }
+            InitPreset::TinyBench => ModelConfig {
+                vocab_size: vocab,
+                ..ModelConfig::tiny_bench()
+            },
+        }
+    }
 }
 
 /// `rlhf train-reward`.
@@ -118,7 +145,7 @@ pub(crate) struct EvalArgs {
     device: DeviceSpec,
 }
 
-fn load_tokenizer(
+pub(crate) fn load_tokenizer(
     explicit: Option<&Path>,
     model: Option<&Path>,
 ) -> anyhow::Result<Option<Tokenizer>> {
@@ -133,7 +160,7 @@ fn load_tokenizer(
 
 /// The `chat_template` string of `dir/tokenizer_config.json` (a string, or the `default` of a
 /// list), to re-save it with the export.
-fn chat_template_source(dir: &Path) -> Option<String> {
+pub(crate) fn chat_template_source(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     match v.get("chat_template")? {
@@ -169,13 +196,7 @@ fn initial_model<A: AutodiffBackend>(
             }
         }
         (None, Some(preset)) => {
-            let cfg = match preset {
-                InitPreset::TinyLlama => ModelConfig::tiny_llama(vocab),
-                InitPreset::TinyBench => ModelConfig {
-                    vocab_size: vocab,
-                    ..ModelConfig::tiny_bench()
-                },
-            };
+            let cfg = preset.config(vocab);
             Ok((ScalarModel::init(&cfg, 0.02, a.init_seed, dev), cfg))
         }
         (None, None) => bail!("give --model DIR or --init PRESET"),
@@ -265,17 +286,48 @@ fn run_train<A: AutodiffBackend>(
     Ok(result)
 }
 
+/// Loads the reward model in `model_dir` (HF `*ForSequenceClassification`) with its text
+/// encoder, then runs `f` with the model and a pair collator truncating rows to `max_length`.
+///
+/// The encoder is the tokenizer of `tokenizer`, else of `model_dir` when it holds
+/// `tokenizer.json`, else byte-level ids (`rlhf_reward::TextEncoder::Bytes`, the encoding of
+/// models trained without a tokenizer), which needs a vocabulary of at least
+/// [`BYTE_VOCAB`] ids. Shared by `eval-reward` and `score --input PAIRS`.
+pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
+    model_dir: &Path,
+    tokenizer: Option<&Path>,
+    max_length: usize,
+    opts: LoadOptions,
+    dev: &B::Device,
+    f: impl FnOnce(&ScalarModel<B>, &PairCollator<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if max_length < 2 {
+        bail!("--max-length must be at least 2, got {max_length}");
+    }
+    let tok = load_tokenizer(tokenizer, Some(model_dir))?;
+    let (model, cfg) = load_scalar_model::<B>(model_dir, opts, dev)?;
+    let encoder = match &tok {
+        Some(t) => TextEncoder::Tokenizer(t),
+        None if cfg.vocab_size < BYTE_VOCAB => bail!(
+            "{}: no tokenizer.json, and the model's vocabulary ({}) is smaller than the {} \
+             byte-level ids used without one: give --tokenizer DIR",
+            model_dir.display(),
+            cfg.vocab_size,
+            BYTE_VOCAB
+        ),
+        None => {
+            tracing::info!(dir = %model_dir.display(), "no tokenizer.json: byte-level ids");
+            TextEncoder::Bytes
+        }
+    };
+    f(&model, &PairCollator::new(encoder, max_length))
+}
+
 fn run_eval<B: burn::prelude::Backend>(
     a: &EvalArgs,
     dev: B::Device,
 ) -> anyhow::Result<serde_json::Value> {
-    let tok = load_tokenizer(a.tokenizer.as_deref(), Some(&a.model))?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
-    let (model, _) = load_scalar_model::<B>(&a.model, LoadOptions::default(), &dev)?;
     let pairs = read_pairs(&a.input, None)?;
-    let collator = PairCollator::new(encoder, a.max_length);
     let opts = EvalOptions {
         batch_pairs: a.batch_pairs,
         loss: rlhf_reward::LossConfig {
@@ -284,7 +336,18 @@ fn run_eval<B: burn::prelude::Backend>(
         },
         ..Default::default()
     };
-    let ev = evaluate_to_dir(&model, &collator, &pairs, &opts, &a.out, &dev)?;
+    let ev = with_reward_model::<B, _>(
+        &a.model,
+        a.tokenizer.as_deref(),
+        a.max_length,
+        LoadOptions::default(),
+        &dev,
+        |model, collator| {
+            Ok(evaluate_to_dir(
+                model, collator, &pairs, &opts, &a.out, &dev,
+            )?)
+        },
+    )?;
     Ok(serde_json::to_value(&ev.report)?)
 }
 

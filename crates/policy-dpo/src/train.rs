@@ -300,6 +300,7 @@ fn check_vocab(examples: &[DpoExample], vocab: usize, what: &str) -> Result<()> 
 
 /// Reference log-probs of `examples`: read from `path` when it holds a cache for the same
 /// fingerprint, else computed with `reference` and written there.
+#[allow(clippy::too_many_arguments)]
 fn reference_logps<B: Backend>(
     reference: Option<&CausalLm<B>>,
     examples: &[DpoExample],

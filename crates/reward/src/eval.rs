@@ -374,8 +374,8 @@ pub fn evaluate<B: Backend>(
     Ok(Evaluation { report, scores })
 }
 
-/// [`evaluate`], then writes `eval.json`, `eval.md`, `scores.svg` and `scores.jsonl` (one
-/// `{id, category, chosen, rejected, chosen_len, rejected_len}` per pair) into `dir`.
+/// [`evaluate`], then writes `eval.json`, `eval.md`, `scores.svg` and `scores.jsonl` (see
+/// [`write_scores_jsonl`]) into `dir`.
 ///
 /// # Errors
 /// As [`evaluate`], plus IO and plot errors.
@@ -391,18 +391,42 @@ pub fn evaluate_to_dir<B: Backend>(
     let cats: Vec<Option<String>> = pairs.iter().map(|p| p.category.clone()).collect();
     let groups = score_groups(&ev.scores, &cats);
     ev.report.write(dir, Some(&groups), opts.plot_bins)?;
+    write_scores_jsonl(&dir.join("scores.jsonl"), pairs, &ev.scores)?;
+    Ok(ev)
+}
+
+/// Writes per-pair scores as JSON lines, atomically: one
+/// `{id, category, chosen, rejected, margin, chosen_len, rejected_len}` per pair, where
+/// `chosen`/`rejected` are the scores, `margin = chosen − rejected`, and the lengths are reply
+/// lengths in tokens before truncation. `scores[i]` belongs to `pairs[i]`.
+///
+/// # Errors
+/// [`RewardError::Data`] when the two slices differ in length; IO errors naming the file.
+pub fn write_scores_jsonl(
+    path: &Path,
+    pairs: &[PreferencePair],
+    scores: &[PairScore],
+) -> Result<()> {
+    if pairs.len() != scores.len() {
+        return Err(RewardError::Data(format!(
+            "{}: {} pairs but {} scores",
+            path.display(),
+            pairs.len(),
+            scores.len()
+        )));
+    }
     let mut lines = String::new();
-    for (p, s) in pairs.iter().zip(&ev.scores) {
+    for (p, s) in pairs.iter().zip(scores) {
         let v = serde_json::json!({
             "id": p.id, "category": p.category,
-            "chosen": s.chosen, "rejected": s.rejected,
+            "chosen": s.chosen, "rejected": s.rejected, "margin": s.chosen - s.rejected,
             "chosen_len": s.chosen_len, "rejected_len": s.rejected_len,
         });
         lines.push_str(&v.to_string());
         lines.push('\n');
     }
-    rlhf_core::io::write_atomic(&dir.join("scores.jsonl"), lines.as_bytes())?;
-    Ok(ev)
+    rlhf_core::io::write_atomic(path, lines.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -474,6 +498,33 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(dir.path().join("eval.json")).unwrap())
                 .unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn scores_jsonl_has_one_line_per_pair_with_the_margin() {
+        let pairs = vec![
+            PreferencePair::new("a", vec![], "x", "y").with_category("math"),
+            PreferencePair::new("b", vec![], "x", "y"),
+        ];
+        let scores = vec![ps(1.5, 0.25, 3, 7), ps(-1.0, 0.5, 2, 2)];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.jsonl");
+        write_scores_jsonl(&path, &pairs, &scores).unwrap();
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            serde_json::json!({"id": "a", "category": "math", "chosen": 1.5, "rejected": 0.25,
+                               "margin": 1.25, "chosen_len": 3, "rejected_len": 7})
+        );
+        assert_eq!(lines[1]["category"], serde_json::Value::Null);
+        assert_eq!(lines[1]["margin"], -1.5);
+        let err = write_scores_jsonl(&path, &pairs, &scores[..1]).unwrap_err();
+        assert!(err.to_string().contains("2 pairs but 1 scores"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! | `train` | [`train`], [`train_step`], [`TrainOptions`], [`TrainOutcome`] |
 //! | `checkpoint` | run-dir layout, [`latest_checkpoint`], [`load_model_record`], [`TrainState`] |
 //! | `metrics` | [`TrainLog`], [`EvalLog`], [`LogEntry`], `metrics.jsonl` |
-//! | `score`, `eval`, `plot` | [`batch_scores`], [`evaluate`], [`EvalReport`], [`score_distribution_svg`] |
+//! | `score`, `eval`, `plot` | [`batch_scores`], [`evaluate`], [`EvalReport`], [`write_scores_jsonl`], [`score_distribution_svg`] |
 //! | `export`, `bench` | [`export_hf`], [`bench_train_step`] |
 //!
 //! # Example
@@ -63,8 +63,9 @@ mod train;
 
 pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch};
 pub use checkpoint::{
-    DataRngState, TrainState, checkpoints_dir, latest_checkpoint, load_model_record,
-    read_train_state,
+    DataRngState, TrainState, checkpoints_dir, has_checkpoints, latest_checkpoint,
+    load_model_record, load_module_record, load_optimizer_record, read_state, read_train_state,
+    save_checkpoint_with, save_module_record, save_optimizer_record,
 };
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use config::RewardTrainConfig;
@@ -76,7 +77,7 @@ pub use data::{
 pub use error::{Result, RewardError};
 pub use eval::{
     CategoryEval, EvalOptions, EvalReport, Evaluation, GroupStats, PairScore, evaluate,
-    evaluate_to_dir, score_groups, score_pairs, summarize,
+    evaluate_to_dir, score_groups, score_pairs, summarize, write_scores_jsonl,
 };
 pub use export::export_hf;
 pub use loss::{LossConfig, RewardLoss, per_pair_loss, ranking_loss, reward_loss, score_penalty};

@@ -6,6 +6,7 @@ mod data;
 mod http;
 mod offline;
 mod pairwise;
+mod pairwise_llm;
 mod parse;
 mod prompt;
 mod report;

@@ -13,6 +13,7 @@ fn items() -> Vec<PairItem> {
         prompt: format!("问题 {id}，含逗号, 引号\"和\n换行"),
         answer_a: a.into(),
         answer_b: b.into(),
+        reference: None,
     };
     vec![
         item("w1", "写作", "long good answer", "short"),
