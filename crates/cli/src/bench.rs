@@ -29,6 +29,10 @@ pub(crate) enum Suite {
     /// One DPO step (8 pairs, tiny-bench): the reference's forward and the policy's forward,
     /// sigmoid-DPO loss, backward, clipping and AdamW.
     Dpo,
+    /// One PPO step (tiny-bench; `--batch` prompts of 64 tokens, 32 sampled new tokens):
+    /// generation, reference log-probs, values, reward, GAE, one fused policy+value
+    /// backward and AdamW on actor and critic; phase shares and the memory plan.
+    Ppo,
 }
 
 /// `rlhf bench`.
@@ -258,6 +262,38 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
                 "dpo_step": {"ms": r.ms_per_step, "reference_forward_ms": r.reference_ms,
                              "policy_step_ms": r.policy_step_ms},
+            }))
+        })?,
+        Suite::Ppo => with_backend!(a.device, |B, dev| {
+            let (prompt_len, new_tokens) = (64, 32);
+            let cfg = ModelConfig::tiny_bench();
+            let plan = rlhf_policy_ppo::MemoryPlan::estimate(
+                &cfg, &cfg, a.batch, a.batch, prompt_len, new_tokens, 4,
+            );
+            eprint!("{}", plan.to_table());
+            let r = rlhf_policy_ppo::bench_ppo_step::<Autodiff<B>>(
+                a.batch, prompt_len, new_tokens, a.iters, &dev,
+            );
+            let phases: serde_json::Map<String, serde_json::Value> = r
+                .phases
+                .shares()
+                .into_iter()
+                .map(|(n, ms, share)| (n.to_string(), json!({"ms": ms, "share": share})))
+                .collect();
+            for (n, ms, share) in r.phases.shares() {
+                eprintln!("{n:<20} {ms:>9.1} ms {:>5.1} %", 100.0 * share);
+            }
+            Ok::<_, anyhow::Error>(json!({
+                "suite": "ppo",
+                "config": {"model": "tiny-bench", "prompts": r.prompts, "prompt_len": r.prompt_len,
+                           "new_tokens": r.new_tokens, "iters": r.iters, "params": cfg.num_params(),
+                           "device": a.device.to_string(),
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                "ppo_step": {"ms": r.ms_per_step, "phases": phases},
+                "pytorch_eager_reference_ms": {"total": 1079, "generate": 454, "reference_logprobs": 129,
+                                               "reward": 75, "forward_backward": 374, "optimizer": 26},
+                "memory_plan": r.memory,
+                "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
             }))
         })?,
     };

@@ -90,7 +90,8 @@ pub(crate) struct PairsArgs {
     /// The reward model (HF sequence-classification directory).
     #[arg(long)]
     rm: PathBuf,
-    /// Prompts: JSON lines `{"id", "category"?, "prompt": "text" | [{"role","content"}...]}`,
+    /// Prompts: JSON lines `{"id", "category"?, "history"?: [messages], "prompt": "text" |
+    /// [{"role","content"}...]}` (other keys ignored),
     /// or a preference file (Parquet/JSONL pairs) whose prompts are used once each.
     #[arg(long)]
     prompts: PathBuf,
@@ -236,6 +237,8 @@ enum PromptField {
 struct PromptLine {
     id: Option<String>,
     category: Option<String>,
+    #[serde(default)]
+    history: Vec<Message>,
     prompt: PromptField,
 }
 
@@ -273,7 +276,11 @@ pub(crate) fn read_prompts(path: &Path) -> anyhow::Result<Vec<PromptRecord>> {
             )
         })?;
         let msgs = match p.prompt {
-            PromptField::Text(t) => vec![Message::user(t)],
+            PromptField::Text(t) => {
+                let mut m = p.history;
+                m.push(Message::user(t));
+                m
+            }
             PromptField::Messages(m) => m,
         };
         if msgs.is_empty() {

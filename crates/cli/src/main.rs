@@ -14,6 +14,7 @@ mod device;
 mod dpo;
 mod eval;
 mod pipeline;
+mod ppo;
 mod progress;
 mod reward;
 mod sft;
@@ -43,6 +44,8 @@ enum Command {
     #[command(flatten)]
     Dpo(dpo::DpoCommand),
     #[command(flatten)]
+    Ppo(ppo::PpoCommand),
+    #[command(flatten)]
     Sft(sft::SftCommand),
     /// Preference data: import, statistics, export.
     Data(data::DataArgs),
@@ -68,6 +71,7 @@ fn main() {
         Command::Bench(a) => bench::run(a),
         Command::Reward(c) => reward::run(c),
         Command::Dpo(c) => dpo::run(c),
+        Command::Ppo(c) => ppo::run(c),
         Command::Sft(c) => sft::run(c),
         Command::Data(a) => data::run(a),
         Command::Eval(a) => eval::run(a),

@@ -7,7 +7,7 @@
 //! target mask is 1 exactly on reply tokens (the EOS included, the prompt and padding excluded).
 
 use burn::prelude::*;
-use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::logprobs::target_logprobs;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
 use rlhf_reward::{EncodedPair, PairCollator, PreferencePair};
 
@@ -144,15 +144,8 @@ pub fn batch_logps<B: Backend>(
     batch: &DpoBatch,
     device: &B::Device,
 ) -> PairLogps<B> {
-    let logits = model.forward(&batch.tokens, device);
-    let t = &batch.tokens;
-    let ids: Vec<i64> = t.ids.iter().map(|&i| i as i64).collect();
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [t.batch, t.seq]), device);
-    let mask = Tensor::<B, 2>::from_data(
-        TensorData::new(batch.target_mask.clone(), [t.batch, t.seq]),
-        device,
-    );
-    let sums = sequence_logprobs(logits, ids, mask).sums;
+    // The LM head runs only on the positions that predict reply tokens.
+    let sums = target_logprobs(model, &batch.tokens, &batch.target_mask, device).sums;
     PairLogps {
         chosen: sums.clone().narrow(0, 0, batch.n),
         rejected: sums.narrow(0, batch.n, batch.n),

@@ -24,7 +24,7 @@ use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer}
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::logprobs::target_logprobs;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
 use rlhf_reward::{
@@ -103,19 +103,21 @@ enum PromptField {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Line {
     id: Option<String>,
     category: Option<String>,
-    prompt: PromptField,
-    response: String,
+    /// Earlier turns before `prompt` (when `prompt` is a string).
     #[serde(default)]
-    #[allow(dead_code)]
-    language: Option<String>,
+    history: Vec<Message>,
+    prompt: Option<PromptField>,
+    /// The conversation up to the reply, as an alternative to `prompt`.
+    messages: Option<Vec<Message>>,
+    response: String,
 }
 
-/// Reads SFT JSON lines: `{"id"?, "category"?, "language"?, "prompt": "text" | [{"role",
-/// "content"}...], "response"}`.
+/// Reads SFT JSON lines: `{"id"?, "category"?, "prompt": "text" | [{"role", "content"}...],
+/// "response"}`, where `"messages": [...]` may stand for `"prompt"` and a string prompt may
+/// follow a `"history"` of earlier turns; other keys (language, style...) are ignored.
 ///
 /// # Errors
 /// IO errors, and a malformed line named by file and line number.
@@ -126,23 +128,24 @@ pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
         if line.trim().is_empty() {
             continue;
         }
+        let bad = |m: String| SftError::Data(format!("{} line {}: {m}", path.display(), i + 1));
         let l: Line = serde_json::from_str(line).map_err(|e| {
-            SftError::Data(format!(
-                "{} line {}: {e} (expected {{\"id\", \"prompt\", \"response\"}})",
-                path.display(),
-                i + 1
+            bad(format!(
+                "{e} (expected {{\"id\", \"prompt\" or \"messages\", \"response\"}})"
             ))
         })?;
-        let prompt = match l.prompt {
-            PromptField::Text(t) => vec![Message::user(t)],
-            PromptField::Messages(m) => m,
+        let prompt = match (l.prompt, l.messages) {
+            (Some(PromptField::Text(t)), None) => {
+                let mut m = l.history;
+                m.push(Message::user(t));
+                m
+            }
+            (Some(PromptField::Messages(m)), None) | (None, Some(m)) => m,
+            (Some(_), Some(_)) => return Err(bad("both `prompt` and `messages`".into())),
+            (None, None) => return Err(bad("missing field `prompt` (or `messages`)".into())),
         };
         if prompt.is_empty() || l.response.is_empty() {
-            return Err(SftError::Data(format!(
-                "{} line {}: empty prompt or response",
-                path.display(),
-                i + 1
-            )));
+            return Err(bad("empty prompt or response".into()));
         }
         out.push(SftRecord {
             id: l.id.unwrap_or_else(|| format!("line{}", i + 1)),
@@ -226,25 +229,10 @@ pub fn batch_nll<B: Backend>(
     batch: &SftBatch,
     device: &B::Device,
 ) -> (Tensor<B, 1>, f64) {
-    let t = &batch.tokens;
-    let logits = model.forward(t, device);
-    let ids: Vec<i64> = t.ids.iter().map(|&i| i as i64).collect();
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [t.batch, t.seq]), device);
-    let mask = Tensor::<B, 2>::from_data(
-        TensorData::new(batch.target_mask.clone(), [t.batch, t.seq]),
-        device,
-    );
-    let lp = sequence_logprobs(logits, ids, mask);
-    // The first position has no prediction, so a reply starting at 0 loses one target.
-    let count: f64 = (0..t.batch)
-        .map(|b| {
-            batch.target_mask[b * t.seq + 1..(b + 1) * t.seq]
-                .iter()
-                .map(|&x| x as f64)
-                .sum::<f64>()
-        })
-        .sum();
-    (lp.per_token.sum().neg(), count)
+    // The LM head runs only on the positions that predict reply tokens.
+    let lp = target_logprobs(model, &batch.tokens, &batch.target_mask, device);
+    let count = lp.rows.len() as f64;
+    (lp.per_target.sum().neg(), count)
 }
 
 /// Mean reply NLL (nats per token) of `model` on `examples`.

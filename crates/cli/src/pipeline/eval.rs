@@ -68,6 +68,43 @@ pub(crate) struct Summary {
     pub versus_sft: BTreeMap<String, BTreeMap<String, Wtl>>,
     /// Whether a gold judge scored the answers.
     pub gold: bool,
+    /// RM run (`rm`, `rm_unbalanced`) → agreement with the gold preference on its held-out
+    /// pairs where the gold judge is not indifferent, and how many such pairs.
+    pub rm_gold_agreement: BTreeMap<String, (f64, usize)>,
+}
+
+/// Agreement of an RM's held-out scores (`RUN/<rm>/eval/scores.jsonl`) with the gold
+/// preference of each pair in `pairs_meta.jsonl` (`{"id", "gold": 1 | 0 | -1}`).
+fn gold_agreement(scores: &Path, meta: &Path) -> Option<(f64, usize)> {
+    let gold: BTreeMap<String, i64> = std::fs::read_to_string(meta)
+        .ok()?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| Some((v["id"].as_str()?.to_string(), v["gold"].as_i64()?)))
+        .collect();
+    let (mut agree, mut n) = (0usize, 0usize);
+    for l in std::fs::read_to_string(scores).ok()?.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(l) else {
+            continue;
+        };
+        let (Some(id), Some(c), Some(r)) = (
+            v["id"].as_str(),
+            v["chosen"].as_f64(),
+            v["rejected"].as_f64(),
+        ) else {
+            continue;
+        };
+        match gold.get(id) {
+            Some(&g) if g != 0 => {
+                n += 1;
+                if (c - r) * g as f64 > 0.0 {
+                    agree += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    (n > 0).then(|| (agree as f64 / n as f64, n))
 }
 
 /// The models evaluated: name → HF directory (those that exist in this run).
@@ -155,7 +192,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     }
     let out_dir = ctx.dir("eval");
     std::fs::create_dir_all(&out_dir)?;
-    let judge = super::gold::GoldJudge::load(c.data.world.as_deref(), &c.data.eval_prompts)?;
+    let judge = super::gold::GoldJudge::load(c.data.world.as_deref())?;
     let device = parse_device(&c.run.device).map_err(anyhow::Error::msg)?;
     let rm_dir = ctx.dir("rm").join("final");
     let mut all: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
@@ -252,6 +289,14 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
                         std::cmp::Ordering::Less => w.lose += 1,
                     }
                 }
+            }
+        }
+    }
+    if let Some(w) = &c.data.world {
+        for rm in ["rm", "rm_unbalanced"] {
+            let scores = ctx.dir(rm).join("eval/scores.jsonl");
+            if let Some(a) = gold_agreement(&scores, &w.join("pairs_meta.jsonl")) {
+                sum.rm_gold_agreement.insert(rm.to_string(), a);
             }
         }
     }

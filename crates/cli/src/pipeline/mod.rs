@@ -391,10 +391,11 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 "data".into(),
                 "stats".into(),
                 s(out.join("pairs.parquet")),
-                "--out".into(),
+                "--out-dir".into(),
                 s(&out),
             ])?;
-            Ok(json!({"import": import, "stats": stats}))
+            let canonical = canonical_inputs(ctx)?;
+            Ok(json!({"import": import, "stats": stats, "inputs": canonical}))
         }
         "tokenizer" => ctx.rlhf(&[
             "train-tokenizer".into(),
@@ -413,7 +414,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
             let mut args: Vec<String> = vec![
                 "train-sft".into(),
                 "--train".into(),
-                s(&c.data.sft),
+                s(ctx.dir("data").join("sft.jsonl")),
                 "--config".into(),
                 s(&cfg_path),
                 "--run-dir".into(),
@@ -471,7 +472,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 "--rm".into(),
                 s(ctx.dir("rm").join("final")),
                 "--prompts".into(),
-                s(&c.data.prompts),
+                s(ctx.dir("data").join("prompts.jsonl")),
                 "--out".into(),
                 s(ctx.dir("dpo_pairs.jsonl")),
                 "--config".into(),
@@ -503,13 +504,83 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn ppo_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
-    let _ = (ctx, name);
-    bail!("the PPO stage is not wired yet")
+/// The `[ppo]` table with the pipeline's paths filled in (as a `train-ppo` config object).
+fn ppo_object(ctx: &Ctx, name: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+    let mut obj = match serde_json::to_value(&ctx.cfg.ppo)? {
+        Value::Object(o) => o,
+        _ => serde_json::Map::new(),
+    };
+    obj.insert("policy".into(), json!(s(ctx.sft_model())));
+    obj.insert("reward_model".into(), json!(s(ctx.dir("rm").join("final"))));
+    obj.insert(
+        "prompts".into(),
+        json!(s(ctx.dir("data").join("prompts.jsonl"))),
+    );
+    obj.insert(
+        "sft_data".into(),
+        json!(s(ctx.dir("data").join("sft.jsonl"))),
+    );
+    obj.insert("run_dir".into(), json!(s(ctx.dir(name))));
+    obj.entry("seed").or_insert(json!(ctx.cfg.run.seed));
+    if name == "ppo_noref" {
+        let shaping = obj.entry("shaping").or_insert(json!({}));
+        if let Value::Object(m) = shaping {
+            m.insert("reference_baseline".into(), json!(false));
+        }
+    }
+    Ok(obj)
 }
 
-/// Checks the `[ppo]` table against the PPO config type.
+fn ppo_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
+    let obj = ppo_object(ctx, name)?;
+    let path = ctx.dir(&format!("{name}.json"));
+    rlhf_core::io::write_atomic(&path, serde_json::to_string_pretty(&obj)?.as_bytes())?;
+    ctx.rlhf(&[
+        "train-ppo".into(),
+        "--config".into(),
+        s(&path),
+        "--device".into(),
+        ctx.cfg.run.device.clone(),
+    ])
+}
+
+/// Checks the `[ppo]` table against the PPO config type (with placeholder paths).
 pub(crate) fn validate_ppo_table(t: &toml::Table) -> anyhow::Result<()> {
-    let _ = t;
+    let mut obj = match serde_json::to_value(t)? {
+        Value::Object(o) => o,
+        _ => serde_json::Map::new(),
+    };
+    for k in ["policy", "reward_model", "prompts", "sft_data", "run_dir"] {
+        if obj.contains_key(k) {
+            bail!("`{k}` is set by the pipeline; remove it from [ppo]");
+        }
+        obj.insert(k.into(), json!("-"));
+    }
+    crate::ppo::parse_ppo_value(Value::Object(obj))?;
     Ok(())
+}
+
+/// Writes the pipeline's canonical inputs: prompts and SFT demonstrations as JSON lines with
+/// the whole conversation in `prompt` (history included), which every stage reads the same way.
+fn canonical_inputs(ctx: &Ctx) -> anyhow::Result<Value> {
+    let out = ctx.dir("data");
+    let prompts = crate::dpo::read_prompts(&ctx.cfg.data.prompts)?;
+    let mut text = String::new();
+    for (id, cat, msgs) in &prompts {
+        text.push_str(&serde_json::to_string(
+            &json!({"id": id, "category": cat, "prompt": msgs}),
+        )?);
+        text.push('\n');
+    }
+    rlhf_core::io::write_atomic(&out.join("prompts.jsonl"), text.as_bytes())?;
+    let sft = rlhf_sft::read_sft(&ctx.cfg.data.sft)?;
+    let mut text = String::new();
+    for r in &sft {
+        text.push_str(&serde_json::to_string(&json!({
+            "id": r.id, "category": r.category, "prompt": r.prompt, "response": r.response
+        }))?);
+        text.push('\n');
+    }
+    rlhf_core::io::write_atomic(&out.join("sft.jsonl"), text.as_bytes())?;
+    Ok(json!({"prompts": prompts.len(), "sft": sft.len()}))
 }

@@ -152,10 +152,6 @@ fn f(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| format!("{x:.3}"))
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, k| v.get(*k))
-}
-
 /// A finding: what the paper says, what we measured, whether it held.
 struct Finding {
     claim: &'static str,
@@ -269,10 +265,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
             measured: format!("held-out accuracy {}", f(acc)),
             holds: acc.map(|a| a > 0.55),
         });
-        if let Some(gold) = get(rm, &["gold_agreement"]).and_then(Value::as_f64) {
+        if let Some((gold, n)) = summary
+            .as_ref()
+            .and_then(|s| s.rm_gold_agreement.get("rm").copied())
+        {
             findings.push(Finding {
-                claim: "The reward model agrees with the gold judge",
-                measured: format!("agreement {gold:.3}"),
+                claim: "The reward model agrees with the gold judge (held-out pairs the gold judge decides)",
+                measured: format!("agreement {gold:.3} on {n} pairs"),
                 holds: Some(gold > 0.55),
             });
         }

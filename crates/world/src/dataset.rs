@@ -1,0 +1,789 @@
+//! Generation of the whole data set from a [`WorldConfig`]: prompts, the judge, SFT
+//! demonstrations, candidate responses and annotated preference pairs.
+
+use std::collections::HashSet;
+
+use rand::Rng;
+use rand::seq::index;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::annotator::{AnnotatorConfig, DecidedBy, annotate};
+use crate::error::{Error, Result};
+use crate::judge::{GoldJudge, Lexicon, Verdict};
+use crate::lang::{Category, Language, Task};
+use crate::lexicon;
+use crate::record::{Message, Prompt, SftRecord, Split, Style};
+use crate::response::{Garble, ResponseSpec, compose_clean, garble};
+use crate::task::{Item, Said};
+use crate::text::Scanner;
+use crate::world::World;
+use crate::{Stream, rng};
+
+/// The default seed of `cargo xtask data gen-world`.
+pub const DEFAULT_SEED: u64 = 2404;
+
+/// How the simulated SFT model's samples (the candidates annotators compare) vary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SamplerConfig {
+    /// Probability that a candidate contains a rude sentence. Default 0.06.
+    pub rude: f64,
+    /// Probability that a candidate is garbled (not fluent). Default 0.15.
+    pub garbled: f64,
+    /// Probability that a wrong candidate to a safe prompt is an unneeded refusal. Default 0.08.
+    pub over_refusal: f64,
+    /// Unsafe prompts: probability of complying (harmful). Default 0.30.
+    pub unsafe_comply: f64,
+    /// Unsafe prompts: probability of a harmless change of subject. Default 0.15 (the rest
+    /// refuse).
+    pub unsafe_evade: f64,
+    /// Probabilities of concise, verbose, concise + padding, verbose + padding.
+    /// Default `[0.35, 0.30, 0.15, 0.20]`.
+    pub styles: [f64; 4],
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        Self {
+            rude: 0.06,
+            garbled: 0.15,
+            over_refusal: 0.08,
+            unsafe_comply: 0.30,
+            unsafe_evade: 0.15,
+            styles: [0.35, 0.30, 0.15, 0.20],
+        }
+    }
+}
+
+/// Everything the generated world depends on. Same configuration, same bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WorldConfig {
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Number of people (≤ 200). Default 48.
+    pub people: usize,
+    /// Number of cities (≤ 12). Default 12.
+    pub cities: usize,
+    /// Training prompts (SFT, pairs, RL). Default 2,000.
+    pub train_prompts: usize,
+    /// Held-out evaluation prompts. Default 200.
+    pub eval_prompts: usize,
+    /// Share of Chinese prompts. Default 0.5.
+    pub zh_share: f64,
+    /// Share of role-play prompts that are a follow-up turn. Default 0.3.
+    pub multi_turn_share: f64,
+    /// Regular preference pairs per training prompt (ties included, cycles extra). Default 1.
+    pub pairs_per_prompt: usize,
+    /// Share of verbose SFT demonstrations. Default 0.35.
+    pub sft_verbose: f64,
+    /// Share of concise-plus-padding SFT demonstrations. Default 0.10 (the rest are concise).
+    pub sft_padded: f64,
+    /// The candidate sampler.
+    pub sampler: SamplerConfig,
+    /// The simulated annotator.
+    pub annotator: AnnotatorConfig,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            seed: DEFAULT_SEED,
+            people: 48,
+            cities: 12,
+            train_prompts: 2000,
+            eval_prompts: 200,
+            zh_share: 0.5,
+            multi_turn_share: 0.3,
+            pairs_per_prompt: 1,
+            sft_verbose: 0.35,
+            sft_padded: 0.10,
+            sampler: SamplerConfig::default(),
+            annotator: AnnotatorConfig::default(),
+        }
+    }
+}
+
+impl WorldConfig {
+    /// The default configuration with another seed.
+    pub fn with_seed(seed: u64) -> Self {
+        Self {
+            seed,
+            ..Self::default()
+        }
+    }
+
+    /// Checks ranges.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first bad value.
+    pub fn validate(&self) -> Result<()> {
+        let probs = [
+            ("zh_share", self.zh_share),
+            ("multi_turn_share", self.multi_turn_share),
+            ("sft_verbose", self.sft_verbose),
+            ("sft_padded", self.sft_padded),
+            ("sampler.rude", self.sampler.rude),
+            ("sampler.garbled", self.sampler.garbled),
+            ("sampler.over_refusal", self.sampler.over_refusal),
+            ("sampler.unsafe_comply", self.sampler.unsafe_comply),
+            ("sampler.unsafe_evade", self.sampler.unsafe_evade),
+            ("annotator.p_len", self.annotator.p_len),
+            (
+                "annotator.flip_helpfulness",
+                self.annotator.flip_helpfulness,
+            ),
+            (
+                "annotator.flip_harmlessness",
+                self.annotator.flip_harmlessness,
+            ),
+            ("annotator.flip_fluency", self.annotator.flip_fluency),
+            ("annotator.tie_share", self.annotator.tie_share),
+        ];
+        for (name, p) in probs {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(Error::Config(format!("{name} must be in [0, 1], got {p}")));
+            }
+        }
+        if self.sft_verbose + self.sft_padded > 1.0 {
+            return Err(Error::Config("sft_verbose + sft_padded must be ≤ 1".into()));
+        }
+        if self.sampler.unsafe_comply + self.sampler.unsafe_evade > 1.0 {
+            return Err(Error::Config(
+                "sampler.unsafe_comply + sampler.unsafe_evade must be ≤ 1".into(),
+            ));
+        }
+        if self.sampler.styles.iter().any(|&p| p.is_nan() || p < 0.0)
+            || self.sampler.styles.iter().sum::<f64>() <= 0.0
+        {
+            return Err(Error::Config(
+                "sampler.styles must be non-negative with a positive sum".into(),
+            ));
+        }
+        if self.train_prompts == 0 {
+            return Err(Error::Config("train_prompts must be > 0".into()));
+        }
+        if self.annotator.cycles > self.train_prompts {
+            return Err(Error::Config(
+                "annotator.cycles must be ≤ train_prompts".into(),
+            ));
+        }
+        if self.annotator.annotators == 0 {
+            return Err(Error::Config("annotator.annotators must be > 0".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Kind of a preference pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairKind {
+    /// Two different responses, annotated by the simulated annotator.
+    Regular,
+    /// The same response twice, labelled a tie.
+    Tie,
+    /// One edge of a planted 3-cycle.
+    Cycle,
+}
+
+/// One response in a pair, with its true quality.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The text.
+    pub text: String,
+    /// Length style.
+    pub style: Style,
+    /// How it was garbled, if it was.
+    pub garble: Option<Garble>,
+    /// The gold judge's verdict (the annotator's "true" quality).
+    pub verdict: Verdict,
+    /// The quality the generator meant it to have (correct, harmless, fluent); equals the
+    /// verdict's except where garbling also destroyed the answer.
+    pub intended: [bool; 3],
+}
+
+impl Candidate {
+    /// Length in characters (the annotator's length unit).
+    pub fn chars(&self) -> usize {
+        self.text.chars().count()
+    }
+}
+
+/// One annotated preference pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairRecord {
+    /// Unique id (`world-pair-00001`).
+    pub id: String,
+    /// The prompt.
+    pub prompt_id: String,
+    /// AlignBench category.
+    pub category: Category,
+    /// Task.
+    pub task: Task,
+    /// Language.
+    pub language: Language,
+    /// History plus the user prompt.
+    pub messages: Vec<Message>,
+    /// The preferred response.
+    pub chosen: Candidate,
+    /// The other response.
+    pub rejected: Candidate,
+    /// Simulated annotator id (`sim-3`).
+    pub annotator: String,
+    /// Regular, tie or cycle edge.
+    pub kind: PairKind,
+    /// Cycle number for cycle edges.
+    pub cycle: Option<u32>,
+    /// What decided the preference.
+    pub decided_by: DecidedBy,
+    /// Perceived per-criterion labels (helpfulness, harmlessness, fluency) of chosen vs
+    /// rejected: `1`, `0`, `-1`.
+    pub labels: [i8; 3],
+    /// Gold judge's comparison of chosen vs rejected: `1` chosen better, `0` tie, `-1` worse.
+    pub gold: i8,
+}
+
+/// Prompts with their internal task instances, and the judge built from them.
+pub(crate) struct StageOne {
+    pub(crate) world: World,
+    pub(crate) train: Vec<(Prompt, Item)>,
+    pub(crate) eval: Vec<(Prompt, Item)>,
+    pub(crate) judge: GoldJudge,
+}
+
+fn pick_task(rng: &mut ChaCha8Rng) -> Task {
+    let total: u32 = Task::ALL.iter().map(|t| t.weight()).sum();
+    let mut r = rng.random_range(0..total);
+    for t in Task::ALL {
+        if r < t.weight() {
+            return t;
+        }
+        r -= t.weight();
+    }
+    unreachable!("weights sum to total")
+}
+
+fn pick_weighted(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut r = rng.random::<f64>() * total;
+    for (i, w) in weights.iter().enumerate() {
+        if r < *w {
+            return i;
+        }
+        r -= w;
+    }
+    weights.len() - 1
+}
+
+fn make_prompt(world: &World, item: &Item, task: Task, lang: Language, v: usize) -> Prompt {
+    let (history, text) = item.prompt(world, lang, v);
+    let reference = item.render(world, lang, &item.correct(world), false, 0);
+    Prompt {
+        id: String::new(),
+        split: Split::Train,
+        category: task.category(),
+        subcategory: task.subcategory().to_owned(),
+        task,
+        language: lang,
+        history,
+        prompt: text,
+        answer: item.short_answer(world, lang),
+        reference,
+        key: item.key(world),
+    }
+}
+
+/// Fluent texts the judge's vocabulary and adjacency table are learnt from: every prompt,
+/// and for every prompt both base styles × both wordings of the correct answer and of one
+/// wrong answer, plus every refusal, deflection, compliance, padding and rude sentence.
+fn learn_lexicon(scanner: &Scanner, world: &World, items: &[(Prompt, Item)], seed: u64) -> Lexicon {
+    let mut lex = Lexicon::default();
+    let mut rng = rng(seed, Stream::Lexicon);
+    let mut learn = |text: &str| lex.learn(&scanner.units(text));
+    for (p, item) in items {
+        for m in &p.history {
+            learn(&m.content);
+        }
+        learn(&p.prompt);
+        let lang = p.language;
+        let correct = item.correct(world);
+        for verbose in [false, true] {
+            for v in 0..2 {
+                learn(&item.render(world, lang, &correct, verbose, v));
+                let wrong = item.wrong(world, &mut rng);
+                learn(&item.render(world, lang, &wrong, verbose, v));
+                if matches!(item, Item::Unsafe { .. }) {
+                    learn(&item.render(world, lang, &Said::Evade, verbose, v));
+                }
+            }
+        }
+    }
+    for lang in Language::ALL {
+        for verbose in [false, true] {
+            for v in 0..2 {
+                // Refusals and deflections do not depend on the item.
+                let any = Item::Unsafe {
+                    topic: 0,
+                    person: 0,
+                };
+                learn(&any.render(world, lang, &Said::Refuse, verbose, v));
+                learn(&any.render(world, lang, &Said::Evade, verbose, v));
+            }
+        }
+    }
+    for s in lexicon::PADDING_EN
+        .iter()
+        .chain(&lexicon::PADDING_ZH)
+        .chain(&lexicon::RUDE_EN)
+        .chain(&lexicon::RUDE_ZH)
+    {
+        learn(s);
+    }
+    lex
+}
+
+/// World, prompts and judge.
+pub(crate) fn stage_one(cfg: &WorldConfig) -> Result<StageOne> {
+    cfg.validate()?;
+    let world = World::generate(cfg.seed, cfg.people, cfg.cities)?;
+    let mut rng = rng(cfg.seed, Stream::Prompts);
+    let total = cfg.train_prompts + cfg.eval_prompts;
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut drawn: Vec<(Prompt, Item)> = Vec::with_capacity(total);
+    let mut tries = 0usize;
+    while drawn.len() < total {
+        tries += 1;
+        if tries > 200 * total + 10_000 {
+            return Err(Error::Config(format!(
+                "could not draw {total} distinct prompts from this world (got {})",
+                drawn.len()
+            )));
+        }
+        let task = pick_task(&mut rng);
+        let lang = if rng.random_bool(cfg.zh_share) {
+            Language::Zh
+        } else {
+            Language::En
+        };
+        for _ in 0..50 {
+            let mut item = Item::draw(task, &world, lang, &mut rng);
+            if task == Task::RolePlay && rng.random_bool(cfg.multi_turn_share) {
+                item = item.with_follow_up(&mut rng);
+            }
+            let v = rng.random_range(0..3);
+            let p = make_prompt(&world, &item, task, lang, v);
+            let mut key = String::new();
+            for m in &p.history {
+                key.push_str(&m.content);
+                key.push('\u{1}');
+            }
+            key.push_str(&p.prompt);
+            if seen.insert(key) {
+                drawn.push((p, item));
+                break;
+            }
+        }
+    }
+    let eval = drawn.split_off(cfg.train_prompts);
+    let mut train = drawn;
+    for (i, (p, _)) in train.iter_mut().enumerate() {
+        p.id = format!("world-train-{:05}", i + 1);
+        p.split = Split::Train;
+    }
+    let mut eval = eval;
+    for (i, (p, _)) in eval.iter_mut().enumerate() {
+        p.id = format!("world-eval-{:04}", i + 1);
+        p.split = Split::Eval;
+    }
+    let scanner = Scanner::new(&world);
+    let all: Vec<(Prompt, Item)> = train.iter().chain(&eval).cloned().collect();
+    let lexicon = learn_lexicon(&scanner, &world, &all, cfg.seed);
+    let judge = GoldJudge::new(
+        world.clone(),
+        scanner,
+        lexicon,
+        all.into_iter().map(|(p, _)| p).collect(),
+    );
+    Ok(StageOne {
+        world,
+        train,
+        eval,
+        judge,
+    })
+}
+
+/// The generated world: prompts, SFT demonstrations, preference pairs and the gold judge.
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// The configuration it was generated from.
+    pub config: WorldConfig,
+    /// People and cities.
+    pub world: World,
+    /// Training prompts.
+    pub train: Vec<Prompt>,
+    /// Held-out evaluation prompts.
+    pub eval: Vec<Prompt>,
+    /// One demonstration per training prompt.
+    pub sft: Vec<SftRecord>,
+    /// Annotated preference pairs (regular, ties, cycle edges), grouped by prompt.
+    pub pairs: Vec<PairRecord>,
+    judge: GoldJudge,
+}
+
+struct PairGen<'a> {
+    cfg: &'a WorldConfig,
+    world: &'a World,
+    judge: &'a GoldJudge,
+    rng: ChaCha8Rng,
+}
+
+fn normalized(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl PairGen<'_> {
+    fn style(&mut self) -> Style {
+        [
+            Style::Concise,
+            Style::Verbose,
+            Style::ConcisePadded,
+            Style::VerbosePadded,
+        ][pick_weighted(&self.cfg.sampler.styles, &mut self.rng)]
+    }
+
+    fn spec(&mut self, item: &Item, task: Task) -> ResponseSpec {
+        let s = &self.cfg.sampler;
+        let said = if task == Task::Unsafe {
+            let r: f64 = self.rng.random();
+            if r < s.unsafe_comply {
+                Said::Comply
+            } else if r < s.unsafe_comply + s.unsafe_evade {
+                Said::Evade
+            } else {
+                Said::Refuse
+            }
+        } else if self.rng.random_bool(task.sampler_accuracy()) {
+            item.correct(self.world)
+        } else if self.rng.random_bool(s.over_refusal) {
+            Said::Refuse
+        } else {
+            item.wrong(self.world, &mut self.rng)
+        };
+        let style = self.style();
+        let variant = self.rng.random_range(0..2);
+        let pad = self.rng.random_range(0..4);
+        let rude = self
+            .rng
+            .random_bool(s.rude)
+            .then(|| (self.rng.random_range(0..2), self.rng.random_bool(0.5)));
+        let garble = self.rng.random_bool(s.garbled).then(|| {
+            [Garble::Loop, Garble::Stutter, Garble::Junk, Garble::Salad]
+                [pick_weighted(&[0.35, 0.25, 0.2, 0.2], &mut self.rng)]
+        });
+        ResponseSpec {
+            said,
+            style,
+            variant,
+            pad,
+            rude,
+            garble,
+        }
+    }
+
+    fn candidate(&mut self, prompt: &Prompt, item: &Item, spec: &ResponseSpec) -> Candidate {
+        let mut text = compose_clean(item, self.world, prompt.language, spec);
+        let mut verdict;
+        if let Some(kind) = spec.garble {
+            let clean = text.clone();
+            text = garble(&clean, prompt.language, kind, &mut self.rng);
+            verdict = self.judge.verdict(prompt, &text);
+            if verdict.fluent {
+                text = garble(&clean, prompt.language, Garble::Loop, &mut self.rng);
+                verdict = self.judge.verdict(prompt, &text);
+            }
+        } else {
+            verdict = self.judge.verdict(prompt, &text);
+        }
+        let intended_correct = match &spec.said {
+            Said::Refuse => matches!(item, Item::Unsafe { .. }),
+            Said::Comply | Said::Evade => false,
+            said => *said == item.correct(self.world),
+        };
+        Candidate {
+            text,
+            style: spec.style,
+            garble: spec.garble,
+            verdict,
+            intended: [
+                intended_correct,
+                spec.rude.is_none() && spec.said != Said::Comply,
+                spec.garble.is_none(),
+            ],
+        }
+    }
+
+    /// A candidate whose text is not among `seen` (up to 30 draws).
+    fn fresh(
+        &mut self,
+        prompt: &Prompt,
+        item: &Item,
+        seen: &mut HashSet<String>,
+    ) -> Option<Candidate> {
+        for _ in 0..30 {
+            let spec = self.spec(item, prompt.task);
+            let c = self.candidate(prompt, item, &spec);
+            if seen.insert(normalized(&c.text)) {
+                return Some(c);
+            }
+        }
+        None
+    }
+}
+
+impl Dataset {
+    /// Generates everything from `config`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration.
+    pub fn generate(config: &WorldConfig) -> Result<Dataset> {
+        let StageOne {
+            world,
+            train,
+            eval,
+            judge,
+        } = stage_one(config)?;
+        let sft = make_sft(config, &world, &train);
+        let pairs = make_pairs(config, &world, &judge, &train);
+        Ok(Dataset {
+            config: config.clone(),
+            world,
+            train: train.into_iter().map(|(p, _)| p).collect(),
+            eval: eval.into_iter().map(|(p, _)| p).collect(),
+            sft,
+            pairs,
+            judge,
+        })
+    }
+
+    /// The gold judge of this world.
+    pub fn judge(&self) -> &GoldJudge {
+        &self.judge
+    }
+
+    /// Texts to train the tokenizer on: every prompt (and history) of the training split,
+    /// every SFT response and every pair response, in file order.
+    pub fn tokenizer_corpus(&self) -> impl Iterator<Item = &str> {
+        self.train
+            .iter()
+            .flat_map(|p| {
+                p.history
+                    .iter()
+                    .map(|m| m.content.as_str())
+                    .chain(std::iter::once(p.prompt.as_str()))
+            })
+            .chain(self.sft.iter().map(|s| s.response.as_str()))
+            .chain(
+                self.pairs
+                    .iter()
+                    .flat_map(|p| [p.chosen.text.as_str(), p.rejected.text.as_str()]),
+            )
+    }
+}
+
+fn make_sft(cfg: &WorldConfig, world: &World, train: &[(Prompt, Item)]) -> Vec<SftRecord> {
+    let mut rng = rng(cfg.seed, Stream::Sft);
+    train
+        .iter()
+        .enumerate()
+        .map(|(i, (p, item))| {
+            let r: f64 = rng.random();
+            let style = if r < cfg.sft_verbose {
+                Style::Verbose
+            } else if r < cfg.sft_verbose + cfg.sft_padded {
+                Style::ConcisePadded
+            } else {
+                Style::Concise
+            };
+            let spec = ResponseSpec::clean(
+                item.correct(world),
+                style,
+                rng.random_range(0..2),
+                rng.random_range(0..4),
+            );
+            SftRecord {
+                id: format!("world-sft-{:05}", i + 1),
+                prompt_id: p.id.clone(),
+                category: p.category,
+                language: p.language,
+                style,
+                messages: p.messages(),
+                response: compose_clean(item, world, p.language, &spec),
+            }
+        })
+        .collect()
+}
+
+fn make_pairs(
+    cfg: &WorldConfig,
+    world: &World,
+    judge: &GoldJudge,
+    train: &[(Prompt, Item)],
+) -> Vec<PairRecord> {
+    let mut pg = PairGen {
+        cfg,
+        world,
+        judge,
+        rng: rng(cfg.seed, Stream::Pairs),
+    };
+    let mut ann_rng = rng(cfg.seed, Stream::Annotator);
+    let a = &cfg.annotator;
+    let mut cycle_at: Vec<usize> = index::sample(&mut pg.rng, train.len(), a.cycles).into_vec();
+    cycle_at.sort_unstable();
+    let mut out: Vec<PairRecord> = Vec::new();
+    let mut cycles = 0u32;
+    let annotator = |rng: &mut ChaCha8Rng| format!("sim-{}", rng.random_range(0..a.annotators));
+    for (i, (p, item)) in train.iter().enumerate() {
+        let mut seen: HashSet<String> = HashSet::new();
+        let push = |out: &mut Vec<PairRecord>,
+                    chosen: Candidate,
+                    rejected: Candidate,
+                    who: String,
+                    kind: PairKind,
+                    cycle: Option<u32>,
+                    decided_by: DecidedBy,
+                    labels: [i8; 3]| {
+            let gold = Verdict::cmp_scores(&chosen.verdict, &rejected.verdict);
+            out.push(PairRecord {
+                id: format!("world-pair-{:05}", out.len() + 1),
+                prompt_id: p.id.clone(),
+                category: p.category,
+                task: p.task,
+                language: p.language,
+                messages: p.messages(),
+                chosen,
+                rejected,
+                annotator: who,
+                kind,
+                cycle,
+                decided_by,
+                labels,
+                gold,
+            });
+        };
+        for _ in 0..cfg.pairs_per_prompt {
+            if pg.rng.random_bool(a.tie_share) {
+                if let Some(c) = pg.fresh(p, item, &mut seen) {
+                    let who = annotator(&mut ann_rng);
+                    push(
+                        &mut out,
+                        c.clone(),
+                        c,
+                        who,
+                        PairKind::Tie,
+                        None,
+                        DecidedBy::Tie,
+                        [0; 3],
+                    );
+                }
+                continue;
+            }
+            let (Some(x), Some(y)) = (pg.fresh(p, item, &mut seen), pg.fresh(p, item, &mut seen))
+            else {
+                continue;
+            };
+            let j = annotate(
+                a,
+                &x.verdict,
+                &y.verdict,
+                x.chars(),
+                y.chars(),
+                &mut ann_rng,
+            );
+            let (chosen, rejected, labels) = if j.a_wins {
+                (x, y, j.labels)
+            } else {
+                (y, x, j.labels.map(|l| -l))
+            };
+            let who = annotator(&mut ann_rng);
+            push(
+                &mut out,
+                chosen,
+                rejected,
+                who,
+                PairKind::Regular,
+                None,
+                j.decided_by,
+                labels,
+            );
+        }
+        if cycle_at.binary_search(&i).is_ok() {
+            // Three equally good (correct, harmless, fluent) responses, of different styles
+            // where the prompt's earlier pairs left enough texts unused.
+            let correct = item.correct(world);
+            let styles = [
+                Style::Concise,
+                Style::Verbose,
+                Style::VerbosePadded,
+                Style::ConcisePadded,
+            ];
+            let mut pool: Vec<(Style, Candidate)> = Vec::new();
+            for style in styles {
+                for variant in 0..2 {
+                    for pad in 0..4 {
+                        let spec = ResponseSpec::clean(correct.clone(), style, variant, pad);
+                        let c = pg.candidate(p, item, &spec);
+                        if !seen.contains(&normalized(&c.text))
+                            && pool.iter().all(|(_, x)| x.text != c.text)
+                        {
+                            pool.push((style, c));
+                        }
+                    }
+                }
+            }
+            let mut three: Vec<Candidate> = Vec::new();
+            for style in styles {
+                if three.len() < 3
+                    && let Some(k) = pool.iter().position(|(s, _)| *s == style)
+                {
+                    three.push(pool.remove(k).1);
+                }
+            }
+            while three.len() < 3 && !pool.is_empty() {
+                three.push(pool.remove(0).1);
+            }
+            for c in &three {
+                seen.insert(normalized(&c.text));
+            }
+            if three.len() == 3 {
+                cycles += 1;
+                for (w, l) in [(0, 1), (1, 2), (2, 0)] {
+                    let who = annotator(&mut ann_rng);
+                    push(
+                        &mut out,
+                        three[w].clone(),
+                        three[l].clone(),
+                        who,
+                        PairKind::Cycle,
+                        Some(cycles),
+                        DecidedBy::Cycle,
+                        [0; 3],
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Verdict {
+    /// `1`, `0` or `-1` as `a`'s score is above, equal to or below `b`'s.
+    pub(crate) fn cmp_scores(a: &Verdict, b: &Verdict) -> i8 {
+        match a.score.cmp(&b.score) {
+            std::cmp::Ordering::Greater => 1,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Less => -1,
+        }
+    }
+}
