@@ -1,0 +1,389 @@
+//! `rlhf train-ppo --config FILE.toml|json`: PPO with the reference reward, the KL penalty and
+//! the NTP regulariser (resumable, Ctrl-C saves a checkpoint), on top of `rlhf-policy-ppo`.
+//!
+//! The config file is flat: the paths below plus every `PpoConfig` field (unknown keys are
+//! errors; absent hyper-parameters take their defaults). Relative paths are relative to the
+//! working directory.
+//!
+//! ```toml
+//! policy = "runs/sft/final"         # SFT checkpoint (HF): the actor's start and the reference
+//! reward_model = "runs/rm/final"    # HF *ForSequenceClassification (one label): frozen RM
+//! # critic = "runs/rm/final"        # default: the reward model (trunk and head)
+//! # tokenizer = "runs/sft/final"    # default: the policy's tokenizer.json, else byte-level ids
+//! # init = "tiny-llama"             # instead of policy/reward_model: random models (tests)
+//! prompts = "data/prompts.jsonl"    # RL prompts (JSON lines or rlhf-data Parquet)
+//! sft_data = "data/sft.jsonl"       # SFT pairs for the NTP term (needed when ntp_coef > 0)
+//! run_dir = "runs/ppo"
+//! total_steps = 700
+//! ntp_coef = 0.1
+//! [kl]
+//! coef = 0.05
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::{Context, bail};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Args, Subcommand};
+use rlhf_core::backend::{Autodiff, DeviceSpec};
+use rlhf_core::checkpoint::{
+    LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, read_config,
+};
+use rlhf_core::tokenizer::Tokenizer;
+use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
+use rlhf_policy_ppo::{
+    MemoryPlan, PpoConfig, PpoData, PpoModels, RewardModel, decode, encode_prompts, encode_sft,
+    export_actor, read_prompts, read_sft, train,
+};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions, TrainStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::device::{parse_device, with_backend};
+use crate::reward::{InitPreset, chat_template_source, load_tokenizer};
+
+/// The PPO commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PpoCommand {
+    /// Train a policy with PPO (reference reward, KL penalty, NTP regulariser); resumes from
+    /// the run dir.
+    TrainPpo(TrainPpoArgs),
+}
+
+/// `rlhf train-ppo`.
+#[derive(Debug, Args)]
+pub(crate) struct TrainPpoArgs {
+    /// The run's config: paths and PpoConfig fields, TOML (`.toml`) or JSON.
+    #[arg(long)]
+    config: PathBuf,
+    /// Overrides the file's `run_dir`.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
+    /// Stop (with a checkpoint) after this many PPO steps; rerun to continue.
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// Where the HF export of the actor goes (default: the file's `export`, else RUN_DIR/final).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Export dtype: f32 or bf16.
+    #[arg(long, default_value = "f32")]
+    export_dtype: String,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
+}
+
+/// The paths and model choices of a `train-ppo` config file (the rest is `PpoConfig`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PpoPaths {
+    /// SFT checkpoint (HF causal LM).
+    pub policy: Option<PathBuf>,
+    /// Reward model (HF sequence classification, one label).
+    pub reward_model: Option<PathBuf>,
+    /// Critic start (default: the reward model).
+    pub critic: Option<PathBuf>,
+    /// Tokenizer directory.
+    pub tokenizer: Option<PathBuf>,
+    /// A random preset instead of checkpoints: `tiny-llama`, `small` or `tiny-bench`.
+    pub init: Option<String>,
+    /// Seed of the random preset.
+    #[serde(default)]
+    pub init_seed: u64,
+    /// RL prompts.
+    pub prompts: Option<PathBuf>,
+    /// SFT pairs for the NTP regulariser.
+    pub sft_data: Option<PathBuf>,
+    /// Run directory.
+    pub run_dir: Option<PathBuf>,
+    /// HF export of the trained actor.
+    pub export: Option<PathBuf>,
+}
+
+const PATH_KEYS: &[&str] = &[
+    "policy",
+    "reward_model",
+    "critic",
+    "tokenizer",
+    "init",
+    "init_seed",
+    "prompts",
+    "sft_data",
+    "run_dir",
+    "export",
+];
+
+/// A parsed `train-ppo` config file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PpoFile {
+    /// Paths and model choices.
+    pub paths: PpoPaths,
+    /// Hyper-parameters.
+    pub ppo: PpoConfig,
+}
+
+fn preset(name: &str) -> anyhow::Result<InitPreset> {
+    Ok(match name {
+        "tiny-llama" | "tiny" => InitPreset::TinyLlama,
+        "small" => InitPreset::Small,
+        "tiny-bench" => InitPreset::TinyBench,
+        other => bail!("init: unknown preset `{other}` (tiny-llama, small, tiny-bench)"),
+    })
+}
+
+/// Splits a config object into paths and `PpoConfig`, validating both (no file is touched).
+pub(crate) fn parse_ppo_value(v: serde_json::Value) -> anyhow::Result<PpoFile> {
+    let serde_json::Value::Object(mut obj) = v else {
+        bail!("the PPO config must be a table/object");
+    };
+    let mut paths = serde_json::Map::new();
+    for k in PATH_KEYS {
+        if let Some(v) = obj.remove(*k) {
+            paths.insert((*k).to_string(), v);
+        }
+    }
+    let paths: PpoPaths = serde_json::from_value(serde_json::Value::Object(paths))?;
+    let ppo: PpoConfig = serde_json::from_value(serde_json::Value::Object(obj))
+        .context("PPO hyper-parameters (besides the path keys)")?;
+    ppo.validate()?;
+    match (&paths.init, &paths.policy, &paths.reward_model) {
+        (Some(p), None, None) => {
+            preset(p)?;
+        }
+        (Some(_), _, _) => bail!("give either `init` or `policy` + `reward_model`, not both"),
+        (None, Some(_), Some(_)) => {}
+        (None, _, _) => bail!("give `policy` and `reward_model` (or `init` for random models)"),
+    }
+    if paths.prompts.is_none() {
+        bail!("`prompts` is required");
+    }
+    if ppo.ntp_coef > 0.0 && paths.sft_data.is_none() {
+        bail!(
+            "ntp_coef = {} needs `sft_data` (or set ntp_coef = 0)",
+            ppo.ntp_coef
+        );
+    }
+    Ok(PpoFile { paths, ppo })
+}
+
+/// Reads a `train-ppo` config file (TOML by extension, else JSON).
+pub(crate) fn read_ppo_file(path: &Path) -> anyhow::Result<PpoFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: serde_json::Value = if path.extension().is_some_and(|e| e == "toml") {
+        toml::from_str(&text).with_context(|| format!("{}", path.display()))?
+    } else {
+        serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?
+    };
+    parse_ppo_value(v).with_context(|| format!("invalid PPO config {}", path.display()))
+}
+
+struct Loaded<A: AutodiffBackend> {
+    actor: CausalLm<A>,
+    critic: ScalarModel<A>,
+    reward: ScalarModel<A::InnerBackend>,
+    policy_cfg: ModelConfig,
+    value_cfg: ModelConfig,
+}
+
+fn load_models<A: AutodiffBackend>(
+    p: &PpoPaths,
+    vocab: usize,
+    dev: &A::Device,
+) -> anyhow::Result<Loaded<A>> {
+    let opts = LoadOptions::default();
+    if let Some(name) = &p.init {
+        let cfg = preset(name)?.config(vocab);
+        let rm = ScalarModel::<A>::init(&cfg, 0.02, p.init_seed + 1, dev);
+        return Ok(Loaded {
+            actor: CausalLm::init(&cfg, 0.02, p.init_seed, dev),
+            reward: rm.valid(),
+            critic: rm,
+            policy_cfg: cfg.clone(),
+            value_cfg: cfg,
+        });
+    }
+    let (policy, rm_dir) = (
+        p.policy.as_ref().expect("checked"),
+        p.reward_model.as_ref().expect("checked"),
+    );
+    let (actor, policy_cfg) = load_causal_lm::<A>(policy, opts, dev)
+        .with_context(|| format!("policy {}", policy.display()))?;
+    let (reward, value_cfg) = load_scalar_model::<A::InnerBackend>(rm_dir, opts, dev)
+        .with_context(|| format!("reward model {}", rm_dir.display()))?;
+    let critic_dir = p.critic.as_ref().unwrap_or(rm_dir);
+    let (hf, _) = read_config(critic_dir)?;
+    let critic = if hf.is_sequence_classification() {
+        load_scalar_model::<A>(critic_dir, opts, dev)?.0
+    } else {
+        let (lm, _) = load_causal_lm::<A>(critic_dir, opts, dev)?;
+        ScalarModel::from_trunk(lm.trunk, 0.02, p.init_seed, dev)
+    };
+    Ok(Loaded {
+        actor,
+        critic,
+        reward,
+        policy_cfg,
+        value_cfg,
+    })
+}
+
+fn run_train<A: AutodiffBackend>(
+    a: &TrainPpoArgs,
+    dev: A::Device,
+) -> anyhow::Result<serde_json::Value> {
+    let file = read_ppo_file(&a.config)?;
+    let (p, cfg) = (&file.paths, &file.ppo);
+    let run_dir = a
+        .run_dir
+        .clone()
+        .or_else(|| p.run_dir.clone())
+        .context("no run dir: set `run_dir` in the config or pass --run-dir")?;
+    let export_dtype = match a.export_dtype.as_str() {
+        "f32" => SaveDtype::F32,
+        "bf16" => SaveDtype::Bf16,
+        other => bail!("--export-dtype must be f32 or bf16, got {other}"),
+    };
+    // Data first: bad input fails before any model is loaded.
+    let tok = load_tokenizer(p.tokenizer.as_deref(), p.policy.as_deref())?;
+    let encoder = tok
+        .as_ref()
+        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let prompts = read_prompts(p.prompts.as_ref().expect("checked"))?;
+    let sft = match &p.sft_data {
+        Some(path) => read_sft(path)?,
+        None => Vec::new(),
+    };
+    let data = PpoData {
+        prompts: encode_prompts(&encoder, &prompts, cfg.max_prompt_length)?,
+        sft: encode_sft(&encoder, &sft, cfg.ntp_max_length)?,
+        pad_id: encoder.pad_id(),
+        eos_ids: Vec::new(),
+    };
+    let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
+    let m = load_models::<A>(p, vocab, &dev)?;
+    if m.value_cfg.vocab_size != m.policy_cfg.vocab_size {
+        bail!(
+            "the reward model's vocabulary ({}) differs from the policy's ({}): PPO needs one \
+             tokenizer for both",
+            m.value_cfg.vocab_size,
+            m.policy_cfg.vocab_size
+        );
+    }
+    if tok.is_none() && m.policy_cfg.vocab_size < BYTE_VOCAB {
+        bail!(
+            "no tokenizer, and the policy's vocabulary ({}) is smaller than the {BYTE_VOCAB} \
+             byte-level ids used without one: set `tokenizer`",
+            m.policy_cfg.vocab_size
+        );
+    }
+    let eos_ids = match (&tok, p.init.is_some()) {
+        (Some(t), _) => t.eos_id().into_iter().collect(),
+        (None, true) => vec![2],
+        (None, false) => m.policy_cfg.eos_token_ids.clone(),
+    };
+    let eos_ids = if eos_ids.is_empty() {
+        m.policy_cfg.eos_token_ids.clone()
+    } else {
+        eos_ids
+    };
+    let data = PpoData { eos_ids, ..data };
+    let longest = data.prompts.iter().map(|x| x.ids.len()).max().unwrap_or(0);
+    let plan = MemoryPlan::estimate(
+        &m.policy_cfg,
+        &m.value_cfg,
+        cfg.batch_prompts,
+        cfg.mini_batch_size,
+        longest,
+        cfg.max_new_tokens,
+        4,
+    );
+    eprint!("{}", plan.to_table());
+    let models = PpoModels {
+        reference: m.actor.valid(),
+        actor: m.actor,
+        critic: m.critic,
+        reward: Box::new(RewardModel::new(m.reward, cfg.offload_frozen)),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
+        .context("installing the Ctrl-C handler")?;
+    let opts = TrainOptions {
+        stop,
+        stop_after: a.stop_after,
+        ..TrainOptions::new(&run_dir)
+    };
+    let dec = |ids: &[u32]| decode(&encoder, ids);
+    let out = train(models, &data, &dec, cfg, &opts, &dev)?;
+    let mut result = json!({
+        "status": format!("{:?}", out.status),
+        "step": out.step,
+        "total_steps": out.total_steps,
+        "resumed_from": out.resumed_from,
+        "run_dir": run_dir,
+        "checkpoint": out.checkpoint,
+        "prompts": data.prompts.len(),
+        "prompts_after_filter": out.n_prompts,
+        "sft_rows": data.sft.len(),
+        "last": out.history.last(),
+        "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
+    });
+    if out.status == TrainStatus::Finished {
+        let export = a
+            .export
+            .clone()
+            .or_else(|| p.export.clone())
+            .unwrap_or_else(|| run_dir.join("final"));
+        let template = p
+            .tokenizer
+            .as_deref()
+            .or(p.policy.as_deref())
+            .and_then(chat_template_source);
+        export_actor(
+            &out.actor.valid(),
+            &m.policy_cfg,
+            &export,
+            export_dtype,
+            tok.as_ref().map(|t| (t, template.as_deref())),
+        )?;
+        result["export"] = json!(export);
+    }
+    Ok(result)
+}
+
+pub(crate) fn run(c: PpoCommand) -> anyhow::Result<()> {
+    let result = match c {
+        PpoCommand::TrainPpo(a) => {
+            with_backend!(a.device, |B, dev| run_train::<Autodiff<B>>(&a, dev))?
+        }
+    };
+    println!("{}", serde_json::to_string(&result)?);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_files_split_into_paths_and_hyper_parameters() {
+        let f: serde_json::Value = toml::from_str(
+            "init = \"tiny-llama\"\nprompts = \"p.jsonl\"\nrun_dir = \"r\"\ntotal_steps = 3\n\
+             [kl]\ncoef = 0.1\n",
+        )
+        .unwrap();
+        let f = parse_ppo_value(f).unwrap();
+        assert_eq!(f.paths.init.as_deref(), Some("tiny-llama"));
+        assert_eq!((f.ppo.total_steps, f.ppo.kl.coef), (3, 0.1));
+        let bad = |s: &str| parse_ppo_value(toml::from_str(s).unwrap()).is_err();
+        assert!(bad("init = \"tiny\"\nprompts = \"p\"\ntotal_stepz = 3\n"));
+        assert!(bad("init = \"huge\"\nprompts = \"p\"\n"));
+        assert!(bad("prompts = \"p\"\n"));
+        assert!(bad("init = \"tiny\"\n"));
+        assert!(bad("init = \"tiny\"\nprompts = \"p\"\nntp_coef = 0.1\n"));
+        assert!(bad("init = \"tiny\"\nprompts = \"p\"\nlam = 2.0\n"));
+    }
+}

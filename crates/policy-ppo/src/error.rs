@@ -1,0 +1,100 @@
+//! The error type of `rlhf-policy-ppo` and its `Result` alias.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `rlhf-policy-ppo`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PpoError {
+    /// A config field is out of range or inconsistent with another.
+    #[error("invalid PPO config: {field}: {message}")]
+    Config {
+        /// The field at fault (its serde path).
+        field: &'static str,
+        /// What is wrong and what is expected.
+        message: String,
+    },
+    /// Input data is empty, malformed or does not fit the models.
+    #[error("{0}")]
+    Data(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file at fault.
+        path: PathBuf,
+        /// The underlying IO error.
+        source: std::io::Error,
+    },
+    /// A JSON/JSONL file did not parse.
+    #[error("{path}: {message}")]
+    Json {
+        /// The file at fault.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A Parquet file could not be read or written.
+    #[error("{path}: parquet: {message}")]
+    Parquet {
+        /// The file at fault.
+        path: PathBuf,
+        /// What arrow/parquet said.
+        message: String,
+    },
+    /// A reference-reward cache was built with another policy, reward model, prompt set or
+    /// generation setting.
+    #[error("reference-reward cache {path} does not belong to this run: {message}")]
+    CacheMismatch {
+        /// The cache file.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// A checkpoint does not belong to this run (different config or data).
+    #[error("cannot resume from {path}: {message}")]
+    ResumeMismatch {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// A loss, score or gradient became NaN or infinite.
+    #[error("non-finite {what} at PPO step {step}")]
+    NonFinite {
+        /// Which value.
+        what: &'static str,
+        /// The PPO iteration.
+        step: usize,
+    },
+    /// Drawing the reward/KL plot failed.
+    #[error("plot: {0}")]
+    Plot(String),
+    /// An error from `rlhf-core` (generation, tokenizer, checkpoint IO, …).
+    #[error(transparent)]
+    Core(#[from] rlhf_core::CoreError),
+    /// An error from `rlhf-reward` (checkpoint records, data encoding).
+    #[error(transparent)]
+    Reward(#[from] rlhf_reward::RewardError),
+    /// An error from `rlhf-debias` (reward shaping).
+    #[error(transparent)]
+    Debias(#[from] rlhf_debias::Error),
+}
+
+impl PpoError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        PpoError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn config(field: &'static str, message: impl Into<String>) -> Self {
+        PpoError::Config {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// `Result` with this crate's [`PpoError`].
+pub type Result<T> = std::result::Result<T, PpoError>;

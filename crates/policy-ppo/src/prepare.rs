@@ -1,0 +1,129 @@
+//! What happens once before PPO step 0: the prompt filter (SPEC §A.4.1) and the
+//! reference-reward cache (SPEC §A.4.3), both cached in the run directory and reused on resume.
+
+use burn::prelude::*;
+use rlhf_core::CausalLm;
+use rlhf_core::generate::{GenerationConfig, Sampling};
+use rlhf_reward::TrainOptions;
+
+use crate::config::{PpoConfig, ReferenceDecoding};
+use crate::data::EncodedPrompt;
+use crate::error::Result;
+use crate::filter::{FilterReport, filter_prompts};
+use crate::frozen::{Frozen, ids_hash};
+use crate::refcache::{
+    ReferenceCache, ReferenceScores, build_reference_cache, generation_descriptor,
+};
+use crate::scorer::Scorer;
+
+/// FNV-1a of the prompts' lengths and ids.
+pub(crate) fn prompts_fingerprint(prompts: &[EncodedPrompt]) -> String {
+    let mut all = Vec::new();
+    for p in prompts {
+        all.push(p.ids.len() as u32);
+        all.extend_from_slice(&p.ids);
+    }
+    ids_hash(&all)
+}
+
+/// The prompt filter, reusing `RUN_DIR/prompt_filter.json` when it was computed for the same
+/// policy, reward model, prompts and settings.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_filter<B: Backend>(
+    reference: &mut Frozen<B, CausalLm<B>>,
+    reward: &mut dyn Scorer<B>,
+    prompts: Vec<EncodedPrompt>,
+    cfg: &PpoConfig,
+    base: &GenerationConfig,
+    ref_print: &str,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<Vec<EncodedPrompt>> {
+    let Some(fcfg) = &cfg.filter else {
+        return Ok(prompts);
+    };
+    let path = opts.run_dir.join("prompt_filter.json");
+    let print = format!(
+        "{ref_print}|{}|{}|{}",
+        reward.fingerprint(),
+        prompts_fingerprint(&prompts),
+        generation_descriptor(base, fcfg.batch_prompts)
+    );
+    let cached: Option<FilterReport> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .filter(|r: &FilterReport| r.fingerprint == print && &r.config == fcfg);
+    let report = match cached {
+        Some(r) => r,
+        None => {
+            let r = filter_prompts(reference, reward, &prompts, fcfg, base, print, device)?;
+            let json = serde_json::to_string_pretty(&r).expect("serialisable");
+            rlhf_core::io::write_atomic(&path, json.as_bytes())?;
+            r
+        }
+    };
+    let keep = report.kept_indices();
+    Ok(keep.into_iter().map(|i| prompts[i].clone()).collect())
+}
+
+/// The reference scores of every prompt: read from the cache when it belongs to this run,
+/// built (and written) when there is none.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reference_scores<B: Backend>(
+    reference: &mut Frozen<B, CausalLm<B>>,
+    reward: &mut dyn Scorer<B>,
+    prompts: &[EncodedPrompt],
+    cfg: &PpoConfig,
+    base: &GenerationConfig,
+    ref_print: &str,
+    decode: &dyn Fn(&[u32]) -> Result<String>,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<Option<ReferenceScores>> {
+    if !cfg.shaping.reference_baseline {
+        return Ok(None);
+    }
+    let gen_cfg = GenerationConfig {
+        sampling: match cfg.reference.decoding {
+            ReferenceDecoding::Greedy => Sampling::Greedy,
+            ReferenceDecoding::Sampled => cfg.sampling,
+        },
+        seed: cfg.reference.seed,
+        ..base.clone()
+    };
+    let path = cfg
+        .reference
+        .cache
+        .clone()
+        .unwrap_or_else(|| opts.run_dir.join("reference_rewards.parquet"));
+    let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
+    let cache = if path.is_file() {
+        tracing::info!(path = %path.display(), "using the reference-reward cache");
+        ReferenceCache::read(&path)?
+    } else {
+        tracing::info!(
+            prompts = prompts.len(),
+            "building the reference-reward cache"
+        );
+        let c = build_reference_cache(
+            reference,
+            reward,
+            prompts,
+            &gen_cfg,
+            cfg.reference.batch_prompts,
+            ref_print.to_string(),
+            decode,
+            device,
+        )?;
+        c.write(&path)?;
+        c
+    };
+    let scores = cache.scores_for(
+        &path,
+        ref_print,
+        &reward.fingerprint(),
+        &descriptor,
+        prompts,
+    )?;
+    Ok(Some(scores))
+}

@@ -1,0 +1,10 @@
+//! Integration tests of `rlhf-policy-ppo` (the crate's one test binary): rollouts against fresh
+//! forward passes, where rewards are read, the reference-reward cache and the prompt filter,
+//! fused ≡ unfused steps, resume ≡ uninterrupted, and a short end-to-end run that learns.
+
+mod cache;
+mod common;
+mod learn;
+mod resume;
+mod rollout;
+mod step;
