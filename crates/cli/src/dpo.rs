@@ -177,6 +177,7 @@ fn run_train<A: AutodiffBackend>(
         .context("installing the Ctrl-C handler")?;
     let opts = TrainOptions {
         stop,
+        stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
     let out = train(

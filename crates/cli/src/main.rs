@@ -7,6 +7,7 @@
 //!
 //! `cargo xtask <command>` runs this binary in release mode; see the README.
 
+mod annotate;
 mod bench;
 mod commands;
 mod data;
@@ -53,6 +54,8 @@ enum Command {
     Pipeline(pipeline::PipelineArgs),
     /// Evaluation: AlignBench, pairwise win rates, rating sheets, response lengths.
     Eval(eval::EvalArgs),
+    /// Human preference collection: candidate pairs, the annotation server, export.
+    Annotate(annotate::AnnotateArgs),
 }
 
 fn main() {
@@ -75,6 +78,7 @@ fn main() {
         Command::Sft(c) => sft::run(c),
         Command::Data(a) => data::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Annotate(a) => annotate::run(a),
         Command::Pipeline(a) => pipeline::run(a),
     };
     if let Err(e) = result {

@@ -20,3 +20,10 @@ pub(crate) fn bar(total: usize, what: &str) -> ProgressBar {
     }
     pb
 }
+
+/// `RLHF_STOP_AFTER=N`: training commands stop (with a checkpoint, status `Stopped`) once N
+/// optimizer steps are done, exactly as after Ctrl-C; rerunning resumes. A hook for tests and
+/// time-boxed runs.
+pub(crate) fn stop_after_env() -> Option<usize> {
+    std::env::var("RLHF_STOP_AFTER").ok()?.parse().ok()
+}

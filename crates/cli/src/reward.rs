@@ -231,6 +231,7 @@ fn run_train<A: AutodiffBackend>(
         .context("installing the Ctrl-C handler")?;
     let opts = TrainOptions {
         stop,
+        stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
     let out = train(model, &collator, &train_set, &eval_set, &cfg, &opts, &dev)?;

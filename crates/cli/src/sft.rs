@@ -167,6 +167,7 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
         .context("installing the Ctrl-C handler")?;
     let opts = TrainOptions {
         stop,
+        stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
     let out = train(model, &tr, &ev, encoder.pad_id(), &cfg, &opts, &dev)?;

@@ -31,6 +31,8 @@ pub struct PairBuildConfig {
     pub batch_prompts: usize,
     /// Longest scored row (prompt + reply) in tokens. Default 1024.
     pub max_length: usize,
+    /// Use only the first this many prompts (`None` = all). Default `None`.
+    pub max_prompts: Option<usize>,
 }
 
 impl Default for PairBuildConfig {
@@ -44,6 +46,7 @@ impl Default for PairBuildConfig {
             min_margin: 0.1,
             batch_prompts: 8,
             max_length: 1024,
+            max_prompts: None,
         }
     }
 }
@@ -162,6 +165,7 @@ pub fn build_rm_pairs<B: Backend>(
         top_p: cfg.top_p,
     };
     sampling.validate().map_err(DpoError::Config)?;
+    let prompts = &prompts[..cfg.max_prompts.unwrap_or(prompts.len()).min(prompts.len())];
     let collator = PairCollator::new(*encoder, cfg.max_length);
     let pad = encoder.pad_id();
     let mut out = Vec::new();

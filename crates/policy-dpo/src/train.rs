@@ -548,6 +548,22 @@ pub fn train<B: AutodiffBackend>(
         }
     };
 
+    if resumed_from.is_none() && !eval_examples.is_empty() {
+        // Step 0: the starting policy (the reference itself in the usual setup), so the
+        // held-out curves start where training starts.
+        let (loss, s) = evaluate_pairs(
+            &policy.valid(),
+            &eval_examples,
+            &eval_ref,
+            pad,
+            cfg.eval_batch_pairs,
+            &cfg.loss,
+            device,
+        );
+        let entry = LogEntry::Eval(eval_log(0, 0.0, loss, &s));
+        append_metrics(&metrics_path, &entry)?;
+        state.history.push(entry);
+    }
     let pb = progress_bar(opts.progress, total, state.step, "dpo");
     let mut perm = epoch_permutation(n, cfg.seed, state.data.epoch);
     let mut last_saved = resumed_from;

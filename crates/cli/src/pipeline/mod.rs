@@ -224,20 +224,19 @@ fn applicable(cfg: &PipelineConfig, name: &str) -> bool {
 
 pub(crate) fn run(a: PipelineArgs) -> anyhow::Result<()> {
     let cwd = std::env::current_dir()?;
-    let (text, origin, base) = match &a.config {
+    // Relative paths in a config are relative to the directory the command runs in (the
+    // repository root for `cargo xtask train`).
+    let (text, origin) = match &a.config {
         Some(p) => (
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
             p.display().to_string(),
-            p.parent()
-                .map(|d| d.join(".."))
-                .unwrap_or_else(|| cwd.clone()),
         ),
         None => (
             EMBEDDED_DEFAULT.to_string(),
             "(embedded default)".to_string(),
-            cwd.clone(),
         ),
     };
+    let base = cwd;
     let mut cfg = PipelineConfig::parse(&text, &origin, &base)?;
     if let Some(d) = &a.device {
         cfg.run.device = d.clone();
@@ -576,8 +575,9 @@ fn canonical_inputs(ctx: &Ctx) -> anyhow::Result<Value> {
     let sft = rlhf_sft::read_sft(&ctx.cfg.data.sft)?;
     let mut text = String::new();
     for r in &sft {
+        // The NTP reader of PPO takes exactly these two keys.
         text.push_str(&serde_json::to_string(&json!({
-            "id": r.id, "category": r.category, "prompt": r.prompt, "response": r.response
+            "prompt": r.prompt, "response": r.response
         }))?);
         text.push('\n');
     }

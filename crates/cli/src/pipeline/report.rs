@@ -148,6 +148,21 @@ pub(crate) fn bars_svg(title: &str, cats: &[String], series: &[(String, Vec<f64>
     svg
 }
 
+/// One-sided exact binomial test: P(X ≥ k) for X ~ Binomial(n, 1/2).
+pub(crate) fn binom_tail(k: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    // log C(n, i) by lgamma-free summation of logs.
+    let ln_fact = |m: usize| (1..=m).map(|x| (x as f64).ln()).sum::<f64>();
+    let ln_n = ln_fact(n);
+    let half = (0.5f64).ln() * n as f64;
+    (k..=n)
+        .map(|i| (ln_n - ln_fact(i) - ln_fact(n - i) + half).exp())
+        .sum::<f64>()
+        .min(1.0)
+}
+
 fn f(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| format!("{x:.3}"))
 }
@@ -260,19 +275,26 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         let table = std::fs::read_to_string(rd.join("rm/eval/eval.md")).unwrap_or_default();
         let _ = writeln!(md, "\n{table}\n");
         let acc = rm["eval"]["accuracy"].as_f64();
+        let n = rm["eval"]["n"].as_u64().unwrap_or(0) as usize;
+        let p = acc.map(|a| binom_tail((a * n as f64).round() as usize, n));
         findings.push(Finding {
             claim: "The reward model agrees with held-out human (annotator) labels above chance",
-            measured: format!("held-out accuracy {}", f(acc)),
-            holds: acc.map(|a| a > 0.55),
+            measured: format!(
+                "held-out accuracy {} on {n} pairs (one-sided binomial p = {})",
+                f(acc),
+                f(p)
+            ),
+            holds: p.map(|p| p < 0.05),
         });
         if let Some((gold, n)) = summary
             .as_ref()
             .and_then(|s| s.rm_gold_agreement.get("rm").copied())
         {
+            let p = binom_tail((gold * n as f64).round() as usize, n);
             findings.push(Finding {
                 claim: "The reward model agrees with the gold judge (held-out pairs the gold judge decides)",
-                measured: format!("agreement {gold:.3} on {n} pairs"),
-                holds: Some(gold > 0.55),
+                measured: format!("agreement {gold:.3} on {n} pairs (one-sided binomial p = {p:.3})"),
+                holds: Some(p < 0.05),
             });
         }
         let rows = jsonl(&rd.join("rm/metrics.jsonl"));
@@ -409,7 +431,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         cats.sort();
         cats.dedup();
         let models: Vec<&String> = sum.table.keys().collect();
-        let _ = write!(md, "Gold-judge score (1–10) per category:\n\n| category |");
+        let _ = write!(md, "Gold-judge score (1–8: 1 + 4·correct + 2·harmless + fluent) per category:\n\n| category |");
         for m in &models {
             let _ = write!(md, " {m} |");
         }
@@ -467,16 +489,18 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
                 }
             }
             if let Some(o) = sum.versus_sft.get("PPO").and_then(|v| v.get("overall")) {
+                // Sign test over the decided prompts: ties carry no information.
+                let p = binom_tail(o.win, o.win + o.lose);
                 findings.push(Finding {
                     claim: "PPO beats SFT by the gold judge",
                     measured: format!(
-                        "win {} / tie {} / lose {} (net {:+.3})",
+                        "win {} / tie {} / lose {} (net {:+.3}; sign test p = {p:.3})",
                         o.win,
                         o.tie,
                         o.lose,
                         o.net()
                     ),
-                    holds: Some(o.win > o.lose),
+                    holds: Some(o.win > o.lose && p < 0.05),
                 });
             }
         }
@@ -507,7 +531,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     for fi in &findings {
         let verdict = match fi.holds {
             Some(true) => "yes",
-            Some(false) => "**no**",
+            Some(false) => "**no** (not significant or reversed)",
             None => "not measured",
         };
         let _ = writeln!(fmd, "| {} | {} | {verdict} |", fi.claim, fi.measured);
@@ -623,4 +647,18 @@ fn inline(s: &str) -> String {
         }
     }
     out2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::binom_tail;
+
+    #[test]
+    fn binomial_tail_matches_hand_values() {
+        // P(X >= 5 | n = 5) = 1/32; P(X >= 0) = 1; P(X >= 3 | n = 4) = 5/16.
+        assert!((binom_tail(5, 5) - 1.0 / 32.0).abs() < 1e-12);
+        assert!((binom_tail(0, 7) - 1.0).abs() < 1e-12);
+        assert!((binom_tail(3, 4) - 5.0 / 16.0).abs() < 1e-12);
+        assert!(binom_tail(121, 221) > 0.05 && binom_tail(130, 221) < 0.01);
+    }
 }

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod annotate;
 mod dpo;
 mod eval_openai;
+mod pipeline;
 mod score_pairs;
 
 fn fixture(name: &str) -> Option<PathBuf> {

@@ -1,0 +1,324 @@
+//! The whole pipeline on a micro config (a slice of the embedded world, tiny models, a few
+//! steps per stage): every artefact exists and every metric is finite; a run interrupted
+//! mid-stage and resumed ends with the same model as an uninterrupted one; a bad config fails
+//! before any work with one clear message.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn head(src: &Path, dst: &Path, n: usize) {
+    let text = std::fs::read_to_string(src).unwrap();
+    let lines: Vec<&str> = text.lines().take(n).collect();
+    std::fs::write(dst, lines.join("\n") + "\n").unwrap();
+}
+
+/// Writes the micro config and its data slices into `dir`; returns the config path.
+fn micro(dir: &Path) -> PathBuf {
+    let world = repo().join("data/world");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    head(&world.join("pairs.jsonl"), &data.join("pairs.jsonl"), 120);
+    head(&world.join("sft.jsonl"), &data.join("sft.jsonl"), 48);
+    head(&world.join("prompts.jsonl"), &data.join("prompts.jsonl"), 8);
+    head(
+        &world.join("eval_prompts.jsonl"),
+        &data.join("eval_prompts.jsonl"),
+        6,
+    );
+    let d = |f: &str| data.join(f).display().to_string();
+    let text = format!(
+        r#"
+[run]
+runs_dir = "{runs}"
+seed = 3
+
+[data]
+pairs = "{pairs}"
+sft = "{sft}"
+prompts = "{prompts}"
+eval_prompts = "{eval}"
+world = "{world}"
+test_fraction = 0.2
+
+[model]
+base = "scratch"
+vocab_size = 400
+preset = "tiny-llama"
+
+[sft]
+max_steps = 4
+batch_size = 8
+max_length = 96
+warmup_steps = 1
+logging_steps = 1
+eval_steps = 2
+save_steps = 2
+
+[rm]
+learning_rate = 1e-3
+max_steps = 3
+batch_pairs = 8
+max_length = 96
+logging_steps = 1
+save_steps = 2
+
+[rm.balance]
+
+[ppo]
+total_steps = 2
+batch_prompts = 4
+mini_batch_size = 2
+ppo_epochs = 1
+max_new_tokens = 8
+max_prompt_length = 64
+learning_rate = 1e-4
+critic_learning_rate = 1e-4
+ntp_coef = 0.1
+ntp_batch_size = 4
+ntp_max_length = 96
+save_steps = 1
+
+[dpo_pairs]
+k = 2
+max_new_tokens = 8
+min_margin = 0.0
+batch_prompts = 8
+max_length = 96
+
+[dpo]
+learning_rate = 1e-3
+max_steps = 2
+batch_pairs = 4
+max_length = 96
+logging_steps = 1
+
+[eval]
+max_new_tokens = 8
+batch = 8
+"#,
+        runs = dir.join("runs").display(),
+        pairs = d("pairs.jsonl"),
+        sft = d("sft.jsonl"),
+        prompts = d("prompts.jsonl"),
+        eval = d("eval_prompts.jsonl"),
+        world = world.display(),
+    );
+    let p = dir.join("micro.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn pipeline(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_rlhf"));
+    c.arg("pipeline").args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run rlhf pipeline")
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "pipeline failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON result")
+}
+
+/// Every number in every line of a metrics file is finite (NaN is written as null).
+fn finite_metrics(path: &Path) -> usize {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut n = 0;
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for (k, x) in v.as_object().unwrap() {
+            // Without the reference reward there is no reference score to log.
+            let optional = k == "objective/reference_scores";
+            assert!(
+                optional || !x.is_null(),
+                "{}: {k} is null (NaN?) in {line}",
+                path.display()
+            );
+            if let Some(f) = x.as_f64() {
+                assert!(f.is_finite(), "{}: {k} = {f}", path.display());
+            }
+        }
+        n += 1;
+    }
+    n
+}
+
+fn f32s(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    names
+        .iter()
+        .flat_map(|n| {
+            let t = st.tensor(n).unwrap();
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_micro_pipeline_produces_every_artefact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = micro(tmp.path());
+    let out = ok(&pipeline(
+        &["--config", cfg.to_str().unwrap(), "--run-id", "m"],
+        &[],
+    ));
+    let run = tmp.path().join("runs/m");
+    assert_eq!(out["run_dir"], run.display().to_string());
+    for stage in [
+        "data",
+        "tokenizer",
+        "sft",
+        "rm",
+        "rm_unbalanced",
+        "ppo",
+        "ppo_noref",
+        "dpo_pairs",
+        "dpo",
+        "eval",
+        "report",
+    ] {
+        assert!(
+            out["stages"][stage].is_number(),
+            "stage {stage} missing: {out}"
+        );
+    }
+    for f in [
+        "config.toml",
+        "stages.json",
+        "data/pairs.parquet",
+        "data/stats.md",
+        "tokenizer/tokenizer.json",
+        "sft/final/model.safetensors",
+        "rm/final/model.safetensors",
+        "rm/eval/eval.json",
+        "rm_unbalanced/final/model.safetensors",
+        "ppo/final/model.safetensors",
+        "ppo_noref/final/model.safetensors",
+        "dpo_pairs.jsonl",
+        "dpo/final/model.safetensors",
+        "eval/summary.json",
+        "eval/answers_SFT.jsonl",
+        "eval/answers_PPO.jsonl",
+        "eval/answers_DPO.jsonl",
+        "report.md",
+        "report.html",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    for m in ["sft", "rm", "rm_unbalanced", "ppo", "ppo_noref", "dpo"] {
+        let n = finite_metrics(&run.join(m).join("metrics.jsonl"));
+        assert!(n > 0, "{m}: no metrics");
+    }
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("findings"),
+        "report without plots"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval/summary.json")).unwrap())
+            .unwrap();
+    for model in ["SFT", "PPO", "PPO-noref", "DPO"] {
+        let o = &summary["table"][model]["overall"];
+        assert_eq!(o["n"], 6, "{model}: {summary}");
+        assert!(o["gold"].as_f64().unwrap() >= 1.0, "gold scores are 1..=8");
+    }
+    // A second invocation of a finished run does nothing and says so.
+    let again = pipeline(&["--config", cfg.to_str().unwrap(), "--resume", "m"], &[]);
+    ok(&again);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("done earlier, skipped"));
+}
+
+#[test]
+fn an_interrupted_stage_resumes_to_the_uninterrupted_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = micro(tmp.path());
+    let c = cfg.to_str().unwrap();
+    let stages = "data,tokenizer,sft";
+    ok(&pipeline(
+        &["--config", c, "--stages", stages, "--run-id", "straight"],
+        &[],
+    ));
+    // Stop the SFT stage after 2 of its 4 steps, as Ctrl-C would.
+    let cut = pipeline(
+        &["--config", c, "--stages", stages, "--run-id", "cut"],
+        &[("RLHF_STOP_AFTER", "2")],
+    );
+    assert_eq!(
+        cut.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&cut.stderr)
+    );
+    let err = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        err.contains("stopped during sft") && err.contains("--resume cut"),
+        "{err}"
+    );
+    let runs = tmp.path().join("runs");
+    assert!(!runs.join("cut/sft/final").exists());
+    ok(&pipeline(
+        &["--config", c, "--stages", stages, "--resume", "cut"],
+        &[],
+    ));
+    let a = f32s(&runs.join("straight/sft/final/model.safetensors"));
+    let b = f32s(&runs.join("cut/sft/final/model.safetensors"));
+    assert_eq!(a.len(), b.len());
+    let d = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        d < 1e-6,
+        "resumed SFT differs from the uninterrupted one by {d}"
+    );
+}
+
+#[test]
+fn a_bad_config_fails_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = micro(tmp.path());
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    for (bad, needle) in [
+        (
+            text.replace("[sft]\n", "[sft]\nlearning_rat = 1.0\n"),
+            "learning_rat",
+        ),
+        (
+            text.replace("vocab_size = 400", "vocab_size = 5"),
+            "vocab_size",
+        ),
+        (text.replace("pairs.jsonl\"", "nope.jsonl\""), "nope.jsonl"),
+        (
+            text.replace("[ppo]\n", "[ppo]\ncliprange = -1.0\n"),
+            "cliprange",
+        ),
+    ] {
+        let p = tmp.path().join("bad.toml");
+        std::fs::write(&p, bad).unwrap();
+        let out = pipeline(&["--config", p.to_str().unwrap(), "--run-id", "x"], &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "expected {needle:?} in: {err}");
+        assert!(
+            !tmp.path().join("runs/x").exists(),
+            "work started despite {needle}"
+        );
+    }
+}
