@@ -18,6 +18,10 @@
 //! cargo xtask data gen-world [--seed N] [--out data/world] [--train N] [--eval N] [--check]
 //! cargo xtask data stats FILE.parquet [--tokenizer DIR]
 //! cargo xtask data export FILE.parquet --out OUT.jsonl
+//! cargo xtask annotate pairs --model DIR --prompts FILE.jsonl --out PAIRS.parquet
+//! cargo xtask annotate add-annotator --out DIR --name NAME
+//! cargo xtask annotate serve --pairs PAIRS.parquet --out DIR [--addr 127.0.0.1:8080]
+//! cargo xtask annotate export --dir DIR --out PREFS.parquet
 //! ```
 //!
 //! Set `RLHF_PROFILE=dev` to use the dev profile instead of release (faster to build).
@@ -65,6 +69,11 @@ enum Task {
     },
     /// Evaluation: `alignbench --model DIR --judge overlap|rm:DIR|openai ...`, `pairwise ...`, `tabulate ...`, `lengths ...`.
     Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Human preference collection: `pairs --model DIR --prompts FILE --out PAIRS`, `add-annotator --out DIR --name N`, `serve --pairs PAIRS --out DIR`, `export --dir DIR --out PREFS`.
+    Annotate {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -270,6 +279,7 @@ fn main() -> ExitCode {
         Task::Bench { args } => run_rlhf("bench", args),
         Task::Data { args } => data(args),
         Task::Eval { args } => run_rlhf("eval", args),
+        Task::Annotate { args } => run_rlhf("annotate", args),
     };
     match result {
         Ok(code) => code,
