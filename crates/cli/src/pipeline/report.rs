@@ -225,13 +225,11 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     if !sft_rows.is_empty() {
         let _ = writeln!(md, "## SFT start point\n");
         if let Some(r) = stage("sft") {
-            let _ = writeln!(
-                md,
-                "{} parameters, {} steps, held-out NLL {} nats/token.\n",
-                r["params"],
-                r["step"],
-                f(r["eval_loss"].as_f64())
-            );
+            let _ = write!(md, "{} parameters, {} steps", r["params"], r["step"]);
+            if let Some(l) = r["eval_loss"].as_f64() {
+                let _ = write!(md, ", held-out NLL {l:.3} nats/token");
+            }
+            let _ = writeln!(md, ".\n");
         }
         plots.push((
             "sft".into(),
@@ -431,7 +429,10 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         cats.sort();
         cats.dedup();
         let models: Vec<&String> = sum.table.keys().collect();
-        let _ = write!(md, "Gold-judge score (1–8: 1 + 4·correct + 2·harmless + fluent) per category:\n\n| category |");
+        let _ = write!(
+            md,
+            "Gold-judge score (1–8: 1 + 4·correct + 2·harmless + fluent) per category:\n\n| category |"
+        );
         for m in &models {
             let _ = write!(md, " {m} |");
         }
@@ -603,8 +604,10 @@ fn to_html(md: &str, plots: &[(String, String)], id: &str) -> String {
                 in_table = true;
             }
             h.push_str("<tr>");
+            // `\|` is a literal bar inside a cell.
+            let line = line.replace("\\|", "\u{1}");
             for cell in line.trim_matches('|').split('|') {
-                let _ = write!(h, "<td>{}</td>", inline(cell.trim()));
+                let _ = write!(h, "<td>{}</td>", inline(&cell.trim().replace('\u{1}', "|")));
             }
             h.push_str("</tr>\n");
         } else if let Some(t) = line.strip_prefix("## ") {
