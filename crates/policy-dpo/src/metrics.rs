@@ -1,11 +1,10 @@
 //! TRL-named DPO metrics and `metrics.jsonl`.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{DpoError, Result};
+use crate::error::Result;
 
 /// One training log entry, averaged over the steps since the previous one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,19 +191,12 @@ pub fn eval_log(step: usize, epoch: f64, loss: f64, s: &PairStats) -> EvalLog {
     }
 }
 
-/// Appends one entry to `metrics.jsonl` (flushed and synced).
+/// Appends one entry to `metrics.jsonl`.
 ///
 /// # Errors
 /// IO errors naming the file.
 pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| DpoError::io(path, e))?;
-    let line = serde_json::to_string(entry).expect("serialisable");
-    writeln!(f, "{line}").map_err(|e| DpoError::io(path, e))?;
-    f.sync_data().map_err(|e| DpoError::io(path, e))
+    Ok(rlhf_reward::append_jsonl(path, entry)?)
 }
 
 /// Rewrites `metrics.jsonl` with `entries` (atomically; used when a run resumes).
@@ -212,12 +204,7 @@ pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
 /// # Errors
 /// IO errors naming the file.
 pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&serde_json::to_string(e).expect("serialisable"));
-        text.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, text.as_bytes()).map_err(DpoError::from)
+    Ok(rlhf_reward::write_jsonl(path, entries)?)
 }
 
 /// Reads `metrics.jsonl`.
@@ -225,13 +212,5 @@ pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
 /// # Errors
 /// IO errors, and a malformed line named by its number.
 pub fn read_metrics(path: &Path) -> Result<Vec<LogEntry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| DpoError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| DpoError::Data(format!("{} line {}: {e}", path.display(), i + 1)))
-        })
-        .collect()
+    Ok(rlhf_reward::read_jsonl(path)?)
 }

@@ -3,7 +3,6 @@
 //! held-out evaluation, step checkpoints with exact resume, a stop flag, TRL-named metrics and a
 //! progress bar. Same run-dir layout as the reward model's (`rlhf_reward` checkpoint helpers).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -11,13 +10,12 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rlhf_core::CausalLm;
 use rlhf_reward::{
-    DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions, TrainStatus,
-    clip_grad_norm, epoch_permutation, global_grad_norm, has_checkpoints, latest_checkpoint,
-    load_module_record, load_optimizer_record, read_state, save_checkpoint_with,
-    save_module_record, save_optimizer_record,
+    CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
+    TrainStatus, clip_grad_norm, config_diff, epoch_permutation, global_grad_norm, has_checkpoints,
+    latest_checkpoint, load_module_record, load_optimizer_record, progress_bar, read_state,
+    save_checkpoint_with, save_module_record, save_optimizer_record,
 };
 use serde::{Deserialize, Serialize};
 
@@ -216,22 +214,6 @@ pub struct DpoOutcome<B: AutodiffBackend> {
     pub checkpoint: Option<PathBuf>,
 }
 
-fn progress_bar(show: bool, total: usize, start: usize, what: &str) -> ProgressBar {
-    let target = if show && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30.cyan/blue}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
-    )) {
-        pb.set_style(style);
-    }
-    pb.set_position(start as u64);
-    pb
-}
-
 fn save<B, O>(run_dir: &Path, policy: &CausalLm<B>, optim: &O, state: &DpoState) -> Result<PathBuf>
 where
     B: AutodiffBackend,
@@ -248,37 +230,6 @@ where
             save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
         },
     )?)
-}
-
-/// The fields that change the trajectory (cadence fields do not).
-fn trajectory(cfg: &DpoTrainConfig) -> serde_json::Value {
-    let d = DpoTrainConfig::default();
-    let c = DpoTrainConfig {
-        logging_steps: d.logging_steps,
-        eval_steps: d.eval_steps,
-        eval_batch_pairs: d.eval_batch_pairs,
-        save_steps: d.save_steps,
-        save_total_limit: d.save_total_limit,
-        ..cfg.clone()
-    };
-    serde_json::to_value(c).expect("serialisable")
-}
-
-fn config_diff(a: &DpoTrainConfig, b: &DpoTrainConfig) -> Vec<String> {
-    let (a, b) = (trajectory(a), trajectory(b));
-    let (a, b) = (
-        a.as_object().expect("object"),
-        b.as_object().expect("object"),
-    );
-    a.iter()
-        .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: checkpoint {v}, now {}",
-                b.get(k).unwrap_or(&serde_json::Value::Null)
-            )
-        })
-        .collect()
 }
 
 fn check_vocab(examples: &[DpoExample], vocab: usize, what: &str) -> Result<()> {
@@ -509,7 +460,7 @@ pub fn train<B: AutodiffBackend>(
                 path: dir.clone(),
                 message,
             };
-            let diff = config_diff(&st.config, cfg);
+            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
             if !diff.is_empty() {
                 return Err(mismatch(format!("config differs: {}", diff.join("; "))));
             }

@@ -81,10 +81,14 @@ pub use eval::{
 };
 pub use export::export_hf;
 pub use loss::{LossConfig, RewardLoss, per_pair_loss, ranking_loss, reward_loss, score_penalty};
-pub use metrics::{EvalLog, LogEntry, TrainLog, append_metrics, read_metrics, write_metrics};
+pub use metrics::{
+    EvalLog, LogEntry, TrainLog, append_jsonl, append_metrics, read_jsonl, read_metrics,
+    write_jsonl, write_metrics,
+};
 pub use plot::{ScoreGroup, score_distribution_svg};
 pub use schedule::LrSchedule;
 pub use score::{batch_scores, score_encoded};
 pub use train::{
-    StepStats, TrainOptions, TrainOutcome, TrainStatus, epoch_permutation, train, train_step,
+    CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, config_diff,
+    epoch_permutation, progress_bar, train, train_step,
 };

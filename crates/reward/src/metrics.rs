@@ -154,6 +154,31 @@ impl Window {
 /// # Errors
 /// IO errors naming the file.
 pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
+    append_jsonl(path, entry)
+}
+
+/// Rewrites `metrics.jsonl` with exactly `entries` (atomically): used on resume, so entries
+/// logged after the checkpoint by an interrupted run do not appear twice.
+///
+/// # Errors
+/// IO errors naming the file.
+pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
+    write_jsonl(path, entries)
+}
+
+/// Reads `metrics.jsonl`.
+///
+/// # Errors
+/// IO errors and [`RewardError::Json`] naming the line.
+pub fn read_metrics(path: &Path) -> Result<Vec<LogEntry>> {
+    read_jsonl(path)
+}
+
+/// Appends one JSON line (any trainer's metrics entry) to `path`.
+///
+/// # Errors
+/// IO errors naming the file.
+pub fn append_jsonl<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -163,12 +188,11 @@ pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
     writeln!(f, "{line}").map_err(|e| RewardError::io(path, e))
 }
 
-/// Rewrites `metrics.jsonl` with exactly `entries` (atomically): used on resume, so entries
-/// logged after the checkpoint by an interrupted run do not appear twice.
+/// Rewrites `path` with exactly `entries`, one JSON line each, atomically.
 ///
 /// # Errors
 /// IO errors naming the file.
-pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
+pub fn write_jsonl<T: Serialize>(path: &Path, entries: &[T]) -> Result<()> {
     let mut text = String::new();
     for e in entries {
         text.push_str(&serde_json::to_string(e).expect("serialisable"));
@@ -178,11 +202,11 @@ pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
     Ok(())
 }
 
-/// Reads `metrics.jsonl`.
+/// Reads a JSON-lines file of `T`.
 ///
 /// # Errors
 /// IO errors and [`RewardError::Json`] naming the line.
-pub fn read_metrics(path: &Path) -> Result<Vec<LogEntry>> {
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = std::fs::read_to_string(path).map_err(|e| RewardError::io(path, e))?;
     text.lines()
         .enumerate()

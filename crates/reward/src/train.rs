@@ -32,6 +32,7 @@ use crate::loss::{LossConfig, reward_loss};
 use crate::metrics::{LogEntry, Window, append_metrics, write_metrics};
 use crate::schedule::LrSchedule;
 use crate::score::batch_scores;
+use serde::Serialize;
 
 /// What one optimizer step saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -208,25 +209,30 @@ fn fingerprint(pairs: &[EncodedPair]) -> String {
     format!("{:016x}", fnv1a(0, &bytes))
 }
 
-/// The fields that change the trajectory (logging/eval/save cadence does not).
-fn trajectory(cfg: &RewardTrainConfig) -> serde_json::Value {
-    let mut c = cfg.clone();
-    let d = RewardTrainConfig::default();
-    c.logging_steps = d.logging_steps;
-    c.eval_steps = d.eval_steps;
-    c.eval_batch_pairs = d.eval_batch_pairs;
-    c.save_steps = d.save_steps;
-    c.save_total_limit = d.save_total_limit;
-    serde_json::to_value(c).expect("serialisable")
-}
+/// Cadence fields every trainer's config has: changing them does not change the trajectory.
+pub const CADENCE_FIELDS: &[&str] = &[
+    "logging_steps",
+    "eval_steps",
+    "eval_batch_pairs",
+    "save_steps",
+    "save_total_limit",
+];
 
-fn config_diff(a: &RewardTrainConfig, b: &RewardTrainConfig) -> Vec<String> {
-    let (a, b) = (trajectory(a), trajectory(b));
+/// The top-level fields of two serialisable configs that differ, ignoring `ignore` (the
+/// cadence fields), as `"field: checkpoint A, now B"`: what a resumed run reports when its
+/// config is not the checkpoint's.
+pub fn config_diff<T: Serialize>(checkpoint: &T, now: &T, ignore: &[&str]) -> Vec<String> {
     let (a, b) = (
-        a.as_object().expect("object"),
-        b.as_object().expect("object"),
+        serde_json::to_value(checkpoint).expect("serialisable"),
+        serde_json::to_value(now).expect("serialisable"),
+    );
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
     );
     a.iter()
+        .filter(|(k, _)| !ignore.contains(&k.as_str()))
         .filter(|(k, v)| b.get(*k) != Some(v))
         .map(|(k, v)| {
             format!(
@@ -304,16 +310,19 @@ fn prepare_train_set(
     Ok((enc, report))
 }
 
-fn progress_bar(show: bool, total: usize, start: usize) -> ProgressBar {
+/// A progress bar labelled `what` for `total` steps starting at `start`, with elapsed time and
+/// ETA; drawn on stderr only when `show` and stderr is a terminal (hidden otherwise, so piped
+/// output stays clean). Shared by every trainer.
+pub fn progress_bar(show: bool, total: usize, start: usize, what: &str) -> ProgressBar {
     let target = if show && std::io::stderr().is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()
     };
     let pb = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) = ProgressStyle::with_template(
-        "reward {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(&format!(
+        "{what} {{bar:30.cyan/blue}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+    )) {
         pb.set_style(style);
     }
     pb.set_position(start as u64);
@@ -398,7 +407,7 @@ pub fn train<B: AutodiffBackend>(
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
             let st = read_train_state(&dir)?;
-            let diff = config_diff(&st.config, cfg);
+            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
             let mismatch = |message: String| RewardError::ResumeMismatch {
                 path: dir.clone(),
                 message,
@@ -441,7 +450,7 @@ pub fn train<B: AutodiffBackend>(
         }
     };
 
-    let pb = progress_bar(opts.progress, total, state.step);
+    let pb = progress_bar(opts.progress, total, state.step, "reward");
     let mut perm = epoch_permutation(n, cfg.seed, state.data.epoch);
     let mut last_saved = resumed_from;
     let mut checkpoint = None;
@@ -580,12 +589,12 @@ mod tests {
             eval_steps: Some(2),
             ..a.clone()
         };
-        assert!(config_diff(&a, &b).is_empty());
+        assert!(config_diff(&a, &b, CADENCE_FIELDS).is_empty());
         let c = RewardTrainConfig {
             learning_rate: 1.0,
             ..a.clone()
         };
-        let d = config_diff(&a, &c);
+        let d = config_diff(&a, &c, CADENCE_FIELDS);
         assert_eq!(d.len(), 1);
         assert!(d[0].starts_with("learning_rate"), "{d:?}");
     }

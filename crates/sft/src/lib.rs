@@ -15,7 +15,6 @@
 //!   progress bar), the same run-dir layout as the reward and DPO trainers.
 #![warn(missing_docs)]
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -23,7 +22,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rlhf_core::logprobs::target_logprobs;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
@@ -461,21 +459,11 @@ fn fingerprint(ex: &[SftExample]) -> String {
 }
 
 fn append(path: &Path, e: &SftLog) -> Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| io_err(path, e))?;
-    writeln!(f, "{}", serde_json::to_string(e).expect("serialisable")).map_err(|e| io_err(path, e))
+    Ok(rlhf_reward::append_jsonl(path, e)?)
 }
 
 fn rewrite(path: &Path, entries: &[SftLog]) -> Result<()> {
-    let text: String = entries
-        .iter()
-        .map(|e| serde_json::to_string(e).expect("serialisable") + "\n")
-        .collect();
-    Ok(rlhf_core::io::write_atomic(path, text.as_bytes())?)
+    Ok(rlhf_reward::write_jsonl(path, entries)?)
 }
 
 fn save<B, O>(run_dir: &Path, model: &CausalLm<B>, optim: &O, st: &SftState) -> Result<PathBuf>
@@ -553,18 +541,19 @@ pub fn train<B: AutodiffBackend>(
     let (mut st, resumed_from) = match ckpt {
         Some(dir) => {
             let st: SftState = read_state(&dir)?;
-            let same_traj = SftConfig {
-                logging_steps: cfg.logging_steps,
-                eval_steps: cfg.eval_steps,
-                save_steps: cfg.save_steps,
-                save_total_limit: cfg.save_total_limit,
-                ..st.config.clone()
-            } == *cfg;
-            if !same_traj || st.fingerprint != print || st.total_steps != total {
-                return Err(SftError::ResumeMismatch {
-                    path: dir,
-                    message: "the config or the data differ from the checkpoint's".into(),
-                });
+            let diff = rlhf_reward::config_diff(&st.config, cfg, rlhf_reward::CADENCE_FIELDS);
+            let message = if !diff.is_empty() {
+                Some(format!("config differs: {}", diff.join("; ")))
+            } else if st.fingerprint != print || st.total_steps != total {
+                Some(format!(
+                    "training data differ ({n} examples, {print}; checkpoint: {} examples, {})",
+                    st.n_train, st.fingerprint
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                return Err(SftError::ResumeMismatch { path: dir, message });
             }
             model = load_module_record(model, &dir, "model", device)?;
             optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
@@ -595,18 +584,7 @@ pub fn train<B: AutodiffBackend>(
             )
         }
     };
-    let target = if opts.progress && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(s) = ProgressStyle::with_template(
-        "sft {bar:30.cyan/blue} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-    ) {
-        pb.set_style(s);
-    }
-    pb.set_position(st.step as u64);
+    let pb = rlhf_reward::progress_bar(opts.progress, total, st.step, "sft");
     let mut perm = epoch_permutation(n, cfg.seed, st.data.epoch);
     let mut last_saved = resumed_from;
     let mut status = TrainStatus::Finished;

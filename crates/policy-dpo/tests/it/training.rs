@@ -62,7 +62,10 @@ fn held_out_accuracy_and_margin_rise() {
     let e = evals(&dir);
     assert_eq!(e.len(), 5, "{e:?}");
     assert_eq!(e[0].0, 0, "an evaluation before the first step");
-    assert!(e[0].2.abs() < 1e-4, "policy = reference: margin 0 at step 0 {e:?}");
+    assert!(
+        e[0].2.abs() < 1e-4,
+        "policy = reference: margin 0 at step 0 {e:?}"
+    );
     let (first, last) = (e[0], e[e.len() - 1]);
     println!("held-out (step, accuracy, margin): {e:?}");
     assert!(last.1 >= 0.9, "held-out accuracy after training {e:?}");
