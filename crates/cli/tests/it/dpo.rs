@@ -178,3 +178,56 @@ fn an_unknown_config_key_is_named() {
         "nothing may be written before the config is valid"
     );
 }
+
+#[test]
+fn train_reward_runs_data_parallel_on_two_cpu_replicas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let pairs = t.join("pairs.jsonl");
+    write_pairs(&pairs, 16);
+    let cfg = t.join("rm.json");
+    std::fs::write(
+        &cfg,
+        r#"{"max_steps": 2, "batch_pairs": 4, "max_length": 64}"#,
+    )
+    .unwrap();
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let run = |dir: &str, extra: &[&str]| {
+        let mut args = vec![
+            "train-reward".to_string(),
+            "--train".into(),
+            s(&pairs),
+            "--eval-fraction".into(),
+            "0".into(),
+            "--config".into(),
+            s(&cfg),
+            "--init".into(),
+            "tiny-llama".into(),
+            "--run-dir".into(),
+            s(&t.join(dir)),
+        ];
+        args.extend(extra.iter().map(|x| x.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        json(&rlhf(&refs))
+    };
+    let one = run("one", &[]);
+    let two = run("two", &["--devices", "cpu,cpu"]);
+    assert_eq!(two["status"], "Finished", "{two}");
+    assert_eq!(two["step"], one["step"]);
+    let w = |d: &str| std::fs::read(t.join(d).join("final/model.safetensors")).unwrap();
+    let (a, b) = (w("one"), w("two"));
+    assert_eq!(a.len(), b.len());
+    // Same global batch split over two replicas: the same parameters up to float error.
+    let fa = safetensors::SafeTensors::deserialize(&a).unwrap();
+    let fb = safetensors::SafeTensors::deserialize(&b).unwrap();
+    let mut max = 0f32;
+    for name in fa.names() {
+        let (x, y) = (fa.tensor(name).unwrap(), fb.tensor(name).unwrap());
+        for (p, q) in x.data().chunks_exact(4).zip(y.data().chunks_exact(4)) {
+            let p = f32::from_le_bytes([p[0], p[1], p[2], p[3]]);
+            let q = f32::from_le_bytes([q[0], q[1], q[2], q[3]]);
+            max = max.max((p - q).abs());
+        }
+    }
+    assert!(max < 1e-5, "data-parallel parameters differ by {max}");
+}
