@@ -41,7 +41,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Run the RLHF pipeline (see `cargo xtask train --help`).
+    /// Run the RLHF pipeline, or one stage (`cargo xtask train --help` lists the stages).
+    #[command(disable_help_flag = true)]
     Train {
         /// Arguments for the pipeline.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
