@@ -27,9 +27,8 @@ use rlhf_core::ScalarModel;
 use rlhf_reward::{
     DataRngState, EncodedPair, LogEntry, LrSchedule, PairCollator, PreferencePair,
     RewardTrainConfig, TrainLog, TrainOptions, TrainOutcome, TrainStatus, append_metrics, collate,
-    epoch_permutation, has_checkpoints, latest_checkpoint, load_module_record,
-    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
-    save_optimizer_record, write_metrics,
+    epoch_permutation, load_module_record, load_optimizer_record, read_state, save_checkpoint_with,
+    save_module_record, save_optimizer_record, write_metrics,
 };
 use serde::{Deserialize, Serialize};
 
@@ -320,17 +319,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let mut model = model;
-    let ckpt = if opts.resume {
-        latest_checkpoint(run_dir)?
-    } else if has_checkpoints(run_dir)? {
-        return Err(rlhf_reward::RewardError::Data(format!(
-            "{} already holds checkpoints; resume it or use another run dir",
-            run_dir.display()
-        ))
-        .into());
-    } else {
-        None
-    };
+    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
             let st: DpState = read_state(&dir)?;

@@ -6,7 +6,7 @@ use burn::prelude::*;
 use rlhf_core::generate::{GenerationConfig, Sampling, generate};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ScalarModel};
-use rlhf_reward::{PairCollator, PreferencePair, TextEncoder, plain_prompt, score_encoded};
+use rlhf_reward::{PreferencePair, TextEncoder, plain_prompt, score_replies};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DpoError, Result};
@@ -166,7 +166,6 @@ pub fn build_rm_pairs<B: Backend>(
     };
     sampling.validate().map_err(DpoError::Config)?;
     let prompts = &prompts[..cfg.max_prompts.unwrap_or(prompts.len()).min(prompts.len())];
-    let collator = PairCollator::new(*encoder, cfg.max_length);
     let pad = encoder.pad_id();
     let mut out = Vec::new();
     let mut report = PairBuildReport::default();
@@ -189,20 +188,11 @@ pub fn build_rm_pairs<B: Backend>(
             let replies: Vec<String> = (0..cfg.k)
                 .map(|j| decode_reply(encoder, &g.new_ids[p * cfg.k + j]))
                 .collect::<Result<_>>()?;
-            // Score each sample as the "chosen" side of a pair with itself as "rejected";
-            // only the chosen scores are used.
-            let cands: Vec<PreferencePair> = replies
+            let items: Vec<(&[Message], &str)> = replies
                 .iter()
-                .map(|r| {
-                    let text = if r.is_empty() { " " } else { r.as_str() };
-                    PreferencePair::new(id.clone(), msgs.clone(), text, text)
-                })
+                .map(|r| (msgs.as_slice(), if r.is_empty() { " " } else { r.as_str() }))
                 .collect();
-            let enc = collator.encode_all(&cands)?;
-            let scores: Vec<f32> = score_encoded(rm, &enc, pad, cfg.k, device)
-                .into_iter()
-                .map(|(c, _)| c)
-                .collect();
+            let scores = score_replies(rm, encoder, &items, cfg.max_length, cfg.k, device)?;
             let best = argmax(&scores, &replies, true);
             let worst = argmax(&scores, &replies, false);
             if replies[best] == replies[worst] || replies[best].trim().is_empty() {

@@ -13,9 +13,9 @@ use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::CausalLm;
 use rlhf_reward::{
     CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
-    TrainStatus, clip_grad_norm, config_diff, epoch_permutation, global_grad_norm, has_checkpoints,
-    latest_checkpoint, load_module_record, load_optimizer_record, progress_bar, read_state,
-    save_checkpoint_with, save_module_record, save_optimizer_record,
+    TrainStatus, clip_grad_norm, config_diff, epoch_permutation, global_grad_norm,
+    load_module_record, load_optimizer_record, progress_bar, read_state, save_checkpoint_with,
+    save_module_record, save_optimizer_record,
 };
 use serde::{Deserialize, Serialize};
 
@@ -443,16 +443,7 @@ pub fn train<B: AutodiffBackend>(
         .init::<B, CausalLm<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
     let mut policy = policy;
-    let ckpt = if opts.resume {
-        latest_checkpoint(run_dir)?
-    } else if has_checkpoints(run_dir)? {
-        return Err(DpoError::Data(format!(
-            "{} already holds checkpoints; resume it or use another run dir",
-            run_dir.display()
-        )));
-    } else {
-        None
-    };
+    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
             let st: DpoState = read_state(&dir)?;

@@ -36,9 +36,9 @@ use rlhf_core::generate::GenerationConfig;
 use rlhf_core::{CausalLm, ScalarModel};
 use rlhf_debias::RunningMeanStd;
 use rlhf_reward::{
-    EncodedRow, LrSchedule, TrainOptions, TrainStatus, epoch_permutation, has_checkpoints,
-    latest_checkpoint, load_module_record, load_optimizer_record, read_state, save_checkpoint_with,
-    save_module_record, save_optimizer_record,
+    EncodedRow, LrSchedule, TrainOptions, TrainStatus, epoch_permutation, load_module_record,
+    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
+    save_optimizer_record,
 };
 use serde::{Deserialize, Serialize};
 
@@ -288,16 +288,7 @@ pub fn train<B: AutodiffBackend>(
     check_data(data, vocab, cfg, actor.trunk.rope.max_len())?;
     let run_dir = &opts.run_dir;
     std::fs::create_dir_all(run_dir).map_err(|e| PpoError::io(run_dir, e))?;
-    let ckpt = if opts.resume {
-        latest_checkpoint(run_dir)?
-    } else if has_checkpoints(run_dir)? {
-        return Err(PpoError::Data(format!(
-            "{} already holds checkpoints; resume it or use another run dir",
-            run_dir.display()
-        )));
-    } else {
-        None
-    };
+    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     if ckpt.is_none() {
         let json = serde_json::to_string_pretty(cfg).expect("serialisable");
         rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;

@@ -107,6 +107,25 @@ pub fn latest_checkpoint(run_dir: &Path) -> Result<Option<PathBuf>> {
     Ok(Some(dir))
 }
 
+/// The checkpoint a run in `run_dir` starts from: the latest one when `resume`, none for a
+/// fresh run. A fresh run (`resume == false`) in a directory that already holds checkpoints is
+/// refused, so a run is never silently overwritten. Every trainer calls this.
+///
+/// # Errors
+/// [`RewardError::Data`] for the refusal, and the errors of [`latest_checkpoint`].
+pub fn resume_point(run_dir: &Path, resume: bool) -> Result<Option<PathBuf>> {
+    if resume {
+        latest_checkpoint(run_dir)
+    } else if has_checkpoints(run_dir)? {
+        Err(RewardError::Data(format!(
+            "{} already holds checkpoints; resume it or use another run dir",
+            run_dir.display()
+        )))
+    } else {
+        Ok(None)
+    }
+}
+
 /// Reads `state.json` of a checkpoint.
 ///
 /// # Errors

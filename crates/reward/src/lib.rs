@@ -65,7 +65,7 @@ pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch
 pub use checkpoint::{
     DataRngState, TrainState, checkpoints_dir, has_checkpoints, latest_checkpoint,
     load_model_record, load_module_record, load_optimizer_record, read_state, read_train_state,
-    save_checkpoint_with, save_module_record, save_optimizer_record,
+    resume_point, save_checkpoint_with, save_module_record, save_optimizer_record,
 };
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use config::RewardTrainConfig;
@@ -87,7 +87,7 @@ pub use metrics::{
 };
 pub use plot::{ScoreGroup, score_distribution_svg};
 pub use schedule::LrSchedule;
-pub use score::{batch_scores, score_encoded};
+pub use score::{batch_scores, score_encoded, score_replies};
 pub use train::{
     CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, config_diff,
     epoch_permutation, progress_bar, train, train_step,

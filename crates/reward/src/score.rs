@@ -4,7 +4,11 @@
 use burn::prelude::*;
 use rlhf_core::ScalarModel;
 
-use crate::data::{EncodedPair, PairBatch, collate};
+use rlhf_core::tokenizer::Message;
+use rlhf_core::{PadSide, TokenBatch};
+
+use crate::data::{EncodedPair, PairBatch, TextEncoder, collate, truncate_row};
+use crate::error::Result;
 
 /// The score of every row of `batch`, read at `batch.pool` (the last real token of each row).
 ///
@@ -54,6 +58,51 @@ pub fn score_encoded<B: Backend>(
     out
 }
 
+/// The score of each single reply (`(prompt, reply)`, not a pair): one row per reply, encoded
+/// and truncated as the training rows are, right-padded in batches of `batch_rows` rows of
+/// similar length, read at the last real token. Results are in input order.
+///
+/// # Errors
+/// Tokenizer and chat-template errors.
+pub fn score_replies<B: Backend>(
+    model: &ScalarModel<B>,
+    encoder: &TextEncoder<'_>,
+    items: &[(&[Message], &str)],
+    max_length: usize,
+    batch_rows: usize,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let bos = encoder.bos_id();
+    let rows = items
+        .iter()
+        .map(|(prompt, reply)| {
+            Ok(truncate_row(
+                &encoder.encode(prompt, reply)?,
+                max_length,
+                bos,
+            ))
+        })
+        .collect::<Result<Vec<Vec<u32>>>>()?;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].len());
+    let mut out = vec![0f32; rows.len()];
+    for chunk in order.chunks(batch_rows.max(1)) {
+        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| rows[i].clone()).collect();
+        let tokens = TokenBatch::from_rows(&batch, encoder.pad_id(), PadSide::Right);
+        let idx: Vec<i64> = batch.iter().map(|r| r.len() as i64 - 1).collect();
+        let n = chunk.len();
+        let idx = Tensor::<B, 2, Int>::from_data(TensorData::new(idx, [n, 1]), device);
+        let s = model
+            .forward_all(&tokens, device)
+            .gather(1, idx)
+            .reshape([n]);
+        for (k, v) in s.into_data().iter::<f32>().enumerate() {
+            out[chunk[k]] = v;
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +143,27 @@ mod tests {
         let hf = model.rewards(&batch.tokens, Some(0), &FlexDevice);
         ours.into_data()
             .assert_approx_eq::<f32>(&hf.into_data(), burn::tensor::Tolerance::default());
+    }
+
+    #[test]
+    fn single_reply_scores_equal_the_chosen_side_of_pairs() {
+        let cfg = ModelConfig::tiny_llama(crate::data::BYTE_VOCAB);
+        let model = ScalarModel::<Flex>::init(&cfg, 0.02, 5, &FlexDevice);
+        let prompt = vec![Message::user("question")];
+        let replies = ["x", "a longer reply here", "mid reply", "yy"];
+        let pairs: Vec<PreferencePair> = replies
+            .iter()
+            .map(|r| PreferencePair::new("p", prompt.clone(), *r, "other"))
+            .collect();
+        let enc = PairCollator::new(TextEncoder::Bytes, 16)
+            .encode_all(&pairs)
+            .unwrap();
+        let want = score_encoded(&model, &enc, 0, 4, &FlexDevice);
+        let items: Vec<(&[Message], &str)> =
+            replies.iter().map(|r| (prompt.as_slice(), *r)).collect();
+        let got = score_replies(&model, &TextEncoder::Bytes, &items, 16, 3, &FlexDevice).unwrap();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w.0).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
     }
 }

@@ -20,8 +20,8 @@ use rlhf_core::ScalarModel;
 use rlhf_debias::{BalanceReport, LengthUnit, PairLengths, balance_lengths};
 
 use crate::checkpoint::{
-    DataRngState, TrainState, has_checkpoints, latest_checkpoint, load_model_record,
-    load_optim_record, read_train_state, save_checkpoint,
+    DataRngState, TrainState, load_model_record, load_optim_record, read_train_state,
+    save_checkpoint,
 };
 use crate::clip::{clip_grad_norm, global_grad_norm};
 use crate::config::RewardTrainConfig;
@@ -394,16 +394,7 @@ pub fn train<B: AutodiffBackend>(
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let mut model = model;
-    let ckpt = if opts.resume {
-        latest_checkpoint(run_dir)?
-    } else if has_checkpoints(run_dir)? {
-        return Err(RewardError::Data(format!(
-            "{} already holds checkpoints; resume it or use another run dir",
-            run_dir.display()
-        )));
-    } else {
-        None
-    };
+    let ckpt = crate::checkpoint::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
             let st = read_train_state(&dir)?;

@@ -27,9 +27,8 @@ use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
 use rlhf_reward::{
     DataRngState, EncodedRow, LrSchedule, TextEncoder, TrainOptions, TrainStatus, clip_grad_norm,
-    epoch_permutation, global_grad_norm, has_checkpoints, latest_checkpoint, load_module_record,
-    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
-    save_optimizer_record, truncate_row,
+    epoch_permutation, global_grad_norm, load_module_record, load_optimizer_record, read_state,
+    save_checkpoint_with, save_module_record, save_optimizer_record, truncate_row,
 };
 use serde::{Deserialize, Serialize};
 
@@ -528,16 +527,7 @@ pub fn train<B: AutodiffBackend>(
         .init::<B, CausalLm<B>>();
     let metrics = run_dir.join("metrics.jsonl");
     let mut model = model;
-    let ckpt = if opts.resume {
-        latest_checkpoint(run_dir)?
-    } else if has_checkpoints(run_dir)? {
-        return Err(SftError::Data(format!(
-            "{} already holds checkpoints; resume it or use another run dir",
-            run_dir.display()
-        )));
-    } else {
-        None
-    };
+    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut st, resumed_from) = match ckpt {
         Some(dir) => {
             let st: SftState = read_state(&dir)?;

@@ -12,7 +12,7 @@ use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model};
 use rlhf_core::generate::{GenerationConfig, generate};
 use rlhf_core::tokenizer::Message;
 use rlhf_policy_dpo::{decode_reply, eos_ids, prompt_ids};
-use rlhf_reward::{PairCollator, PreferencePair, TextEncoder, score_encoded};
+use rlhf_reward::{TextEncoder, score_replies};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -169,19 +169,17 @@ fn rm_scores<B: Backend>(
         .as_ref()
         .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
     let (rm, _) = load_scalar_model::<B>(rm_dir, LoadOptions::default(), &dev)?;
-    let pairs: Vec<PreferencePair> = prompts
+    let items: Vec<(&[Message], &str)> = prompts
         .iter()
         .zip(answers)
-        .map(|((id, _, m), a)| {
-            let a = if a.trim().is_empty() { " " } else { a.as_str() };
-            PreferencePair::new(id.clone(), m.clone(), a, a)
+        .map(|((_, _, m), a)| {
+            (
+                m.as_slice(),
+                if a.trim().is_empty() { " " } else { a.as_str() },
+            )
         })
         .collect();
-    let enc_pairs = PairCollator::new(enc, 1024).encode_all(&pairs)?;
-    Ok(score_encoded(&rm, &enc_pairs, enc.pad_id(), 16, &dev)
-        .into_iter()
-        .map(|(c, _)| c)
-        .collect())
+    Ok(score_replies(&rm, &enc, &items, 1024, 32, &dev)?)
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
