@@ -12,7 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{
-    LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, save_causal_lm,
+    LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, save_causal_lm, save_lora_adapter,
 };
 use rlhf_core::tokenizer::{Message, Tokenizer};
 use rlhf_core::{CausalLm, ModelConfig};
@@ -208,12 +208,16 @@ fn run_train<A: AutodiffBackend>(
     if out.status == rlhf_reward::TrainStatus::Finished {
         let export = a.export.clone().unwrap_or_else(|| a.run_dir.join("final"));
         std::fs::create_dir_all(&export).with_context(|| format!("{}", export.display()))?;
-        save_causal_lm(
-            &out.policy.valid(),
-            &model_cfg,
-            &export,
-            export_dtype(&a.export_dtype)?,
-        )?;
+        let policy = out.policy.valid();
+        // LoRA: the HF export has the adapters merged in; the adapters alone go to
+        // EXPORT/adapter in PEFT's layout.
+        save_causal_lm(&policy, &model_cfg, &export, export_dtype(&a.export_dtype)?)?;
+        if let Some(l) = &cfg.lora {
+            let dir = export.join("adapter");
+            save_lora_adapter(&policy.trunk, &model_cfg, l, &dir)?;
+            result["adapter"] = json!(dir);
+            result["lora_params"] = json!(policy.trunk.lora_num_params());
+        }
         if let Some(t) = &tok {
             let template = a
                 .tokenizer

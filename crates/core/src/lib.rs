@@ -10,6 +10,7 @@
 //! - [`tokenizer`]: HF `tokenizer.json`, chat templates rendered with minijinja, trainable masks;
 //! - [`generate`]: batched KV-cache generation on left-padded prompts returning log-probs;
 //! - [`logprobs`]: token log-probs with masks (what DPO and PPO train on);
+//! - [`LoraConfig`] adapters with merge and PEFT export, and [`Precision`] (bf16 mixed precision);
 //! - [`backend`]: the backends (`Flex` on CPU, `Cuda` behind the `cuda` feature) and the
 //!   `--device` parser.
 #![warn(missing_docs)]
@@ -22,6 +23,7 @@ pub mod generate;
 pub mod io;
 pub mod logprobs;
 mod model;
+mod precision;
 pub mod tokenizer;
 
 pub use config::{
@@ -29,6 +31,8 @@ pub use config::{
 };
 pub use error::{CoreError, Result};
 pub use model::{
-    Attention, CausalLm, DecoderLayer, KvCache, LayerCache, Mlp, PadSide, RopeTables, ScalarModel,
-    TokenBatch, Trunk, attention_mask, init_trunk, param_bytes, positions_from_mask,
+    Attention, CausalLm, DecoderLayer, KvCache, LayerCache, LayerLora, Lora, LoraAdapters,
+    LoraConfig, LoraTarget, Mlp, PadSide, RopeTables, ScalarModel, TokenBatch, Trunk,
+    attention_mask, init_trunk, param_bytes, positions_from_mask,
 };
+pub use precision::{Precision, cast_params};

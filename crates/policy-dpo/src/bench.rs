@@ -99,7 +99,17 @@ pub fn bench_dpo_step<B: AutodiffBackend>(
         let t_ref = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let batches = [(batch.clone(), r)];
-        policy = dpo_step(policy, &mut optim, &batches, &loss, Some(1.0), 1e-6, device).0;
+        policy = dpo_step(
+            policy,
+            &mut optim,
+            &batches,
+            &loss,
+            Some(1.0),
+            1e-6,
+            rlhf_core::Precision::F32,
+            device,
+        )
+        .0;
         let t_pol = t.elapsed().as_secs_f64();
         if it > 0 {
             ref_s += t_ref;

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use rlhf_core::{LoraConfig, Precision};
+
 use crate::error::{DpoError, Result};
 use crate::loss::DpoLossConfig;
 
@@ -64,8 +66,14 @@ pub struct DpoTrainConfig {
     pub save_steps: Option<usize>,
     /// Checkpoints kept. Default 2.
     pub save_total_limit: usize,
-    /// Seed of the data order. Default 42.
+    /// Seed of the data order (and of the LoRA adapters' initialisation). Default 42.
     pub seed: u64,
+    /// Train LoRA adapters on a frozen policy instead of every weight (PEFT-style `[lora]`
+    /// table: `r`, `alpha`, `target_modules`); `None` (the default) = full fine-tuning.
+    pub lora: Option<LoraConfig>,
+    /// `f32` (default) or `bf16`: bf16 forward/backward on f32 master weights and optimizer
+    /// state (mixed precision; meant for CUDA, also runs on the CPU backend).
+    pub precision: Precision,
 }
 
 impl Default for DpoTrainConfig {
@@ -92,6 +100,8 @@ impl Default for DpoTrainConfig {
             save_steps: Some(500),
             save_total_limit: 2,
             seed: 42,
+            lora: None,
+            precision: Precision::F32,
         }
     }
 }
@@ -158,6 +168,9 @@ impl DpoTrainConfig {
             && !(c.is_finite() && c > 0.0)
         {
             return bad(format!("max_grad_norm must be > 0, got {c}"));
+        }
+        if let Some(l) = &self.lora {
+            l.validate().map_err(DpoError::Config)?;
         }
         if self.max_length < 8 {
             return bad(format!("max_length must be >= 8, got {}", self.max_length));

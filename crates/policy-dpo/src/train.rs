@@ -10,7 +10,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rlhf_core::CausalLm;
+use rlhf_core::{CausalLm, Precision};
 use rlhf_reward::{
     CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
     TrainStatus, clip_grad_norm, config_diff, epoch_permutation, global_grad_norm,
@@ -79,8 +79,9 @@ fn host(t: Tensor<impl Backend, 1>) -> Vec<f32> {
 }
 
 /// One optimizer step over the micro-batches of a gradient-accumulation cycle: policy forward
-/// of both rows of every pair, [`dpo_loss`] against the given reference log-probs (scaled by
-/// the micro-batch's share of the step's pairs), backward, accumulate, clip, AdamW.
+/// of both rows of every pair (in `precision`: a bf16 copy of the f32 policy for mixed
+/// precision), [`dpo_loss`] against the given reference log-probs (scaled by the micro-batch's
+/// share of the step's pairs), backward, accumulate, clip, AdamW.
 ///
 /// # Panics
 /// If `batches` is empty.
@@ -91,6 +92,7 @@ pub fn dpo_step<B, O>(
     loss_cfg: &DpoLossConfig,
     max_grad_norm: Option<f64>,
     lr: f64,
+    precision: Precision,
     device: &B::Device,
 ) -> (CausalLm<B>, DpoStepStats)
 where
@@ -107,7 +109,8 @@ where
     let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
     let mut single = None;
     for (batch, reference) in batches {
-        let lp = batch_logps(&policy, batch, device);
+        let compute = precision.compute(policy.clone());
+        let lp = batch_logps(&compute, batch, device);
         let (nc, nr) = batch.token_counts::<B>(device);
         let out = dpo_loss(
             lp.clone(),
@@ -193,6 +196,10 @@ pub struct DpoState {
     /// The metrics window since the last log step.
     #[serde(default)]
     pub window: Window,
+    /// With LoRA: fingerprint of the frozen base weights (the checkpoint holds the adapters
+    /// only, so a resume must start from the same base).
+    #[serde(default)]
+    pub base_fingerprint: Option<String>,
 }
 
 /// What [`train`] returns.
@@ -226,7 +233,12 @@ where
         state,
         keep,
         |dir| {
-            save_module_record(policy, dir, "model")?;
+            if policy.trunk.has_lora() {
+                // The base is frozen: the adapters are the whole trained state.
+                save_module_record(&policy.trunk.lora_adapters(), dir, "adapters")?;
+            } else {
+                save_module_record(policy, dir, "model")?;
+            }
             save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
         },
     )?)
@@ -443,6 +455,18 @@ pub fn train<B: AutodiffBackend>(
         .init::<B, CausalLm<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
     let mut policy = policy;
+    let base_print = cfg
+        .lora
+        .as_ref()
+        .map(|_| format!("{:016x}", model_fingerprint::<B, _>(&policy)));
+    if let Some(l) = &cfg.lora {
+        policy = policy.with_lora(l, cfg.seed, device).freeze_base();
+        tracing::info!(
+            trainable = policy.trunk.lora_num_params(),
+            r = l.r,
+            "LoRA adapters on a frozen policy"
+        );
+    }
     let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
@@ -461,7 +485,23 @@ pub fn train<B: AutodiffBackend>(
                     st.n_train, st.fingerprint
                 )));
             }
-            policy = load_module_record(policy, &dir, "model", device)?;
+            if st.base_fingerprint != base_print {
+                return Err(mismatch(format!(
+                    "the LoRA base model differs (fingerprint {:?}, checkpoint: {:?})",
+                    base_print, st.base_fingerprint
+                )));
+            }
+            policy = if cfg.lora.is_some() {
+                let adapters =
+                    load_module_record(policy.trunk.lora_adapters(), &dir, "adapters", device)?;
+                CausalLm {
+                    trunk: policy.trunk.set_lora_adapters(adapters),
+                    lm_head: policy.lm_head,
+                }
+                .freeze_base()
+            } else {
+                load_module_record(policy, &dir, "model", device)?
+            };
             optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
             write_metrics(&metrics_path, &st.history)?;
             tracing::info!(step = st.step, dir = %dir.display(), "resuming");
@@ -485,6 +525,7 @@ pub fn train<B: AutodiffBackend>(
                 config: cfg.clone(),
                 history: Vec::new(),
                 window: Window::default(),
+                base_fingerprint: base_print.clone(),
             };
             (st, None)
         }
@@ -494,7 +535,7 @@ pub fn train<B: AutodiffBackend>(
         // Step 0: the starting policy (the reference itself in the usual setup), so the
         // held-out curves start where training starts.
         let (loss, s) = evaluate_pairs(
-            &policy.valid(),
+            &cfg.precision.compute(policy.valid()),
             &eval_examples,
             &eval_ref,
             pad,
@@ -555,6 +596,7 @@ pub fn train<B: AutodiffBackend>(
             &cfg.loss,
             cfg.max_grad_norm,
             lr,
+            cfg.precision,
             device,
         );
         policy = p;
@@ -588,7 +630,7 @@ pub fn train<B: AutodiffBackend>(
         let eval_due = cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total;
         if eval_due && !eval_examples.is_empty() {
             let (loss, s) = evaluate_pairs(
-                &policy.valid(),
+                &cfg.precision.compute(policy.valid()),
                 &eval_examples,
                 &eval_ref,
                 pad,

@@ -180,6 +180,8 @@ fn load_trunk<B: Backend>(
                 qkv: linear_from(qkv_w, qkv_b),
                 o: linear_from(o_w, o_b),
                 num_heads: cfg.num_heads,
+                qkv_lora: None,
+                o_lora: None,
                 num_kv_heads: cfg.num_kv_heads,
                 head_dim: cfg.head_dim,
             },
@@ -189,6 +191,8 @@ fn load_trunk<B: Backend>(
                 gate_up: linear_from(gate_up_w, gate_up_b),
                 down: linear_from(down_w, down_b),
                 intermediate: inter,
+                gate_up_lora: None,
+                down_lora: None,
             },
             post_mlp_out_norm: post_mlp,
         });
@@ -316,6 +320,14 @@ fn trunk_tensors<B: Backend>(
     cfg: &ModelConfig,
     trunk: &Trunk<B>,
 ) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    // LoRA adapters are folded into the weights: an HF checkpoint has no place for them.
+    let merged;
+    let trunk = if trunk.has_lora() {
+        merged = trunk.clone().merge_lora();
+        &merged
+    } else {
+        trunk
+    };
     let mut out = Vec::new();
     let h = cfg.hidden_size;
     let (q, kv) = (
@@ -398,7 +410,105 @@ fn write_config(dir: &Path, cfg: &ModelConfig, num_labels: Option<usize>) -> Res
     crate::io::write_atomic(&dir.join("config.json"), json.as_bytes())
 }
 
-/// Saves a causal LM in HF layout: `config.json` + `model.safetensors`.
+/// Saves the LoRA adapters of `model` in PEFT's layout: `adapter_model.safetensors` +
+/// `adapter_config.json`, loadable with `PeftModel.from_pretrained(base, dir)` on the base
+/// checkpoint the adapters were trained on.
+///
+/// A fused adapter is written as one PEFT adapter per HF projection with the same `lora_A`
+/// and its share of `lora_B`'s columns: the same function. GLM's fused `gate_up_proj` keeps
+/// one adapter. Weights are written in f32 (`lora_A`: `[r, in]`, `lora_B`: `[out, r]`).
+///
+/// # Errors
+/// [`CoreError::BadInput`] when the model has no adapter; IO errors naming the file.
+pub fn save_lora_adapter<B: Backend>(
+    trunk: &Trunk<B>,
+    cfg: &ModelConfig,
+    lora: &crate::LoraConfig,
+    dir: &Path,
+) -> Result<()> {
+    if !trunk.has_lora() {
+        return Err(CoreError::BadInput(
+            "the model has no LoRA adapter to save".into(),
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| CoreError::io(dir, e))?;
+    let (q, kv) = (
+        cfg.num_heads * cfg.head_dim,
+        cfg.num_kv_heads * cfg.head_dim,
+    );
+    let (h, inter) = (cfg.hidden_size, cfg.intermediate_size);
+    let glm = matches!(cfg.family, Family::Glm | Family::Glm4);
+    let mut out = Vec::new();
+    let mut modules = std::collections::BTreeSet::new();
+    for (i, l) in trunk.lora_adapters().layers.iter().enumerate() {
+        let p = format!("base_model.model.model.layers.{i}");
+        let mut push = |lora: &Option<crate::Lora<B>>, names: &[&str], outs: &[usize]| {
+            let Some(lora) = lora else { return };
+            let a = lora.a.val().cast(DType::F32);
+            let [d_in, r] = a.dims();
+            let a_t = to_vec(a.transpose());
+            let b = lora.b.val().cast(DType::F32);
+            let mut start = 0;
+            for (name, &o) in names.iter().zip(outs) {
+                let part = b.clone().slice([0..r, start..start + o]).transpose();
+                start += o;
+                let leaf = name.rsplit('.').next().unwrap_or(name).to_string();
+                modules.insert(leaf);
+                out.push((
+                    format!("{p}.{name}.lora_A.weight"),
+                    vec![r, d_in],
+                    a_t.clone(),
+                ));
+                out.push((
+                    format!("{p}.{name}.lora_B.weight"),
+                    vec![o, r],
+                    to_vec(part),
+                ));
+            }
+        };
+        push(
+            &l.qkv,
+            &["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+            &[q, kv, kv],
+        );
+        push(&l.o, &["self_attn.o_proj"], &[h]);
+        if glm {
+            push(&l.gate_up, &["mlp.gate_up_proj"], &[2 * inter]);
+        } else {
+            push(
+                &l.gate_up,
+                &["mlp.gate_proj", "mlp.up_proj"],
+                &[inter, inter],
+            );
+        }
+        push(&l.down, &["mlp.down_proj"], &[h]);
+    }
+    let meta = HashMap::from([("format".to_string(), "pt".to_string())]);
+    write_safetensors(
+        &dir.join("adapter_model.safetensors"),
+        &out,
+        SaveDtype::F32,
+        Some(meta),
+    )?;
+    let config = serde_json::json!({
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "fan_in_fan_out": false,
+        "inference_mode": true,
+        "use_rslora": false,
+        "target_modules": modules.into_iter().collect::<Vec<_>>(),
+        "base_model_name_or_path": null,
+    });
+    let json = serde_json::to_string_pretty(&config).expect("serialisable");
+    crate::io::write_atomic(&dir.join("adapter_config.json"), json.as_bytes())
+}
+
+/// Saves a causal LM in HF layout: `config.json` + `model.safetensors`. LoRA adapters, if any,
+/// are merged into the weights.
 ///
 /// # Errors
 /// IO errors naming the file.
@@ -420,7 +530,7 @@ pub fn save_causal_lm<B: Backend>(
     write_config(dir, &cfg, None)
 }
 
-/// Saves a scalar model in HF `*ForSequenceClassification` layout.
+/// Saves a scalar model in HF `*ForSequenceClassification` layout (LoRA adapters merged).
 ///
 /// # Errors
 /// IO errors naming the file.

@@ -73,6 +73,8 @@ pub fn init_trunk<B: Backend>(
                 ),
                 o: linear_from(d.matrix(q, h, device), cfg.o_bias.then(|| zeros(h, device))),
                 num_heads: cfg.num_heads,
+                qkv_lora: None,
+                o_lora: None,
                 num_kv_heads: cfg.num_kv_heads,
                 head_dim: cfg.head_dim,
             },
@@ -91,6 +93,8 @@ pub fn init_trunk<B: Backend>(
                     cfg.mlp_bias.then(|| zeros(h, device)),
                 ),
                 intermediate: cfg.intermediate_size,
+                gate_up_lora: None,
+                down_lora: None,
             },
             post_mlp_out_norm: cfg
                 .post_sublayer_norms

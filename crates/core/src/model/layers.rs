@@ -11,6 +11,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use super::lora::{Lora, adapted};
 use super::rope::RopeTables;
 
 /// Keys and values of one layer for the positions seen so far.
@@ -29,6 +30,10 @@ pub struct Attention<B: Backend> {
     pub qkv: Linear<B>,
     /// Output projection, `[heads·head_dim, hidden]`.
     pub o: Linear<B>,
+    /// LoRA adapter on `qkv`, if any.
+    pub qkv_lora: Option<Lora<B>>,
+    /// LoRA adapter on `o`, if any.
+    pub o_lora: Option<Lora<B>>,
     /// Query heads.
     pub num_heads: usize,
     /// Key/value heads.
@@ -54,7 +59,7 @@ impl<B: Backend> Attention<B> {
     ) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let qkv = self.qkv.forward(x);
+        let qkv = adapted(&self.qkv, &self.qkv_lora, x);
         let q = qkv.clone().slice([0..b, 0..t, 0..h * hd]);
         let k = qkv.clone().slice([0..b, 0..t, h * hd..(h + kvh) * hd]);
         let v = qkv.slice([0..b, 0..t, (h + kvh) * hd..(h + 2 * kvh) * hd]);
@@ -97,7 +102,7 @@ impl<B: Backend> Attention<B> {
             },
         );
         let out = out.swap_dims(1, 2).reshape([b, t, h * hd]);
-        self.o.forward(out)
+        adapted(&self.o, &self.o_lora, out)
     }
 }
 
@@ -119,6 +124,10 @@ pub struct Mlp<B: Backend> {
     pub gate_up: Linear<B>,
     /// `[intermediate, hidden]`.
     pub down: Linear<B>,
+    /// LoRA adapter on `gate_up`, if any.
+    pub gate_up_lora: Option<Lora<B>>,
+    /// LoRA adapter on `down`, if any.
+    pub down_lora: Option<Lora<B>>,
     /// Inner width.
     pub intermediate: usize,
 }
@@ -129,10 +138,10 @@ impl<B: Backend> Mlp<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [b, t, _] = x.dims();
         let i = self.intermediate;
-        let gu = self.gate_up.forward(x);
+        let gu = adapted(&self.gate_up, &self.gate_up_lora, x);
         let gate = gu.clone().slice([0..b, 0..t, 0..i]);
         let up = gu.slice([0..b, 0..t, i..2 * i]);
-        self.down.forward(silu(gate) * up)
+        adapted(&self.down, &self.down_lora, silu(gate) * up)
     }
 }
 

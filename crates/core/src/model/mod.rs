@@ -5,6 +5,7 @@
 mod batch;
 mod init;
 mod layers;
+mod lora;
 mod rope;
 
 use burn::nn::{Embedding, Linear, RmsNorm};
@@ -15,6 +16,7 @@ pub use batch::{PadSide, TokenBatch, attention_mask, positions_from_mask};
 pub use init::init_trunk;
 pub use layers::{Attention, DecoderLayer, LayerCache, Mlp};
 pub(crate) use layers::{linear_from, rms_from};
+pub use lora::{LayerLora, Lora, LoraAdapters, LoraConfig, LoraTarget};
 pub use rope::RopeTables;
 
 use crate::config::ModelConfig;
@@ -116,6 +118,13 @@ impl<B: Backend> Trunk<B> {
         let ids = batch.ids_tensor::<B>(device);
         let mut x = self.embed.forward(ids);
         let (cos, sin) = self.rope.gather(positions);
+        // The tables stay f32 when the parameters are cast for mixed precision.
+        let dt = x.dtype();
+        let (cos, sin) = if cos.dtype() == dt {
+            (cos, sin)
+        } else {
+            (cos.cast(dt), sin.cast(dt))
+        };
         match cache {
             Some(cache) => {
                 for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {

@@ -5,4 +5,5 @@ mod chat;
 mod checkpoint;
 mod common;
 mod generate;
+mod lora;
 mod parity;

@@ -207,6 +207,7 @@ pub(crate) fn dpo_single() -> Vec<f32> {
             &DpoLossConfig::default(),
             CLIP,
             LR,
+            rlhf_core::Precision::F32,
             &FlexDevice,
         );
         policy = p;

@@ -172,3 +172,132 @@ fn simpo_needs_no_reference() {
     assert_eq!(out.step, 4);
     assert!(!tmp.path().join("reference_logps.parquet").exists());
 }
+
+#[test]
+fn lora_learns_the_preference_resumes_exactly_and_leaves_the_base_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train_pairs = marker_pairs(160, 1);
+    let eval_pairs = marker_pairs(40, 2);
+    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let cfg = DpoTrainConfig {
+        learning_rate: 1e-2,
+        lora: Some(rlhf_core::LoraConfig {
+            r: 8,
+            alpha: 16.0,
+            ..Default::default()
+        }),
+        save_steps: Some(10),
+        ..config(30)
+    };
+    let run = |dir: &Path, stop_after: Option<usize>, seed: u64| {
+        let p = tiny_policy(seed).0;
+        // The reference stays the seed-0 model, so only the base differs below.
+        let r = tiny_policy(0).0.valid();
+        train(
+            p,
+            Some(r),
+            &col,
+            &train_pairs,
+            &eval_pairs,
+            &cfg,
+            &TrainOptions {
+                stop_after,
+                ..TrainOptions::new(dir)
+            },
+            &FlexDevice,
+        )
+    };
+    let a = tmp.path().join("a");
+    let out = run(&a, None, 0).unwrap();
+    let e = evals(&a);
+    println!("LoRA held-out (step, accuracy, margin): {e:?}");
+    assert!(e[0].2.abs() < 1e-4, "B = 0: policy = reference at step 0");
+    let last = e[e.len() - 1];
+    assert!(last.1 >= 0.8 && last.2 > 0.3, "LoRA DPO learns: {e:?}");
+    let trained = out.policy.valid();
+    assert!(trained.trunk.has_lora());
+    // The checkpoint holds the adapters only.
+    let ck = out.checkpoint.clone().unwrap();
+    assert!(ck.join("adapters.mpk").is_file() && !ck.join("model.mpk").exists());
+    // The base weights did not move: merged minus adapters = the starting policy.
+    let base = tiny_policy(0).0.valid();
+    let unadapted = rlhf_core::CausalLm {
+        trunk: trained
+            .trunk
+            .clone()
+            .set_lora_adapters(rlhf_core::LoraAdapters {
+                layers: (0..base.trunk.layers.len())
+                    .map(|_| rlhf_core::LayerLora {
+                        qkv: None,
+                        o: None,
+                        gate_up: None,
+                        down: None,
+                    })
+                    .collect(),
+            }),
+        lm_head: trained.lm_head.clone(),
+    };
+    assert_eq!(flat_params(&unadapted), flat_params(&base));
+
+    // Stop at 10, resume (adapters + optimizer from the checkpoint) = uninterrupted.
+    let b = tmp.path().join("b");
+    assert_eq!(run(&b, Some(10), 0).unwrap().status, TrainStatus::Stopped);
+    let resumed = run(&b, None, 0).unwrap();
+    assert_eq!(resumed.resumed_from, Some(10));
+    let d = max_abs_diff(&flat_params(&out.policy), &flat_params(&resumed.policy));
+    assert!(d < 1e-6, "LoRA resume differs by {d}");
+    // Resuming on another base model is refused.
+    let c = tmp.path().join("c");
+    run(&c, Some(10), 0).unwrap();
+    match run(&c, None, 1) {
+        Err(DpoError::ResumeMismatch { message, .. }) => {
+            assert!(message.contains("LoRA base"), "{message}")
+        }
+        other => panic!("expected a mismatch, got {:?}", other.map(|o| o.step)),
+    }
+}
+
+#[test]
+fn bf16_mixed_precision_trains_close_to_f32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train_pairs = marker_pairs(160, 1);
+    let eval_pairs = marker_pairs(40, 2);
+    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let run = |dir: &Path, precision: rlhf_core::Precision| {
+        let p = tiny_policy(0).0;
+        let r = p.valid();
+        let cfg = DpoTrainConfig {
+            precision,
+            ..config(30)
+        };
+        train(
+            p,
+            Some(r),
+            &col,
+            &train_pairs,
+            &eval_pairs,
+            &cfg,
+            &TrainOptions::new(dir),
+            &FlexDevice,
+        )
+        .unwrap()
+    };
+    let f32_run = run(&tmp.path().join("f32"), rlhf_core::Precision::F32);
+    let bf16_run = run(&tmp.path().join("bf16"), rlhf_core::Precision::Bf16);
+    let (e32, e16) = (
+        evals(&tmp.path().join("f32")),
+        evals(&tmp.path().join("bf16")),
+    );
+    println!("f32 evals {e32:?}\nbf16 evals {e16:?}");
+    let (l32, l16) = (e32[e32.len() - 1], e16[e16.len() - 1]);
+    assert!(l16.1 >= 0.8 && l16.2 > 0.3, "bf16 learns: {e16:?}");
+    assert!(
+        (l16.1 - l32.1).abs() <= 0.1,
+        "accuracy bf16 {l16:?} vs f32 {l32:?}"
+    );
+    // The master weights stay f32 and end close to the f32 run's.
+    let (p32, p16) = (flat_params(&f32_run.policy), flat_params(&bf16_run.policy));
+    let rel = max_abs_diff(&p32, &p16) / p32.iter().fold(0f32, |m, x| m.max(x.abs()));
+    println!("bf16 vs f32 parameters: max relative difference {rel}");
+    assert!(rel < 0.1, "bf16 parameters drift from f32 by {rel}");
+}
