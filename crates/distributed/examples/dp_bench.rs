@@ -122,6 +122,7 @@ fn run_node(a: &Args) -> rlhf_distributed::Result<Option<serde_json::Value>> {
                 Some(1.0),
                 1e-5,
                 &[],
+                rlhf_core::Precision::F32,
                 &dev,
             )?;
             model = m;

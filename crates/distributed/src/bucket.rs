@@ -7,7 +7,8 @@
 //! `ParamId`s: replicas built independently (one per process) have different random ids, and
 //! burn's `GradientsParams::all_reduce` sorts by id, which would pair different tensors there.
 //! A parameter without a gradient (unused in this rank's shard) contributes zeros, so every
-//! rank sends a bucket of the same length.
+//! rank sends a bucket of the same length. Frozen parameters (`require_grad` off, e.g. the base
+//! weights under LoRA) are skipped: they are identical on every rank and get no update.
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
@@ -24,6 +25,9 @@ struct Flatten<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Flatten<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !param.val().is_require_grad() {
+            return;
+        }
         let shape = param.shape();
         let n = shape.num_elements();
         let flat = match self.grads.remove::<B::InnerBackend, D>(param.id) {
@@ -42,6 +46,9 @@ struct Unflatten<'a, B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Unflatten<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if !param.val().is_require_grad() {
+            return;
+        }
         let shape = param.shape();
         let n = shape.num_elements();
         let dtype = param.val().dtype();

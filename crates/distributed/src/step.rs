@@ -12,7 +12,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rlhf_core::{CausalLm, ScalarModel};
+use rlhf_core::{CausalLm, Precision, ScalarModel};
 use rlhf_policy_dpo::{
     BatchRef, DpoBatch, DpoLossConfig, DpoStepStats, PairLogps, PairStats, batch_logps, dpo_loss,
 };
@@ -153,6 +153,7 @@ pub fn dp_reward_step<B, O>(
     max_grad_norm: Option<f64>,
     lr: f64,
     extras: &[f32],
+    precision: Precision,
     device: &B::Device,
 ) -> Result<(ScalarModel<B>, StepStats, Vec<f32>)>
 where
@@ -163,7 +164,7 @@ where
     let (mut acc, mut single) = (None, None);
     for s in shards {
         let b = &s.batch;
-        let scores = batch_scores(&model, b, device);
+        let scores = batch_scores(&precision.compute(model.clone()), b, device);
         let chosen = scores.clone().narrow(0, 0, b.n);
         let rejected = scores.clone().narrow(0, b.n, b.n);
         let w = Tensor::<B, 1>::from_data(TensorData::new(b.weights.clone(), [b.n]), device);
@@ -212,6 +213,7 @@ pub fn dp_dpo_step<B, O>(
     max_grad_norm: Option<f64>,
     lr: f64,
     extras: &[f32],
+    precision: Precision,
     device: &B::Device,
 ) -> Result<(CausalLm<B>, DpoStepStats, Vec<f32>)>
 where
@@ -223,7 +225,7 @@ where
     for s in shards {
         let (batch, reference) = &s.batch;
         let n = batch.n;
-        let lp = batch_logps(&policy, batch, device);
+        let lp = batch_logps(&precision.compute(policy.clone()), batch, device);
         let (nc, nr) = batch.token_counts::<B>(device);
         let refs = PairLogps {
             chosen: Tensor::from_data(TensorData::new(reference.chosen.clone(), [n]), device),

@@ -437,6 +437,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
             cfg.max_grad_norm,
             lr,
             &[f32::from(u8::from(stop_flag))],
+            cfg.precision,
             &device,
         )
         .map_err(|e| at_step(e, state.step + 1))?;

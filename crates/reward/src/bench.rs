@@ -91,7 +91,17 @@ pub fn bench_train_step<B: AutodiffBackend>(
     let loss = LossConfig::default();
     let batches = [batch];
     let mut step = |model: ScalarModel<B>| {
-        train_step(model, &mut optim, &batches, &loss, Some(1.0), 1e-5, device).0
+        train_step(
+            model,
+            &mut optim,
+            &batches,
+            &loss,
+            Some(1.0),
+            1e-5,
+            rlhf_core::Precision::F32,
+            device,
+        )
+        .0
     };
     model = step(model);
     let t = Instant::now();

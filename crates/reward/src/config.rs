@@ -66,6 +66,9 @@ pub struct RewardTrainConfig {
     /// Bucket-based length balancing of the training set (SPEC §A.3.3) before training;
     /// `None` = off. Default `None`.
     pub balance: Option<BalanceConfig>,
+    /// `f32` (default) or `bf16`: bf16 forward/backward on f32 master weights and optimizer
+    /// state (mixed precision; meant for CUDA, also runs on the CPU backend).
+    pub precision: rlhf_core::Precision,
 }
 
 impl Default for RewardTrainConfig {
@@ -93,6 +96,7 @@ impl Default for RewardTrainConfig {
             save_total_limit: 2,
             seed: 42,
             balance: None,
+            precision: rlhf_core::Precision::F32,
         }
     }
 }

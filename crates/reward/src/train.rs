@@ -48,7 +48,8 @@ pub struct StepStats {
 }
 
 /// One optimizer step over `batches` (the micro-batches of one gradient-accumulation cycle):
-/// forward both rows of every pair, [`reward_loss`] scaled by the micro-batch's share of the
+/// forward both rows of every pair (in `precision`: a bf16 copy of the f32 model for mixed
+/// precision), [`reward_loss`] scaled by the micro-batch's share of the
 /// step's pairs (so the step's gradient is that of the mean over all its pairs), backward,
 /// accumulate, clip to the global norm `max_grad_norm`, and step `optim` with `lr`.
 ///
@@ -64,6 +65,7 @@ pub fn train_step<B, O>(
     loss_cfg: &LossConfig,
     max_grad_norm: Option<f64>,
     lr: f64,
+    precision: rlhf_core::Precision,
     device: &B::Device,
 ) -> (ScalarModel<B>, StepStats)
 where
@@ -81,7 +83,8 @@ where
     let mut acc = GradientsAccumulator::<ScalarModel<B>>::new();
     let mut single = None;
     for b in batches {
-        let scores = batch_scores(&model, b, device);
+        let compute = precision.compute(model.clone());
+        let scores = batch_scores(&compute, b, device);
         let chosen = scores.clone().narrow(0, 0, b.n);
         let rejected = scores.clone().narrow(0, b.n, b.n);
         let w = Tensor::<B, 1>::from_data(TensorData::new(b.weights.clone(), [b.n]), device);
@@ -489,6 +492,7 @@ pub fn train<B: AutodiffBackend>(
             &loss_cfg,
             cfg.max_grad_norm,
             lr,
+            cfg.precision,
             device,
         );
         model = m;
@@ -522,7 +526,13 @@ pub fn train<B: AutodiffBackend>(
         }
         let eval_due = cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total;
         if eval_due && !eval_enc.is_empty() {
-            let scores = score_pairs(&model.valid(), &eval_enc, pad, cfg.eval_batch_pairs, device);
+            let scores = score_pairs(
+                &cfg.precision.compute(model.valid()),
+                &eval_enc,
+                pad,
+                cfg.eval_batch_pairs,
+                device,
+            );
             let stats = summarize(&scores, &loss_cfg);
             tracing::info!(step, accuracy = stats.accuracy, loss = stats.loss, "eval");
             let entry = LogEntry::Eval(stats.to_log(step, epoch));

@@ -132,7 +132,15 @@ fn train_dpo_then_rm_pairs_then_dpo_from_the_export() {
         assert!(v["chosen_score"].as_f64().unwrap() >= v["rejected_score"].as_f64().unwrap());
     }
 
-    // DPO from the exported checkpoint on the RM-labelled pairs (all kept for training).
+    // DPO from the exported checkpoint on the RM-labelled pairs (all kept for training), with
+    // LoRA adapters and bf16 mixed precision from the TOML config.
+    let lora_cfg = t.join("dpo_lora.toml");
+    std::fs::write(
+        &lora_cfg,
+        "learning_rate = 1e-3\nmax_steps = 3\nbatch_pairs = 4\nmax_length = 64\n\
+         precision = \"bf16\"\n[lora]\nr = 4\nalpha = 8.0\ntarget_modules = [\"qkv\", \"o\"]\n",
+    )
+    .unwrap();
     let out = json(&rlhf(&[
         "train-dpo",
         "--train",
@@ -140,13 +148,26 @@ fn train_dpo_then_rm_pairs_then_dpo_from_the_export() {
         "--eval-fraction",
         "0",
         "--config",
-        &s(&cfg),
+        &s(&lora_cfg),
         "--model",
         &s(&policy),
         "--run-dir",
         &s(&t.join("dpo2")),
     ]));
     assert_eq!(out["status"], "Finished", "{out}");
+    // 2 layers × (qkv [64, 128] + o [64, 64]) × r = 4.
+    assert_eq!(
+        out["lora_params"],
+        2 * (4 * (64 + 128) + 4 * (64 + 64)),
+        "{out}"
+    );
+    let fin = t.join("dpo2/final");
+    assert!(fin.join("model.safetensors").is_file(), "merged HF export");
+    let adapter: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fin.join("adapter/adapter_config.json")).unwrap())
+            .unwrap();
+    assert_eq!(adapter["r"], 4);
+    assert!(fin.join("adapter/adapter_model.safetensors").is_file());
 }
 
 #[test]

@@ -132,6 +132,7 @@ pub(crate) fn reward_single() -> Vec<f32> {
             &LossConfig::default(),
             CLIP,
             LR,
+            rlhf_core::Precision::F32,
             &FlexDevice,
         );
         model = m;
@@ -172,6 +173,7 @@ pub(crate) fn reward_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>>
             CLIP,
             LR,
             &[],
+            rlhf_core::Precision::F32,
             peer.device(),
         )?;
         model = m;
@@ -252,6 +254,7 @@ pub(crate) fn dpo_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>> {
             CLIP,
             LR,
             &[],
+            rlhf_core::Precision::F32,
             peer.device(),
         )?;
         policy = p;

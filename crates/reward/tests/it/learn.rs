@@ -105,3 +105,38 @@ fn learns_the_marker_task_and_exports_hf_layout() {
         assert!((x.chosen - y.chosen).abs() < 1e-5 && (x.rejected - y.rejected).abs() < 1e-5);
     }
 }
+
+#[test]
+fn bf16_mixed_precision_learns_the_marker_task_like_f32() {
+    let dir = tempfile::tempdir().unwrap();
+    let (train_set, eval_set) = split_by_prompt(marker_pairs(400, 1), 0.2, 3);
+    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let run = |name: &str, precision: rlhf_core::Precision| {
+        let cfg = rlhf_reward::RewardTrainConfig {
+            precision,
+            ..quick_config(60)
+        };
+        train(
+            tiny_model(0).0,
+            &collator,
+            &train_set,
+            &eval_set,
+            &cfg,
+            &TrainOptions::new(dir.path().join(name)),
+            &FlexDevice,
+        )
+        .unwrap()
+    };
+    let f32_run = run("f32", rlhf_core::Precision::F32);
+    let bf16_run = run("bf16", rlhf_core::Precision::Bf16);
+    let (a32, a16) = (
+        f32_run.last_eval.as_ref().unwrap().accuracy,
+        bf16_run.last_eval.as_ref().unwrap().accuracy,
+    );
+    eprintln!("held-out accuracy f32 {a32}, bf16 {a16}");
+    assert!(a16 > 0.85, "bf16 held-out accuracy {a16}");
+    assert!((a16 - a32).abs() <= 0.05, "bf16 {a16} vs f32 {a32}");
+    // The master weights stay f32.
+    let w = bf16_run.model.valid().score.weight.val();
+    assert_eq!(w.dtype(), burn::tensor::DType::F32);
+}
