@@ -79,6 +79,8 @@ pub(crate) struct TrainDpoArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
+    #[command(flatten)]
+    dist: crate::dist::DistArgs,
 }
 
 /// `rlhf dpo-pairs`.
@@ -180,16 +182,37 @@ fn run_train<A: AutodiffBackend>(
         stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
-    let out = train(
-        policy,
-        Some(reference),
-        &collator,
-        &train_set,
-        &eval_set,
-        &cfg,
-        &opts,
-        &dev,
-    )?;
+    let out = if !a.dist.is_distributed() {
+        train(
+            policy,
+            Some(reference),
+            &collator,
+            &train_set,
+            &eval_set,
+            &cfg,
+            &opts,
+            &dev,
+        )?
+    } else {
+        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
+        drop((policy, reference)); // each replica builds its own on its device
+        let init = |d: &A::Device| {
+            initial_policy::<A>(a, vocab, d)
+                .map(|(p, _)| {
+                    let r = p.valid();
+                    (p, Some(r))
+                })
+                .map_err(|e| format!("{e:#}"))
+        };
+        let node = rlhf_distributed::train_dpo_on_node(
+            &dist, &devices, init, &collator, &train_set, &eval_set, &cfg, &opts,
+        )?;
+        if !node.rank.is_main() {
+            return Ok(json!({"node_rank": a.dist.node_rank,
+                "status": format!("{:?}", node.outcome.status), "step": node.outcome.step}));
+        }
+        node.outcome
+    };
     let last_eval = out.history.iter().rev().find_map(|e| match e {
         rlhf_policy_dpo::LogEntry::Eval(e) => Some(e.clone()),
         rlhf_policy_dpo::LogEntry::Train(_) => None,

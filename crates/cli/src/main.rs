@@ -12,6 +12,7 @@ mod bench;
 mod commands;
 mod data;
 mod device;
+mod dist;
 mod dpo;
 mod eval;
 mod pipeline;

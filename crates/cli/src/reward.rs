@@ -114,19 +114,8 @@ pub(crate) struct TrainArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
-    /// Data parallel over these devices of this node, one replica each (e.g. cuda:0,cuda:1;
-    /// on CPU, `cpu,cpu` runs two replicas as threads). See docs/distributed.md.
-    #[arg(long, value_delimiter = ',', value_parser = parse_device)]
-    devices: Vec<DeviceSpec>,
-    /// Nodes (one process per machine) of a multi-node run.
-    #[arg(long, default_value_t = 1)]
-    nodes: usize,
-    /// This node's rank in 0..nodes; node 0 writes checkpoints, metrics and the export.
-    #[arg(long, default_value_t = 0)]
-    node_rank: usize,
-    /// HOST:PORT node 0 listens on and the other nodes connect to.
-    #[arg(long)]
-    coordinator: Option<String>,
+    #[command(flatten)]
+    dist: crate::dist::DistArgs,
 }
 
 /// `rlhf eval-reward`.
@@ -247,33 +236,10 @@ fn run_train<A: AutodiffBackend>(
         stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
-    let distributed = a.devices.len() > 1 || a.nodes > 1;
-    let out = if !distributed {
+    let out = if !a.dist.is_distributed() {
         train(model, &collator, &train_set, &eval_set, &cfg, &opts, &dev)?
     } else {
-        let dist = rlhf_distributed::DistConfig {
-            nodes: a.nodes,
-            node_rank: a.node_rank,
-            coordinator: a.coordinator.clone(),
-            ..Default::default()
-        };
-        if a.devices
-            .iter()
-            .any(|d| std::mem::discriminant(d) != std::mem::discriminant(&a.device))
-        {
-            bail!("--devices must all be of the --device kind ({})", a.device);
-        }
-        let idx: Vec<usize> = a
-            .devices
-            .iter()
-            .enumerate()
-            .map(|(k, d)| match d {
-                DeviceSpec::Cpu => k,
-                DeviceSpec::Cuda(i) => *i,
-            })
-            .collect();
-        let idx = if idx.is_empty() { vec![0] } else { idx };
-        let devices = rlhf_distributed::replica_devices::<A>(&dev, &idx);
+        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
         drop(model); // each replica builds its own on its device
         let init = |d: &A::Device| {
             initial_model::<A>(a, vocab, d)
@@ -285,7 +251,7 @@ fn run_train<A: AutodiffBackend>(
         )?;
         if !node.rank.is_main() {
             return Ok(
-                json!({"node_rank": a.node_rank, "status": format!("{:?}", node.outcome.status),
+                json!({"node_rank": a.dist.node_rank, "status": format!("{:?}", node.outcome.status),
                              "step": node.outcome.step}),
             );
         }

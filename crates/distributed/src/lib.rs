@@ -18,7 +18,9 @@
 //! - [`dp_apply`], [`dp_reward_step`], [`dp_dpo_step`]: data-parallel optimizer steps;
 //! - [`train_reward_dp`]: the resumable data-parallel reward-model loop (rank 0 alone writes
 //!   checkpoints and metrics), and [`train_reward_on_node`], one node's part of a run in the
-//!   shape of `rlhf_reward::train` (what a `--devices/--nodes` front end calls).
+//!   shape of `rlhf_reward::train` (what a `--devices/--nodes` front end calls);
+//! - [`train_dpo_dp`], [`train_dpo_on_node`]: the same for DPO (sharded reference log-probs
+//!   and evaluation, LoRA, bf16).
 //!
 //! See `docs/distributed.md` for what burn's collective provides on which backend, the
 //! launcher, failure behaviour, resume and the PPO plan.
@@ -32,6 +34,7 @@
 //! | `link` | the inter-node star all-reduce over TCP (a fallback, see its docs) |
 //! | `launch` | [`launch`] |
 //! | `step` | [`dp_apply`], [`dp_reward_step`], [`dp_dpo_step`], [`Shard`], [`Applied`] |
+//! | `dpo` | [`train_dpo_dp`], [`train_dpo_on_node`], [`DpoDpOutcome`] |
 //! | `train` | [`train_reward_dp`], [`train_reward_on_node`], [`DpOutcome`], [`NodeOutcome`], [`DpState`] |
 //! | `error` | [`DistError`], [`LostNode`] |
 //!
@@ -58,6 +61,7 @@
 mod bucket;
 mod collective;
 mod config;
+mod dpo;
 mod error;
 mod launch;
 mod link;
@@ -67,6 +71,7 @@ mod train;
 
 pub use collective::Peer;
 pub use config::{DistConfig, Rank, replica_devices};
+pub use dpo::{DpoDpOutcome, train_dpo_dp, train_dpo_on_node};
 pub use error::{DistError, LostNode, Result};
 pub use launch::launch;
 pub use shard::{MicroShard, Reduction, StepPlan, plan_step, shard, shard_range};

@@ -187,7 +187,7 @@ impl<B: Backend> ModuleVisitor<B> for Checksum<B> {
 }
 
 /// `(Σ p, Σ p²)` over every float parameter, as f32.
-fn param_checksum<B: Backend, M: Module<B>>(m: &M) -> [f32; 2] {
+pub(crate) fn param_checksum<B: Backend, M: Module<B>>(m: &M) -> [f32; 2] {
     let mut c = Checksum::<B> {
         sum: 0.0,
         sq: 0.0,
@@ -198,12 +198,12 @@ fn param_checksum<B: Backend, M: Module<B>>(m: &M) -> [f32; 2] {
 }
 
 /// Splits a u64 into four exactly representable f32 chunks.
-fn u64_chunks(x: u64) -> [f32; 4] {
+pub(crate) fn u64_chunks(x: u64) -> [f32; 4] {
     std::array::from_fn(|i| ((x >> (16 * i)) & 0xffff) as f32)
 }
 
 /// Checks that every rank agrees on `values`, naming `what`.
-fn agree<B: Backend>(peer: &Peer<B>, values: &[f32], what: &str) -> Result<()> {
+pub(crate) fn agree<B: Backend>(peer: &Peer<B>, values: &[f32], what: &str) -> Result<()> {
     let all = peer.all_gather_scalars(values, &format!("consistency check ({what})"))?;
     let own = peer.rank().rank;
     if let Some((r, _)) = all.iter().enumerate().find(|(_, v)| v.as_slice() != values) {
@@ -548,7 +548,7 @@ where
 }
 
 /// Adds the step number to a collective error's operation.
-fn at_step(e: DistError, step: usize) -> DistError {
+pub(crate) fn at_step(e: DistError, step: usize) -> DistError {
     match e {
         DistError::PeerLost {
             rank,

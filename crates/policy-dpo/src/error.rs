@@ -63,7 +63,8 @@ pub enum DpoError {
 }
 
 impl DpoError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+    /// An IO error on `path`.
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> Self {
         DpoError::Io {
             path: path.to_path_buf(),
             source,

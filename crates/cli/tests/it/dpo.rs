@@ -202,20 +202,31 @@ fn an_unknown_config_key_is_named() {
 
 #[test]
 fn train_reward_runs_data_parallel_on_two_cpu_replicas() {
+    data_parallel_equals_one_device(
+        "train-reward",
+        r#"{"max_steps": 2, "batch_pairs": 4, "max_length": 64}"#,
+    );
+}
+
+#[test]
+fn train_dpo_runs_data_parallel_on_two_cpu_replicas() {
+    data_parallel_equals_one_device(
+        "train-dpo",
+        r#"{"max_steps": 2, "batch_pairs": 4, "max_length": 64, "learning_rate": 1e-3}"#,
+    );
+}
+
+fn data_parallel_equals_one_device(command: &str, config: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let pairs = t.join("pairs.jsonl");
     write_pairs(&pairs, 16);
-    let cfg = t.join("rm.json");
-    std::fs::write(
-        &cfg,
-        r#"{"max_steps": 2, "batch_pairs": 4, "max_length": 64}"#,
-    )
-    .unwrap();
+    let cfg = t.join("cfg.json");
+    std::fs::write(&cfg, config).unwrap();
     let s = |p: &Path| p.to_str().unwrap().to_string();
     let run = |dir: &str, extra: &[&str]| {
         let mut args = vec![
-            "train-reward".to_string(),
+            command.to_string(),
             "--train".into(),
             s(&pairs),
             "--eval-fraction".into(),

@@ -7,5 +7,6 @@
 //! selects the worker role inside the same test function).
 
 mod common;
+mod dpo_loop;
 mod inprocess;
 mod multiprocess;

@@ -1,0 +1,165 @@
+//! The data-parallel DPO loop: two in-process replicas follow the single-process
+//! `rlhf_policy_dpo::train` trajectory (full fine-tuning and LoRA), the reference log-probs are
+//! computed in shards into the single-process cache format, and a run stopped on two devices
+//! resumes on one.
+
+use std::path::Path;
+use std::time::Duration;
+
+use burn::module::AutodiffModule;
+use rlhf_core::CausalLm;
+use rlhf_core::backend::{CpuTrain, FlexDevice};
+use rlhf_distributed::{DistConfig, train_dpo_on_node};
+use rlhf_policy_dpo::{DpoTrainConfig, LogEntry, read_metrics};
+use rlhf_reward::{TrainOptions, TrainStatus};
+
+use crate::common::{collator, flat_params, max_abs_diff, model_cfg, pairs};
+
+fn cfg(lora: bool) -> DpoTrainConfig {
+    DpoTrainConfig {
+        learning_rate: 2e-3,
+        max_steps: Some(8),
+        batch_pairs: 6,
+        gradient_accumulation_steps: 2,
+        warmup_steps: 2,
+        logging_steps: 2,
+        eval_steps: Some(4),
+        save_steps: Some(4),
+        max_length: 96,
+        seed: 5,
+        lora: lora.then(rlhf_core::LoraConfig::default),
+        ..Default::default()
+    }
+}
+
+fn policy() -> CausalLm<CpuTrain> {
+    CausalLm::init(&model_cfg(), 0.02, 9, &FlexDevice)
+}
+
+fn dist() -> DistConfig {
+    DistConfig::single().with_timeouts(Duration::from_secs(60), Duration::from_secs(60))
+}
+
+fn run(
+    dir: &Path,
+    devices: usize,
+    cfg: &DpoTrainConfig,
+    stop_after: Option<usize>,
+) -> (TrainStatus, Option<usize>, Vec<f32>) {
+    let col = collator();
+    let (train, eval) = (pairs(40, 1), pairs(10, 2));
+    let opts = TrainOptions {
+        stop_after,
+        progress: false,
+        ..TrainOptions::new(dir)
+    };
+    let out = train_dpo_on_node::<CpuTrain, _>(
+        &dist(),
+        &vec![FlexDevice; devices],
+        |_| {
+            let p = policy();
+            let r = p.valid();
+            Ok((p, Some(r)))
+        },
+        &col,
+        &train,
+        &eval,
+        cfg,
+        &opts,
+    )
+    .expect("data-parallel DPO");
+    (
+        out.outcome.status,
+        out.outcome.resumed_from,
+        flat_params(&out.outcome.policy),
+    )
+}
+
+fn single(dir: &Path, cfg: &DpoTrainConfig) -> Vec<f32> {
+    let p = policy();
+    let r = p.valid();
+    let out = rlhf_policy_dpo::train(
+        p,
+        Some(r),
+        &collator(),
+        &pairs(40, 1),
+        &pairs(10, 2),
+        cfg,
+        &TrainOptions {
+            progress: false,
+            ..TrainOptions::new(dir)
+        },
+        &FlexDevice,
+    )
+    .expect("single-process DPO");
+    flat_params(&out.policy)
+}
+
+fn evals(dir: &Path) -> Vec<(usize, f64, f64)> {
+    read_metrics(&dir.join("metrics.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e {
+            LogEntry::Eval(e) => Some((e.step, e.eval_rewards_accuracies, e.eval_loss)),
+            LogEntry::Train(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn two_devices_follow_the_single_process_trajectory() {
+    for lora in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = cfg(lora);
+        let want = single(&tmp.path().join("single"), &c);
+        let two = tmp.path().join("two");
+        let (status, _, got) = run(&two, 2, &c, None);
+        assert_eq!(status, TrainStatus::Finished);
+        let d = max_abs_diff(&want, &got);
+        eprintln!("DPO loop (LoRA {lora}), 2 devices vs single process: max |Δθ| {d:e}");
+        assert!(d < 1e-5, "LoRA {lora}: 2 devices vs 1 differ by {d}");
+        // The sharded reference cache is the single-process one, byte for byte in content.
+        let (a, b) = (evals(&tmp.path().join("single")), evals(&two));
+        assert_eq!(a.len(), 3, "{a:?}");
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.0, y.0);
+            assert!(
+                (x.1 - y.1).abs() < 1e-9 && (x.2 - y.2).abs() < 1e-5,
+                "{a:?} vs {b:?}"
+            );
+        }
+        let read = |d: &Path| {
+            let ex = rlhf_policy_dpo::encode_examples(&collator(), &pairs(40, 1)).unwrap();
+            let print = rlhf_policy_dpo::cached_fingerprint(&d.join("reference_logps.parquet"))
+                .unwrap()
+                .unwrap();
+            rlhf_policy_dpo::read_reference_cache(&d.join("reference_logps.parquet"), &print, &ex)
+                .unwrap()
+        };
+        let (ra, rb) = (read(&tmp.path().join("single")), read(&two));
+        let dr = ra
+            .chosen
+            .iter()
+            .chain(&ra.rejected)
+            .zip(rb.chosen.iter().chain(&rb.rejected))
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(dr < 1e-4, "sharded reference log-probs differ by {dr}");
+    }
+}
+
+#[test]
+fn a_run_stopped_on_two_devices_resumes_on_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = cfg(false);
+    let straight = single(&tmp.path().join("single"), &c);
+    let dir = tmp.path().join("run");
+    let (status, _, _) = run(&dir, 2, &c, Some(4));
+    assert_eq!(status, TrainStatus::Stopped);
+    let (status, from, params) = run(&dir, 1, &c, None);
+    assert_eq!((status, from), (TrainStatus::Finished, Some(4)));
+    let d = max_abs_diff(&straight, &params);
+    eprintln!("stopped on 2 devices at 4, resumed on 1: max |Δθ| vs uninterrupted {d:e}");
+    assert!(d < 1e-5, "resume differs by {d}");
+}
