@@ -13,8 +13,9 @@
 //! agreed on through the step's all-reduce: all ranks stop after the same step and rank 0
 //! checkpoints it.
 //!
-//! Not in this loop (yet): length balancing (`RewardTrainConfig::balance`, rejected) and
-//! periodic held-out evaluation (`eval_steps`; evaluate the exported model afterwards).
+//! Length balancing (`RewardTrainConfig::balance`) runs on every rank (it is seeded, so all
+//! keep the same pairs; rank 0 writes the report). Not in this loop: periodic held-out
+//! evaluation (`eval_steps`; evaluate the exported model afterwards).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -135,9 +136,11 @@ pub struct DpOutcome<B: AutodiffBackend> {
     pub history: Vec<LogEntry>,
     /// The last checkpoint written (rank 0 only).
     pub checkpoint: Option<PathBuf>,
+    /// The length-balancing report, when the config balances.
+    pub balance: Option<rlhf_reward::BalanceReport>,
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for &b in bytes {
         h ^= b as u64;
@@ -256,13 +259,6 @@ pub fn train_reward_dp<B: AutodiffBackend>(
     let rank = peer.rank();
     let device = peer.device().clone();
     cfg.validate()?;
-    if cfg.balance.is_some() {
-        return Err(DistError::config(
-            "balance",
-            "length balancing is not available in the data-parallel loop: balance the data \
-             file first, or train on one device",
-        ));
-    }
     if train_pairs.is_empty() {
         return Err(rlhf_reward::RewardError::Data("the training set is empty".into()).into());
     }
@@ -275,7 +271,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
     }
     let vocab = model.trunk.embed.weight.dims()[0];
     let pad = collator.encoder.pad_id();
-    let mut enc = collator.encode_all(train_pairs)?;
+    let enc = collator.encode_all(train_pairs)?;
     if let Some((p, id)) = enc.iter().find_map(|p| {
         p.chosen
             .iter()
@@ -288,18 +284,13 @@ pub fn train_reward_dp<B: AutodiffBackend>(
         ))
         .into());
     }
-    enc.retain(|e| e.weight > 0.0);
-    if enc.is_empty() {
-        return Err(rlhf_reward::RewardError::Data(
-            "no training pair with a positive weight is left".into(),
-        )
-        .into());
-    }
-    let mean = enc.iter().map(|e| e.weight as f64).sum::<f64>() / enc.len() as f64;
-    if (mean - 1.0).abs() > 1e-6 {
-        enc.iter_mut()
-            .for_each(|e| e.weight = (e.weight as f64 / mean) as f32);
-    }
+    // Balancing is seeded, so every rank keeps the same pairs; rank 0 writes the report.
+    let (enc, balance) = rlhf_reward::prepare_train_set(
+        enc,
+        train_pairs,
+        cfg,
+        rank.is_main().then_some(run_dir.as_path()),
+    )?;
     let n = enc.len();
     let total = cfg.total_steps(n);
     let print = fingerprint(&enc);
@@ -484,6 +475,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
         resumed_from,
         history: state.history,
         checkpoint,
+        balance,
     })
 }
 
@@ -491,7 +483,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
 /// `rlhf_reward::train`'s, and its rank.
 #[derive(Debug)]
 pub struct NodeOutcome<B: AutodiffBackend> {
-    /// The outcome (`last_eval` and `balance` are `None`: the data-parallel loop does neither).
+    /// The outcome (`last_eval` is `None`: the data-parallel loop does not evaluate).
     pub outcome: TrainOutcome<B>,
     /// Local replica 0's rank: global rank 0 (`rank.is_main()`) is the process that should
     /// evaluate, export and report.
@@ -541,7 +533,7 @@ where
             resumed_from: out.resumed_from,
             history: out.history,
             last_eval: None,
-            balance: None,
+            balance: out.balance,
             checkpoint: out.checkpoint,
         },
     })

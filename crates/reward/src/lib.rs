@@ -86,9 +86,11 @@ pub use metrics::{
     write_jsonl, write_metrics,
 };
 pub use plot::{ScoreGroup, score_distribution_svg};
+/// Length balancing of a training set (from `rlhf-debias`): its config and report.
+pub use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport, LengthUnit};
 pub use schedule::LrSchedule;
 pub use score::{batch_scores, score_encoded, score_replies};
 pub use train::{
     CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, config_diff,
-    epoch_permutation, progress_bar, train, train_step,
+    epoch_permutation, prepare_train_set, progress_bar, train, train_step,
 };

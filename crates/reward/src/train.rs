@@ -246,13 +246,17 @@ pub fn config_diff<T: Serialize>(checkpoint: &T, now: &T, ignore: &[&str]) -> Ve
         .collect()
 }
 
-/// Balances the encoded training set (when configured), drops zero-weight pairs and rescales
-/// weights to mean 1.
-fn prepare_train_set(
+/// Balances the encoded training set (when configured; the balancing report goes to
+/// `report_dir/balance_report.{json,md}` when given), drops zero-weight pairs and rescales
+/// weights to mean 1. Deterministic: every data-parallel rank gets the same set.
+///
+/// # Errors
+/// Balancing and IO errors, and an empty result.
+pub fn prepare_train_set(
     mut enc: Vec<EncodedPair>,
     pairs: &[PreferencePair],
     cfg: &RewardTrainConfig,
-    run_dir: &Path,
+    report_dir: Option<&Path>,
 ) -> Result<(Vec<EncodedPair>, Option<BalanceReport>)> {
     let mut report = None;
     if let Some(b) = &cfg.balance {
@@ -284,14 +288,16 @@ fn prepare_train_set(
                 e
             })
             .collect();
-        rlhf_core::io::write_atomic(
-            &run_dir.join("balance_report.json"),
-            out.report.to_json_pretty()?.as_bytes(),
-        )?;
-        rlhf_core::io::write_atomic(
-            &run_dir.join("balance_report.md"),
-            out.report.to_markdown().as_bytes(),
-        )?;
+        if let Some(dir) = report_dir {
+            rlhf_core::io::write_atomic(
+                &dir.join("balance_report.json"),
+                out.report.to_json_pretty()?.as_bytes(),
+            )?;
+            rlhf_core::io::write_atomic(
+                &dir.join("balance_report.md"),
+                out.report.to_markdown().as_bytes(),
+            )?;
+        }
         tracing::info!(
             before = out.report.n_input,
             after = out.report.n_kept,
@@ -377,7 +383,7 @@ pub fn train<B: AutodiffBackend>(
             "truncated training pairs"
         );
     }
-    let (enc, balance) = prepare_train_set(enc, train_pairs, cfg, run_dir)?;
+    let (enc, balance) = prepare_train_set(enc, train_pairs, cfg, Some(run_dir))?;
     let n = enc.len();
     let total = cfg.total_steps(n);
     let print = fingerprint(&enc);
