@@ -22,6 +22,9 @@ pub(crate) struct RunSection {
     pub id: Option<String>,
     /// cpu, cuda or cuda:N.
     pub device: String,
+    /// Data parallel over these devices (e.g. `["cuda:0", "cuda:1"]`) for the reward-model
+    /// and DPO stages; empty or one device = no data parallelism. Same kind as `device`.
+    pub devices: Vec<String>,
     /// Seed of every stage that samples.
     pub seed: u64,
 }
@@ -32,6 +35,7 @@ impl Default for RunSection {
             runs_dir: "runs".into(),
             id: None,
             device: "cpu".into(),
+            devices: Vec::new(),
             seed: 0,
         }
     }
@@ -263,8 +267,20 @@ impl PipelineConfig {
                 ))
             );
         }
-        crate::device::parse_device(&self.run.device)
+        let main = crate::device::parse_device(&self.run.device)
             .map_err(|e| anyhow::anyhow!("{}", ctx(&format!("run.device: {e}"))))?;
+        for d in &self.run.devices {
+            let d = crate::device::parse_device(d)
+                .map_err(|e| anyhow::anyhow!("{}", ctx(&format!("run.devices: {e}"))))?;
+            if std::mem::discriminant(&d) != std::mem::discriminant(&main) {
+                bail!(
+                    "{}",
+                    ctx(&format!(
+                        "run.devices: {d} is not of run.device's kind ({main})"
+                    ))
+                );
+            }
+        }
         self.sft.validate().with_context(|| ctx("[sft]"))?;
         self.rm.validate().with_context(|| ctx("[rm]"))?;
         self.dpo.validate().with_context(|| ctx("[dpo]"))?;

@@ -43,6 +43,10 @@ pub(crate) struct PipelineArgs {
     /// Override `[run].device` (cpu, cuda, cuda:N).
     #[arg(long)]
     device: Option<String>,
+    /// Override `[run].devices`: data parallel over these devices in the reward-model and DPO
+    /// stages (e.g. cuda:0,cuda:1).
+    #[arg(long, value_delimiter = ',')]
+    devices: Option<Vec<String>>,
     /// Override `[run].runs_dir`.
     #[arg(long)]
     runs_dir: Option<PathBuf>,
@@ -241,6 +245,9 @@ pub(crate) fn run(a: PipelineArgs) -> anyhow::Result<()> {
     if let Some(d) = &a.device {
         cfg.run.device = d.clone();
     }
+    if let Some(d) = &a.devices {
+        cfg.run.devices = d.clone();
+    }
     if let Some(r) = &a.runs_dir {
         cfg.run.runs_dir = r.clone();
     }
@@ -364,6 +371,12 @@ pub(crate) fn run(a: PipelineArgs) -> anyhow::Result<()> {
 fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
     let c = ctx.cfg.clone();
     let dev = c.run.device.clone();
+    // `--devices a,b` for the data-parallel trainers, when more than one device is named.
+    let dp: Vec<String> = if c.run.devices.len() > 1 {
+        vec!["--devices".into(), c.run.devices.join(",")]
+    } else {
+        Vec::new()
+    };
     let seed = c.run.seed.to_string();
     match name {
         "data" => {
@@ -442,7 +455,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
             }
             let cfg_path = ctx.dir(&format!("{name}.json"));
             rlhf_core::io::write_atomic(&cfg_path, serde_json::to_string_pretty(&rm)?.as_bytes())?;
-            ctx.rlhf(&[
+            let mut args: Vec<String> = vec![
                 "train-reward".into(),
                 "--train".into(),
                 s(ctx.dir("data").join("pairs.parquet")),
@@ -455,7 +468,9 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 s(ctx.dir(name)),
                 "--device".into(),
                 dev,
-            ])
+            ];
+            args.extend(dp);
+            ctx.rlhf(&args)
         }
         "ppo" | "ppo_noref" => ppo_stage(ctx, name),
         "dpo_pairs" => {
@@ -483,7 +498,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
         "dpo" => {
             let cfg_path = ctx.dir("dpo.toml");
             rlhf_core::io::write_atomic(&cfg_path, toml::to_string(&c.dpo)?.as_bytes())?;
-            ctx.rlhf(&[
+            let mut args: Vec<String> = vec![
                 "train-dpo".into(),
                 "--train".into(),
                 s(ctx.dir("dpo_pairs.jsonl")),
@@ -495,7 +510,9 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 s(ctx.dir("dpo")),
                 "--device".into(),
                 dev,
-            ])
+            ];
+            args.extend(dp);
+            ctx.rlhf(&args)
         }
         "eval" => eval::run(ctx),
         "report" => report::run(ctx),

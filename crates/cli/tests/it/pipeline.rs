@@ -322,3 +322,59 @@ fn a_bad_config_fails_before_any_work() {
         );
     }
 }
+
+#[test]
+fn data_parallel_stages_give_the_single_device_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = micro(tmp.path());
+    let c = cfg.to_str().unwrap();
+    let stages = "data,tokenizer,sft,rm,dpo_pairs,dpo";
+    ok(&pipeline(
+        &["--config", c, "--stages", stages, "--run-id", "one"],
+        &[],
+    ));
+    let out = ok(&pipeline(
+        &[
+            "--config",
+            c,
+            "--stages",
+            stages,
+            "--run-id",
+            "two",
+            "--devices",
+            "cpu,cpu",
+        ],
+        &[],
+    ));
+    assert!(out["stages"]["dpo"].is_number(), "{out}");
+    let runs = tmp.path().join("runs");
+    let toml = std::fs::read_to_string(runs.join("two/config.toml")).unwrap();
+    assert!(toml.contains("devices = [\"cpu\", \"cpu\"]"), "{toml}");
+    // The reward stage ran the data-parallel loop (its checkpoints record the world size).
+    let ck = runs.join("two/rm/checkpoints");
+    let worlds: Vec<String> = std::fs::read_dir(&ck)
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path().join("state.json")).ok())
+        .collect();
+    assert!(
+        !worlds.is_empty() && worlds.iter().all(|w| w.contains("\"world\": 2")),
+        "{worlds:?}"
+    );
+    for m in ["rm", "dpo"] {
+        let f = |run: &str| f32s(&runs.join(run).join(m).join("final/model.safetensors"));
+        let (a, b) = (f("one"), f("two"));
+        let d = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-4, "{m}: 2 devices vs 1 differ by {d}");
+    }
+    let bad = pipeline(
+        &["--config", c, "--run-id", "x", "--devices", "cpu,cuda:1"],
+        &[],
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("run.devices"), "{err}");
+}
