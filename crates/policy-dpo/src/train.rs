@@ -85,6 +85,7 @@ fn host(t: Tensor<impl Backend, 1>) -> Vec<f32> {
 ///
 /// # Panics
 /// If `batches` is empty.
+#[allow(clippy::too_many_arguments)]
 pub fn dpo_step<B, O>(
     policy: CausalLm<B>,
     optim: &mut O,

@@ -58,6 +58,7 @@ pub struct StepStats {
 /// # Panics
 /// If `batches` is empty.
 #[tracing::instrument(skip_all, fields(micro_batches = batches.len()))]
+#[allow(clippy::too_many_arguments)]
 pub fn train_step<B, O>(
     model: ScalarModel<B>,
     optim: &mut O,

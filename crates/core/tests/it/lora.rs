@@ -40,18 +40,19 @@ fn perturb(model: CausalLm<B>, seed: u64) -> CausalLm<B> {
     let mut adapters = model.trunk.lora_adapters();
     let mut k = seed;
     for l in &mut adapters.layers {
-        for slot in [&mut l.qkv, &mut l.o, &mut l.gate_up, &mut l.down] {
-            if let Some(lora) = slot {
-                let [r, o] = lora.b.dims();
-                k += 1;
-                let v: Vec<f32> = (0..r * o)
-                    .map(|i| (((i as u64 * 7919 + k * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
-                    .collect();
-                lora.b = lora
-                    .b
-                    .clone()
-                    .map(|_| Tensor::from_data(TensorData::new(v, [r, o]), &device()));
-            }
+        for lora in [&mut l.qkv, &mut l.o, &mut l.gate_up, &mut l.down]
+            .into_iter()
+            .flatten()
+        {
+            let [r, o] = lora.b.dims();
+            k += 1;
+            let v: Vec<f32> = (0..r * o)
+                .map(|i| (((i as u64 * 7919 + k * 104_729) % 1000) as f32 / 1000.0 - 0.5) * 0.2)
+                .collect();
+            lora.b = lora
+                .b
+                .clone()
+                .map(|_| Tensor::from_data(TensorData::new(v, [r, o]), &device()));
         }
     }
     CausalLm {
