@@ -5,6 +5,11 @@
 //! errors; absent hyper-parameters take their defaults). Relative paths are relative to the
 //! working directory.
 //!
+//! `--devices cpu,cpu` (or `cuda:0,cuda:1`, …) trains data parallel, one replica per device
+//! (`rlhf_distributed::train_ppo_on_node`); `--nodes/--node-rank/--coordinator` spread the run
+//! over several processes (machines) sharing the run directory. Node 0 writes checkpoints,
+//! metrics and the export. See docs/distributed.md.
+//!
 //! ```toml
 //! policy = "runs/sft/final"         # SFT checkpoint (HF): the actor's start and the reference
 //! reward_model = "runs/rm/final"    # HF *ForSequenceClassification (one label): frozen RM
@@ -74,6 +79,8 @@ pub(crate) struct TrainPpoArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu", value_parser = parse_device)]
     device: DeviceSpec,
+    #[command(flatten)]
+    dist: crate::dist::DistArgs,
 }
 
 /// The paths and model choices of a `train-ppo` config file (the rest is `PpoConfig`).
@@ -302,7 +309,8 @@ fn run_train<A: AutodiffBackend>(
         4,
     );
     eprint!("{}", plan.to_table());
-    let models = PpoModels {
+    let policy_cfg = m.policy_cfg.clone();
+    let into_models = |m: Loaded<A>| PpoModels {
         reference: m.actor.valid(),
         actor: m.actor,
         critic: m.critic,
@@ -317,7 +325,27 @@ fn run_train<A: AutodiffBackend>(
         ..TrainOptions::new(&run_dir)
     };
     let dec = |ids: &[u32]| decode(&encoder, ids);
-    let out = train(models, &data, &dec, cfg, &opts, &dev)?;
+    let out = if !a.dist.is_distributed() {
+        train(into_models(m), &data, &dec, cfg, &opts, &dev)?
+    } else {
+        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
+        drop(m); // each replica loads its own on its device
+        let init = |d: &A::Device| {
+            load_models::<A>(p, vocab, d)
+                .map(into_models)
+                .map_err(|e| format!("{e:#}"))
+        };
+        let node =
+            rlhf_distributed::train_ppo_on_node(&dist, &devices, init, &data, &dec, cfg, &opts)?;
+        if !node.rank.is_main() {
+            return Ok(json!({
+                "node_rank": a.dist.node_rank,
+                "status": format!("{:?}", node.outcome.status),
+                "step": node.outcome.step,
+            }));
+        }
+        node.outcome
+    };
     let mut result = json!({
         "status": format!("{:?}", out.status),
         "step": out.step,
@@ -344,7 +372,7 @@ fn run_train<A: AutodiffBackend>(
             .and_then(chat_template_source);
         export_actor(
             &out.actor.valid(),
-            &m.policy_cfg,
+            &policy_cfg,
             &export,
             export_dtype,
             tok.as_ref().map(|t| (t, template.as_deref())),

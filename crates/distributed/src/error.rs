@@ -157,6 +157,9 @@ pub enum DistError {
     /// An error of the DPO crate.
     #[error(transparent)]
     Dpo(#[from] rlhf_policy_dpo::DpoError),
+    /// An error of the PPO crate (config, data, caches, checkpoints).
+    #[error(transparent)]
+    Ppo(#[from] rlhf_policy_ppo::PpoError),
 }
 
 impl DistError {

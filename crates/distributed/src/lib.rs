@@ -20,10 +20,13 @@
 //!   checkpoints and metrics), and [`train_reward_on_node`], one node's part of a run in the
 //!   shape of `rlhf_reward::train` (what a `--devices/--nodes` front end calls);
 //! - [`train_dpo_dp`], [`train_dpo_on_node`]: the same for DPO (sharded reference log-probs
-//!   and evaluation, LoRA, bf16).
+//!   and evaluation, LoRA, bf16);
+//! - [`train_ppo_dp`], [`train_ppo_on_node`]: the same for PPO (rollouts sharded by prompt
+//!   with per-prompt sampling streams, sharded reference-reward cache, global reward shaping,
+//!   whitening and KL controller, token-share-weighted actor and critic updates).
 //!
 //! See `docs/distributed.md` for what burn's collective provides on which backend, the
-//! launcher, failure behaviour, resume and the PPO plan.
+//! launcher, failure behaviour, resume and how PPO is split.
 //!
 //! | module (private) | what |
 //! | --- | --- |
@@ -35,6 +38,7 @@
 //! | `launch` | [`launch`] |
 //! | `step` | [`dp_apply`], [`dp_reward_step`], [`dp_dpo_step`], [`Shard`], [`Applied`] |
 //! | `dpo` | [`train_dpo_dp`], [`train_dpo_on_node`], [`DpoDpOutcome`] |
+//! | `ppo` | [`train_ppo_dp`], [`train_ppo_on_node`], [`PpoDpOutcome`] |
 //! | `train` | [`train_reward_dp`], [`train_reward_on_node`], [`DpOutcome`], [`NodeOutcome`], [`DpState`] |
 //! | `error` | [`DistError`], [`LostNode`] |
 //!
@@ -65,6 +69,7 @@ mod dpo;
 mod error;
 mod launch;
 mod link;
+mod ppo;
 mod shard;
 mod step;
 mod train;
@@ -74,6 +79,7 @@ pub use config::{DistConfig, Rank, replica_devices};
 pub use dpo::{DpoDpOutcome, train_dpo_dp, train_dpo_on_node};
 pub use error::{DistError, LostNode, Result};
 pub use launch::launch;
+pub use ppo::{PpoDpOutcome, train_ppo_dp, train_ppo_on_node};
 pub use shard::{MicroShard, Reduction, StepPlan, plan_step, shard, shard_range};
 pub use step::{Applied, Shard, dp_apply, dp_dpo_step, dp_reward_step};
 pub use train::{DpOutcome, DpState, NodeOutcome, train_reward_dp, train_reward_on_node};

@@ -23,9 +23,9 @@
 //! | `sequences` | [`PackedSequences`], [`ResponseMask`], [`last_real_indices`], [`gather_last_real`] |
 //! | `scorer` | [`Scorer`], [`RewardModel`], [`FnScorer`] |
 //! | `frozen` | [`Frozen`] (offload to host between phases), [`module_fingerprint`] |
-//! | `rollout` | [`rollout`], [`Rollout`] |
-//! | `refcache`, `filter`, `prepare` | [`build_reference_cache`], [`ReferenceCache`], [`filter_prompts`]; both run (and are cached) before step 0 |
-//! | `step` | [`ppo_step`], [`Minibatch`], [`NtpBatch`], [`StepConfig`] |
+//! | `rollout` | [`rollout`], [`rollout_rows`], [`Rollout`] |
+//! | `refcache`, `filter`, `prepare` | [`build_reference_cache`], [`ReferenceCache`], [`filter_prompts`], [`run_filter`], [`reference_generation`]; both run (and are cached) before step 0 |
+//! | `step` | [`ppo_step`], [`ppo_gradients`], [`StepShares`], [`Minibatch`], [`NtpBatch`], [`StepConfig`] |
 //! | `train` | [`train`], [`PpoModels`], [`PpoData`], [`PpoState`], [`PpoOutcome`] |
 //! | `config`, `data` | [`PpoConfig`], prompt and SFT readers and encoders |
 //! | `metrics`, `plot`, `memory`, `bench`, `export` | [`PpoLog`], [`reward_kl_svg`], [`MemoryPlan`], [`bench_ppo_step`], [`export_actor`] |
@@ -103,14 +103,15 @@ pub use loss::{PolicyLoss, ValueLoss, masked_mean, mean_entropy, policy_loss, va
 pub use memory::{MemoryPlan, ModelMemory};
 pub use metrics::{PpoLog, append_log, read_logs, write_logs};
 pub use plot::{PlotRun, reward_kl_svg};
+pub use prepare::{prompts_fingerprint, reference_cache_path, reference_generation, run_filter};
 pub use refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
 pub use reward::{TokenRewards, apply_eos_penalty, sequence_rewards, token_rewards};
-pub use rollout::{Rollout, RolloutTimings, rollout};
+pub use rollout::{Rollout, RolloutTimings, rollout, rollout_rows};
 pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer};
 pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,
 };
-pub use step::{Minibatch, NtpBatch, StepConfig, StepStats, ppo_step};
-pub use train::{Cursor, PpoData, PpoModels, PpoOutcome, PpoState, mix, train};
+pub use step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients, ppo_step};
+pub use train::{Cursor, PpoData, PpoModels, PpoOutcome, PpoState, check_data, mix, train};

@@ -17,7 +17,7 @@ use crate::refcache::{
 use crate::scorer::Scorer;
 
 /// FNV-1a of the prompts' lengths and ids.
-pub(crate) fn prompts_fingerprint(prompts: &[EncodedPrompt]) -> String {
+pub fn prompts_fingerprint(prompts: &[EncodedPrompt]) -> String {
     let mut all = Vec::new();
     for p in prompts {
         all.push(p.ids.len() as u32);
@@ -27,9 +27,14 @@ pub(crate) fn prompts_fingerprint(prompts: &[EncodedPrompt]) -> String {
 }
 
 /// The prompt filter, reusing `RUN_DIR/prompt_filter.json` when it was computed for the same
-/// policy, reward model, prompts and settings.
+/// policy, reward model, prompts and settings (and writing it otherwise). Returns the kept
+/// prompts, or all of them when `cfg.filter` is `None`. `ref_print` is the reference model's
+/// [`module_fingerprint`](crate::module_fingerprint).
+///
+/// # Errors
+/// Generation and IO errors.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn run_filter<B: Backend>(
+pub fn run_filter<B: Backend>(
     reference: &mut Frozen<B, CausalLm<B>>,
     reward: &mut dyn Scorer<B>,
     prompts: Vec<EncodedPrompt>,
@@ -66,6 +71,28 @@ pub(crate) fn run_filter<B: Backend>(
     Ok(keep.into_iter().map(|i| prompts[i].clone()).collect())
 }
 
+/// The decoding settings of the reference responses: the rollout's `base` settings with the
+/// reference's decoding and seed.
+pub fn reference_generation(cfg: &PpoConfig, base: &GenerationConfig) -> GenerationConfig {
+    GenerationConfig {
+        sampling: match cfg.reference.decoding {
+            ReferenceDecoding::Greedy => Sampling::Greedy,
+            ReferenceDecoding::Sampled => cfg.sampling,
+        },
+        seed: cfg.reference.seed,
+        ..base.clone()
+    }
+}
+
+/// Where the reference-reward cache lives: `cfg.reference.cache`, by default
+/// `RUN_DIR/reference_rewards.parquet`.
+pub fn reference_cache_path(cfg: &PpoConfig, run_dir: &std::path::Path) -> std::path::PathBuf {
+    cfg.reference
+        .cache
+        .clone()
+        .unwrap_or_else(|| run_dir.join("reference_rewards.parquet"))
+}
+
 /// The reference scores of every prompt: read from the cache when it belongs to this run,
 /// built (and written) when there is none.
 #[allow(clippy::too_many_arguments)]
@@ -83,19 +110,8 @@ pub(crate) fn reference_scores<B: Backend>(
     if !cfg.shaping.reference_baseline {
         return Ok(None);
     }
-    let gen_cfg = GenerationConfig {
-        sampling: match cfg.reference.decoding {
-            ReferenceDecoding::Greedy => Sampling::Greedy,
-            ReferenceDecoding::Sampled => cfg.sampling,
-        },
-        seed: cfg.reference.seed,
-        ..base.clone()
-    };
-    let path = cfg
-        .reference
-        .cache
-        .clone()
-        .unwrap_or_else(|| opts.run_dir.join("reference_rewards.parquet"));
+    let gen_cfg = reference_generation(cfg, base);
+    let path = reference_cache_path(cfg, &opts.run_dir);
     let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
     let cache = if path.is_file() {
         tracing::info!(path = %path.display(), "using the reference-reward cache");

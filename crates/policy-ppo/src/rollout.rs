@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use rlhf_core::generate::{GenerationConfig, generate};
+use rlhf_core::generate::{GenerationConfig, generate_rows};
 use rlhf_core::logprobs::gather_logprobs;
 use rlhf_core::{CausalLm, ScalarModel};
 
@@ -64,9 +64,32 @@ pub fn rollout<B: Backend>(
     gen_cfg: &GenerationConfig,
     device: &B::Device,
 ) -> Result<Rollout> {
+    rollout_rows(
+        policy, critic, reference, scorer, prompts, 0, gen_cfg, device,
+    )
+}
+
+/// [`rollout`] of rows `first_row..first_row + prompts.len()` of a larger batch: sampling uses
+/// the random stream of each prompt's position in the whole batch
+/// ([`rlhf_core::generate::generate_rows`]), so a data-parallel rank generating its contiguous
+/// shard draws what one process generating the whole batch draws for those prompts.
+///
+/// # Errors
+/// As [`rollout`].
+#[allow(clippy::too_many_arguments)]
+pub fn rollout_rows<B: Backend>(
+    policy: &CausalLm<B>,
+    critic: &ScalarModel<B>,
+    reference: &mut Frozen<B, CausalLm<B>>,
+    scorer: &mut dyn Scorer<B>,
+    prompts: &[Vec<u32>],
+    first_row: usize,
+    gen_cfg: &GenerationConfig,
+    device: &B::Device,
+) -> Result<Rollout> {
     let mut timings = RolloutTimings::default();
     let t = Instant::now();
-    let out = generate(policy, prompts, gen_cfg, device)?;
+    let out = generate_rows(policy, prompts, gen_cfg, first_row, device)?;
     timings.generate = t.elapsed().as_secs_f64();
 
     let seqs = PackedSequences::new(prompts, &out.new_ids, gen_cfg.pad_id);

@@ -194,6 +194,112 @@ fn ntp_term<B: Backend>(actor: &CausalLm<B>, b: &NtpBatch, device: &B::Device) -
     nll_loss(logits, b.tokens.ids_tensor(device), mask)
 }
 
+/// The weights of one data-parallel rank's losses in the global step objective (see
+/// [`ppo_gradients`]); [`StepShares::WHOLE`] for a single process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepShares {
+    /// Multiplies the policy, entropy and value terms (token means over the rank's rows):
+    /// the rank's response tokens over the minibatch's.
+    pub tokens: f64,
+    /// Multiplies the NTP term (a token mean over the rank's SFT rows): the rank's target
+    /// tokens over the SFT batch's.
+    pub ntp: f64,
+}
+
+impl StepShares {
+    /// The whole minibatch and SFT batch (one process).
+    pub const WHOLE: StepShares = StepShares {
+        tokens: 1.0,
+        ntp: 1.0,
+    };
+}
+
+fn scaled<B: Backend>(x: Tensor<B, 1>, share: f64) -> Tensor<B, 1> {
+    if share == 1.0 { x } else { x * share }
+}
+
+/// The forward and backward half of [`ppo_step`]: the actor's and the critic's gradients of
+/// the step loss on `mb` (and `λ_ntp ×` NLL on `ntp`), fused or not, without clipping or
+/// updating, and the losses' statistics (unscaled: token means over the rows given here;
+/// gradient norms 0).
+///
+/// For data parallelism each rank passes its rows of the minibatch (`None` when it holds none)
+/// and its part of the SFT batch with `shares` weighting each term by the rank's fraction of
+/// the tokens the term averages over; the sum of all ranks' gradients is then the gradient of
+/// the whole minibatch. [`ppo_step`] is this with [`StepShares::WHOLE`], then clipping and
+/// both optimiser updates.
+#[allow(clippy::too_many_arguments)]
+pub fn ppo_gradients<B: AutodiffBackend>(
+    actor: &CausalLm<B>,
+    critic: &ScalarModel<B>,
+    mb: Option<&Minibatch>,
+    ntp: Option<&NtpBatch>,
+    cfg: &StepConfig,
+    shares: StepShares,
+    device: &B::Device,
+) -> (GradientsParams, GradientsParams, StepStats) {
+    let ntp = ntp.filter(|_| cfg.ntp_coef > 0.0);
+    let a = mb.map(|mb| actor_terms(actor, mb, cfg, device));
+    let mut stats = a.as_ref().map(|a| a.stats).unwrap_or_default();
+    let a_loss = a.map(|a| scaled(a.loss, shares.tokens));
+    if cfg.fused {
+        let mut total = None;
+        if let Some(mb) = mb {
+            let (vloss, vl, vf) = critic_terms(critic, mb, cfg, device);
+            stats.value_loss = vl;
+            stats.value_clipfrac = vf;
+            total = a_loss.map(|l| l + scaled(vloss, shares.tokens));
+        }
+        if let Some(b) = ntp {
+            let n = ntp_term(actor, b, device);
+            stats.ntp_loss = Some(host(n.clone()));
+            let n = scaled(n * cfg.ntp_coef, shares.ntp);
+            total = Some(match total {
+                Some(t) => t + n,
+                None => n,
+            });
+        }
+        let Some(total) = total else {
+            return (
+                GradientsParams::default(),
+                GradientsParams::default(),
+                stats,
+            );
+        };
+        let mut grads = total.backward();
+        let ga = GradientsParams::from_module(&mut grads, actor);
+        let gc = GradientsParams::from_module(&mut grads, critic);
+        (ga, gc, stats)
+    } else {
+        let g_policy = a_loss.map(|l| GradientsParams::from_grads(l.backward(), actor));
+        let g_ntp = ntp.map(|b| {
+            let n = ntp_term(actor, b, device);
+            stats.ntp_loss = Some(host(n.clone()));
+            GradientsParams::from_grads(scaled(n * cfg.ntp_coef, shares.ntp).backward(), actor)
+        });
+        let ga = match (g_policy, g_ntp) {
+            (Some(g_policy), Some(g_ntp)) => {
+                let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
+                acc.accumulate(actor, g_policy);
+                acc.accumulate(actor, g_ntp);
+                acc.grads()
+            }
+            (Some(g), None) | (None, Some(g)) => g,
+            (None, None) => GradientsParams::default(),
+        };
+        let gc = match mb {
+            Some(mb) => {
+                let (vloss, vl, vf) = critic_terms(critic, mb, cfg, device);
+                stats.value_loss = vl;
+                stats.value_clipfrac = vf;
+                GradientsParams::from_grads(scaled(vloss, shares.tokens).backward(), critic)
+            }
+            None => GradientsParams::default(),
+        };
+        (ga, gc, stats)
+    }
+}
+
 /// One optimiser step of actor and critic on `mb` (plus `λ_ntp ×` NLL on `ntp` when given and
 /// `cfg.ntp_coef > 0`), fused or not (see the module docs), with learning rates `lr_actor` and
 /// `lr_critic`.
@@ -216,44 +322,16 @@ where
     OA: Optimizer<CausalLm<B>, B>,
     OC: Optimizer<ScalarModel<B>, B>,
 {
-    let ntp = ntp.filter(|_| cfg.ntp_coef > 0.0);
     let t = Instant::now();
-    let a = actor_terms(&actor, mb, cfg, device);
-    let mut stats = a.stats;
-    let (mut ga, mut gc) = if cfg.fused {
-        let (vloss, vl, vf) = critic_terms(&critic, mb, cfg, device);
-        stats.value_loss = vl;
-        stats.value_clipfrac = vf;
-        let mut total = a.loss + vloss;
-        if let Some(b) = ntp {
-            let n = ntp_term(&actor, b, device);
-            stats.ntp_loss = Some(host(n.clone()));
-            total = total + n * cfg.ntp_coef;
-        }
-        let mut grads = total.backward();
-        let ga = GradientsParams::from_module(&mut grads, &actor);
-        let gc = GradientsParams::from_module(&mut grads, &critic);
-        (ga, gc)
-    } else {
-        let g_policy = GradientsParams::from_grads(a.loss.backward(), &actor);
-        let ga = match ntp {
-            Some(b) => {
-                let n = ntp_term(&actor, b, device);
-                stats.ntp_loss = Some(host(n.clone()));
-                let g_ntp = GradientsParams::from_grads((n * cfg.ntp_coef).backward(), &actor);
-                let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
-                acc.accumulate(&actor, g_policy);
-                acc.accumulate(&actor, g_ntp);
-                acc.grads()
-            }
-            None => g_policy,
-        };
-        let (vloss, vl, vf) = critic_terms(&critic, mb, cfg, device);
-        stats.value_loss = vl;
-        stats.value_clipfrac = vf;
-        let gc = GradientsParams::from_grads(vloss.backward(), &critic);
-        (ga, gc)
-    };
+    let (mut ga, mut gc, mut stats) = ppo_gradients(
+        &actor,
+        &critic,
+        Some(mb),
+        ntp,
+        cfg,
+        StepShares::WHOLE,
+        device,
+    );
     let _ = B::sync(device);
     stats.forward_backward_s = t.elapsed().as_secs_f64();
 

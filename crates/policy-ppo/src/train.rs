@@ -191,7 +191,13 @@ fn progress_bar(show: bool, total: usize, start: usize) -> ProgressBar {
     pb
 }
 
-fn check_data(data: &PpoData, vocab: usize, cfg: &PpoConfig, max_pos: usize) -> Result<()> {
+/// Checks the data against the policy (`vocab` ids, `max_pos` positions) and the config: prompts
+/// present, ids inside the vocabulary, prompt + `max_new_tokens` within the positions, SFT
+/// data present when the NTP term is on.
+///
+/// # Errors
+/// [`PpoError::Data`], [`PpoError::Config`].
+pub fn check_data(data: &PpoData, vocab: usize, cfg: &PpoConfig, max_pos: usize) -> Result<()> {
     if data.prompts.is_empty() {
         return Err(PpoError::Data("no training prompts".into()));
     }

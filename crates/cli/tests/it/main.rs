@@ -8,6 +8,7 @@ mod annotate;
 mod dpo;
 mod eval_openai;
 mod pipeline;
+mod ppo;
 mod score_pairs;
 
 fn fixture(name: &str) -> Option<PathBuf> {

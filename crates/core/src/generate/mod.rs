@@ -70,6 +70,23 @@ pub fn generate<B: Backend>(
     cfg: &GenerationConfig,
     device: &B::Device,
 ) -> Result<GenerationOutput> {
+    generate_rows(model, prompts, cfg, 0, device)
+}
+
+/// [`generate`] on rows `first_row..first_row + prompts.len()` of a larger batch: row `r` of
+/// `prompts` samples from `RowRng::new(cfg.seed, first_row + r)`, so generating a batch in
+/// contiguous parts (one per data-parallel rank) draws the same random numbers per prompt as
+/// generating it whole. `generate` is `generate_rows(.., 0, ..)`.
+///
+/// # Errors
+/// As [`generate`].
+pub fn generate_rows<B: Backend>(
+    model: &CausalLm<B>,
+    prompts: &[Vec<u32>],
+    cfg: &GenerationConfig,
+    first_row: usize,
+    device: &B::Device,
+) -> Result<GenerationOutput> {
     cfg.sampling.validate().map_err(CoreError::BadInput)?;
     let b = prompts.len();
     let mut out = GenerationOutput {
@@ -96,7 +113,9 @@ pub fn generate<B: Backend>(
         });
     }
     let temperature = cfg.sampling.temperature();
-    let mut rngs: Vec<RowRng> = (0..b).map(|r| RowRng::new(cfg.seed, r)).collect();
+    let mut rngs: Vec<RowRng> = (0..b)
+        .map(|r| RowRng::new(cfg.seed, first_row + r))
+        .collect();
     let mut cache = model.new_cache(b);
     let logits = model.forward_cached(&batch, &mut cache, device);
     let [_, t, _] = logits.dims();

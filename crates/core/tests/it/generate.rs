@@ -2,7 +2,7 @@
 //! returned log-probs equal a fresh forward pass, EOS stops rows, sampling is seeded.
 
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, open_file};
-use rlhf_core::generate::{GenerationConfig, Sampling, generate};
+use rlhf_core::generate::{GenerationConfig, Sampling, generate, generate_rows};
 use rlhf_core::logprobs::sequence_logprobs;
 use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch};
 
@@ -156,6 +156,39 @@ fn rows_stop_at_eos_and_sampling_is_seeded() {
         Some(k) => assert_eq!(d.new_ids[1].len(), k + 1),
         None => assert_eq!(d.new_ids[1].len(), 40),
     }
+}
+
+// Sampling is seeded per row of the whole batch: generating it in two contiguous parts with
+// `generate_rows` (as data-parallel ranks do) draws the same tokens as generating it whole.
+#[test]
+fn a_batch_generated_in_parts_samples_what_the_whole_batch_samples() {
+    let (model, _) = tiny();
+    let dev = device();
+    let prompts: Vec<Vec<u32>> = vec![
+        vec![1, 5, 9],
+        vec![1, 7, 8, 9, 10],
+        vec![1, 4],
+        vec![1, 3, 3],
+    ];
+    let cfg = GenerationConfig {
+        max_new_tokens: 12,
+        sampling: Sampling::Sample {
+            temperature: 1.0,
+            top_k: None,
+            top_p: None,
+        },
+        seed: 3,
+        eos_ids: vec![],
+        pad_id: 0,
+    };
+    let whole = generate(&model, &prompts, &cfg, &dev).unwrap();
+    let head = generate_rows(&model, &prompts[..1], &cfg, 0, &dev).unwrap();
+    let tail = generate_rows(&model, &prompts[1..], &cfg, 1, &dev).unwrap();
+    let parts: Vec<Vec<u32>> = head.new_ids.into_iter().chain(tail.new_ids).collect();
+    assert_eq!(parts, whole.new_ids);
+    // Without the offset the tail would reuse the head's random streams.
+    let shifted = generate_rows(&model, &prompts[1..], &cfg, 0, &dev).unwrap();
+    assert_ne!(shifted.new_ids, whole.new_ids[1..].to_vec());
 }
 
 #[test]

@@ -10,3 +10,4 @@ mod common;
 mod dpo_loop;
 mod inprocess;
 mod multiprocess;
+mod ppo;

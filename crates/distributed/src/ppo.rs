@@ -1,0 +1,921 @@
+//! [`train_ppo_dp`]: the PPO loop of `rlhf_policy_ppo::train`, data parallel.
+//!
+//! Per iteration every rank takes the same global prompt batch (the seeded prompt order read
+//! at the checkpointed cursor), generates rollouts for its contiguous shard
+//! ([`crate::shard_range`]) with the random stream of each prompt's position in the whole
+//! batch ([`rlhf_policy_ppo::rollout_rows`]), and computes per-token rewards and GAE for its own
+//! rows. What needs the whole batch goes through the collective:
+//!
+//! - one all-reduce after the rollout gathers every row's score, EOS flag, response length,
+//!   summed KL, non-score reward and entropy (and the stop flag): every rank then shapes the
+//!   sequence rewards of the whole batch (reference baseline, running normalisation, with the
+//!   same running statistics everywhere), updates the KL controller with the global mean KL
+//!   over the global number of rows, and computes the metrics of the single-process loop;
+//! - advantage whitening, when on, uses the global mean and unbiased variance over every real
+//!   token (two reductions of per-rank f64 partial sums);
+//! - each optimizer step (a minibatch of the global rollout, ordered by the seeded
+//!   permutation of the single-process loop) has every rank back-propagate the rows of the
+//!   minibatch it generated, each loss term weighted by the rank's share of the tokens the
+//!   term averages over (response tokens for the policy, entropy and value terms, SFT target
+//!   tokens for the NTP term, whose batch is split by rows), so the summed gradient is the
+//!   single-process gradient of the minibatch; [`crate::dp_apply`] then sums, clips and steps
+//!   the actor and the critic, with the step's statistics riding in the actor's all-reduce.
+//!
+//! The reference-reward cache is built before step 0 by every rank for its contiguous share of
+//! the cache's generation batches (the same batches and seeds as one process, hence the same
+//! cache); the entries are gathered and rank 0 writes the Parquet file, which every rank reads
+//! on resume. The prompt filter, when on, runs on rank 0 alone (the others read its report).
+//!
+//! Global rank 0 alone writes `config.json`, `metrics.jsonl`, the plot and the checkpoints,
+//! in `rlhf_policy_ppo`'s layout ([`PpoState`]): a data-parallel checkpoint resumes with any
+//! world size, or with the single-process loop, and the other way round.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::AdamWConfig;
+use burn::tensor::backend::AutodiffBackend;
+use rlhf_core::generate::GenerationConfig;
+use rlhf_core::{CausalLm, ScalarModel};
+use rlhf_debias::RunningMeanStd;
+use rlhf_policy_ppo::{
+    Cursor, Frozen, KlController, Minibatch, NtpBatch, PpoConfig, PpoData, PpoError, PpoLog,
+    PpoModels, PpoOutcome, PpoState, ReferenceCache, ReferenceEntry, ReferenceScores, StepConfig,
+    StepShares, StepStats, append_log, apply_eos_penalty, build_reference_cache, check_data,
+    compute_gae, generation_descriptor, ids_hash, mix, module_fingerprint, ntp_batch,
+    ppo_gradients, prompts_fingerprint, reference_cache_path, reference_generation, reward_kl_svg,
+    rollout_rows, run_filter, sequence_rewards, token_rewards, write_logs,
+};
+use rlhf_reward::{
+    EncodedRow, LrSchedule, TrainOptions, TrainStatus, epoch_permutation, load_module_record,
+    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
+    save_optimizer_record,
+};
+
+use crate::collective::Peer;
+use crate::config::Rank;
+use crate::error::{DistError, Result};
+use crate::launch::launch;
+use crate::shard::shard_range;
+use crate::step::dp_apply;
+use crate::train::{agree, at_step, fnv1a, param_checksum, u64_chunks};
+
+/// What [`train_ppo_dp`] returns on every rank, and [`train_ppo_on_node`] for the node.
+#[derive(Debug)]
+pub struct PpoDpOutcome<B: AutodiffBackend> {
+    /// The outcome in the shape of `rlhf_policy_ppo::train`'s (models identical on every
+    /// rank; `checkpoint` is set on rank 0 only).
+    pub outcome: PpoOutcome<B>,
+    /// The KL controller after the last iteration (identical on every rank).
+    pub kl: KlController,
+    /// The rank that returned it: global rank 0 (`rank.is_main()`) is the process that should
+    /// export and report.
+    pub rank: Rank,
+}
+
+/// Per-row values gathered after the rollout (f64 ones as two f32 halves, exact through a
+/// slot all-reduce).
+const ROW_SLOTS: usize = 9;
+
+fn split(x: f64) -> [f64; 2] {
+    let hi = x as f32;
+    [hi as f64, (x - hi as f64) as f32 as f64]
+}
+
+fn join(hi: f64, lo: f64) -> f64 {
+    hi + lo
+}
+
+/// Sums f64 `values` over every rank, to about 48 bits: each rank's values travel as two f32
+/// halves in its own slot, and every rank adds the slots in rank order (the same result
+/// everywhere).
+fn sum_f64<B: burn::prelude::Backend>(
+    peer: &Peer<B>,
+    values: &[f64],
+    op: &str,
+) -> Result<Vec<f64>> {
+    let halves: Vec<f32> = values
+        .iter()
+        .flat_map(|&x| split(x).map(|h| h as f32))
+        .collect();
+    let all = peer.all_gather_scalars(&halves, op)?;
+    let mut out = vec![0.0; values.len()];
+    for slot in &all {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o += join(slot[2 * i] as f64, slot[2 * i + 1] as f64);
+        }
+    }
+    Ok(out)
+}
+
+fn flatten(rows: &[Vec<f32>], width: usize) -> Vec<f32> {
+    let mut out = vec![0.0; rows.len() * width];
+    for (r, row) in rows.iter().enumerate() {
+        out[r * width..r * width + row.len()].copy_from_slice(row);
+    }
+    out
+}
+
+fn gather_rows(flat: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+    rows.iter()
+        .flat_map(|&r| flat[r * width..(r + 1) * width].iter().copied())
+        .collect()
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+/// SFT target tokens of a row (what `nll_loss` averages over: positions ≥ 1 of the response).
+fn ntp_targets(row: &EncodedRow) -> usize {
+    row.ids.len().saturating_sub(row.response_start.max(1))
+}
+
+/// Whitens `adv` (row-major `[lens.len(), width]`) over the real tokens of every rank, as
+/// `rlhf_debias::whiten(.., shift_mean = true, 1e-8)` does over one batch.
+fn whiten_global<B: burn::prelude::Backend>(
+    peer: &Peer<B>,
+    adv: &mut [f32],
+    lens: &[usize],
+    width: usize,
+) -> Result<()> {
+    let real = || {
+        lens.iter()
+            .enumerate()
+            .flat_map(move |(r, &len)| (0..len).map(move |t| r * width + t))
+    };
+    let local_sum: f64 = real().map(|i| adv[i] as f64).sum();
+    let local_n = real().count() as f64;
+    let s = sum_f64(peer, &[local_sum, local_n], "advantage mean")?;
+    let (mean, n) = (s[0] / s[1], s[1]);
+    if n < 2.0 {
+        return Err(PpoError::Data(format!(
+            "advantage whitening needs at least 2 response tokens, the rollout has {n}"
+        ))
+        .into());
+    }
+    let local_sq: f64 = real().map(|i| (adv[i] as f64 - mean).powi(2)).sum();
+    let sq = sum_f64(peer, &[local_sq], "advantage variance")?[0];
+    let inv = 1.0 / (sq / (n - 1.0) + 1e-8).sqrt();
+    for i in real().collect::<Vec<_>>() {
+        adv[i] = ((adv[i] as f64 - mean) * inv) as f32;
+    }
+    Ok(())
+}
+
+/// The reference scores of every prompt, built data parallel when the cache does not exist:
+/// rank `r` generates and scores the cache's generation batches `shard_range(batches, r, w)`
+/// (batch `c` seeded `seed + c`, as in one process), the entries are gathered through one
+/// all-reduce, and rank 0 writes the Parquet file. Every rank reads an existing cache.
+#[allow(clippy::too_many_arguments)]
+fn reference_scores_dp<B: burn::prelude::Backend>(
+    peer: &Peer<B>,
+    reference: &mut Frozen<B, CausalLm<B>>,
+    reward: &mut dyn rlhf_policy_ppo::Scorer<B>,
+    prompts: &[rlhf_policy_ppo::EncodedPrompt],
+    cfg: &PpoConfig,
+    base: &GenerationConfig,
+    ref_print: &str,
+    decode: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String>,
+    opts: &TrainOptions,
+) -> Result<Option<ReferenceScores>> {
+    if !cfg.shaping.reference_baseline {
+        return Ok(None);
+    }
+    let rank = peer.rank();
+    let device = peer.device().clone();
+    let gen_cfg = reference_generation(cfg, base);
+    let path = reference_cache_path(cfg, &opts.run_dir);
+    let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
+    let have = peer.all_reduce_scalars(
+        &[f64::from(u8::from(path.is_file()))],
+        "reference-cache check",
+    )?[0];
+    let cache = if have == rank.world as f64 {
+        tracing::info!(path = %path.display(), "using the reference-reward cache");
+        ReferenceCache::read(&path)?
+    } else if have == 0.0 {
+        let n = prompts.len();
+        let bp = cfg.reference.batch_prompts.max(1);
+        let batches = shard_range(n.div_ceil(bp), rank.rank, rank.world);
+        let (lo, hi) = ((batches.start * bp).min(n), (batches.end * bp).min(n));
+        tracing::info!(
+            rank = rank.rank,
+            prompts = hi - lo,
+            total = n,
+            "building this rank's share of the reference-reward cache"
+        );
+        let local = if lo < hi {
+            let cfg_here = GenerationConfig {
+                seed: gen_cfg.seed.wrapping_add(batches.start as u64),
+                ..gen_cfg.clone()
+            };
+            // Only rank 0 needs the text (it writes the file): the others skip decoding.
+            let no_text = |_: &[u32]| Ok(String::new());
+            let dec: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> =
+                if rank.is_main() { decode } else { &no_text };
+            build_reference_cache(
+                reference,
+                reward,
+                &prompts[lo..hi],
+                &cfg_here,
+                bp,
+                ref_print.to_string(),
+                dec,
+                &device,
+            )?
+            .entries
+        } else {
+            Vec::new()
+        };
+        // Slot per prompt: [response length, finished, score, ids…], filled by its rank.
+        let w = 3 + cfg.max_new_tokens;
+        let mut v = vec![0.0f64; n * w];
+        for (k, e) in local.iter().enumerate() {
+            let s = &mut v[(lo + k) * w..(lo + k + 1) * w];
+            s[0] = e.response_ids.len() as f64;
+            s[1] = f64::from(u8::from(e.finished));
+            s[2] = e.score;
+            for (j, &id) in e.response_ids.iter().enumerate() {
+                s[3 + j] = id as f64;
+            }
+        }
+        let v = peer.all_reduce_scalars(&v, "reference-cache gather")?;
+        let mut entries = Vec::with_capacity(n);
+        for (i, p) in prompts.iter().enumerate() {
+            let s = &v[i * w..(i + 1) * w];
+            let ids: Vec<u32> = s[3..3 + s[0] as usize].iter().map(|&x| x as u32).collect();
+            entries.push(ReferenceEntry {
+                prompt_id: p.id.clone(),
+                prompt_hash: ids_hash(&p.ids),
+                response: if rank.is_main() {
+                    decode(&ids)?
+                } else {
+                    String::new()
+                },
+                response_ids: ids,
+                finished: s[1] > 0.5,
+                score: s[2],
+            });
+        }
+        let cache = ReferenceCache {
+            policy_fingerprint: ref_print.to_string(),
+            reward_fingerprint: reward.fingerprint(),
+            generation: descriptor.clone(),
+            entries,
+        };
+        if rank.is_main() {
+            cache.write(&path)?;
+        }
+        cache
+    } else {
+        return Err(DistError::Mismatch {
+            rank: rank.rank,
+            what: format!(
+                "whether the reference-reward cache {} exists ({have} of {} ranks see it; \
+                 the run directory must be shared)",
+                path.display(),
+                rank.world
+            ),
+        });
+    };
+    Ok(Some(cache.scores_for(
+        &path,
+        ref_print,
+        &reward.fingerprint(),
+        &descriptor,
+        prompts,
+    )?))
+}
+
+/// Trains `models.actor` and `models.critic` with PPO on `data` (the whole data set, the same
+/// on every rank), data parallel over the world of `peer` (see the module docs): this rank's
+/// replica of the four models, built on `peer.device()` with the same parameters on every
+/// rank. Checkpoints and metrics go to `opts.run_dir`, written by global rank 0; every rank
+/// resumes from the latest checkpoint there when `opts.resume` (the default). `decode` turns
+/// ids into text for the reference-reward cache (used on rank 0).
+///
+/// The run follows the single-process `rlhf_policy_ppo::train` on the same config within float
+/// error (exactly the same prompts, sampling streams, minibatches and learning rates), with
+/// one difference: a stop request (`opts.stop`) is agreed on through the next rollout's
+/// all-reduce, so all ranks stop after the same iteration.
+///
+/// # Errors
+/// Invalid config or data ([`DistError::Ppo`]; also `batch_prompts` smaller than the world),
+/// resume mismatches, ranks disagreeing ([`DistError::Mismatch`]), and the collective's
+/// errors naming the lost ranks and the iteration.
+pub fn train_ppo_dp<B: AutodiffBackend>(
+    peer: &Peer<B::InnerBackend>,
+    models: PpoModels<B>,
+    data: &PpoData,
+    decode: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String>,
+    cfg: &PpoConfig,
+    opts: &TrainOptions,
+) -> Result<PpoDpOutcome<B>> {
+    let rank = peer.rank();
+    let world = rank.world;
+    let device = peer.device().clone();
+    cfg.validate()?;
+    if cfg.batch_prompts < world {
+        return Err(DistError::config(
+            "devices",
+            format!(
+                "batch_prompts ({}) is smaller than the number of replicas ({world}): every \
+                 replica needs at least one prompt per rollout",
+                cfg.batch_prompts
+            ),
+        ));
+    }
+    let PpoModels {
+        mut actor,
+        mut critic,
+        reference,
+        mut reward,
+    } = models;
+    let vocab = actor.vocab_size();
+    if reference.vocab_size() != vocab {
+        return Err(PpoError::Data(format!(
+            "the reference model's vocabulary ({}) differs from the policy's ({vocab})",
+            reference.vocab_size()
+        ))
+        .into());
+    }
+    check_data(data, vocab, cfg, actor.trunk.rope.max_len())?;
+    let run_dir = &opts.run_dir;
+    if rank.is_main() {
+        std::fs::create_dir_all(run_dir).map_err(|source| PpoError::Io {
+            path: run_dir.clone(),
+            source,
+        })?;
+    }
+    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
+    if rank.is_main() && ckpt.is_none() {
+        let json = serde_json::to_string_pretty(cfg).expect("serialisable");
+        rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+    }
+
+    let mut reference = Frozen::new(reference, cfg.offload_frozen);
+    let ref_print = reference.with(&device, module_fingerprint);
+    let base = GenerationConfig {
+        max_new_tokens: cfg.max_new_tokens,
+        sampling: cfg.sampling,
+        seed: cfg.seed,
+        eos_ids: data.eos_ids.clone(),
+        pad_id: data.pad_id,
+    };
+    let prompts = if cfg.filter.is_some() {
+        // Rank 0 filters (and writes prompt_filter.json); the others then read its report.
+        let mut kept = None;
+        if rank.is_main() {
+            kept = Some(run_filter(
+                &mut reference,
+                reward.as_mut(),
+                data.prompts.clone(),
+                cfg,
+                &base,
+                &ref_print,
+                opts,
+                &device,
+            )?);
+        }
+        peer.all_reduce_scalars(&[0.0], "prompt filter")?;
+        match kept {
+            Some(k) => k,
+            None => run_filter(
+                &mut reference,
+                reward.as_mut(),
+                data.prompts.clone(),
+                cfg,
+                &base,
+                &ref_print,
+                opts,
+                &device,
+            )?,
+        }
+    } else {
+        data.prompts.clone()
+    };
+    let n = prompts.len();
+    let print = prompts_fingerprint(&prompts);
+    let mut check = vec![n as f32];
+    check.extend(u64_chunks(fnv1a(print.as_bytes())));
+    check.extend(u64_chunks(fnv1a(ref_print.as_bytes())));
+    agree(
+        peer,
+        &check,
+        "prompts (after the filter) and reference model",
+    )?;
+    let refs = reference_scores_dp(
+        peer,
+        &mut reference,
+        reward.as_mut(),
+        &prompts,
+        cfg,
+        &base,
+        &ref_print,
+        decode,
+        opts,
+    )?;
+
+    let per_step = cfg.ppo_epochs * (cfg.batch_prompts / cfg.mini_batch_size);
+    let sched = |peak: f64| LrSchedule {
+        peak,
+        warmup: cfg.warmup_steps,
+        total: cfg.total_steps * per_step,
+        min_ratio: cfg.min_lr_ratio,
+    };
+    let (sched_a, sched_c) = (sched(cfg.learning_rate), sched(cfg.critic_learning_rate));
+    let adam = AdamWConfig::new()
+        .with_beta_1(cfg.adam_beta1 as f32)
+        .with_beta_2(cfg.adam_beta2 as f32)
+        .with_epsilon(cfg.adam_epsilon as f32)
+        .with_weight_decay(cfg.weight_decay as f32);
+    let mut actor_optim = adam.init::<B, CausalLm<B>>();
+    let mut critic_optim = adam.init::<B, ScalarModel<B>>();
+    let metrics_path = run_dir.join("metrics.jsonl");
+
+    let (mut state, resumed_from) = match ckpt {
+        Some(dir) => {
+            let st: PpoState = read_state(&dir)?;
+            let mismatch = |message: String| -> DistError {
+                PpoError::ResumeMismatch {
+                    path: dir.clone(),
+                    message,
+                }
+                .into()
+            };
+            let diff = st.config.trajectory_diff(cfg);
+            if !diff.is_empty() {
+                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
+            }
+            if st.prompts_fingerprint != print || st.n_prompts != n {
+                return Err(mismatch(format!(
+                    "prompts differ ({n} prompts, fingerprint {print}; checkpoint: {} prompts, {})",
+                    st.n_prompts, st.prompts_fingerprint
+                )));
+            }
+            actor = load_module_record(actor, &dir, "actor", &device)?;
+            critic = load_module_record(critic, &dir, "critic", &device)?;
+            actor_optim = load_optimizer_record::<B, CausalLm<B>, _>(
+                actor_optim,
+                &dir,
+                "actor_optim",
+                &device,
+            )?;
+            critic_optim = load_optimizer_record::<B, ScalarModel<B>, _>(
+                critic_optim,
+                &dir,
+                "critic_optim",
+                &device,
+            )?;
+            if rank.is_main() {
+                write_logs(&metrics_path, &st.history)?;
+            }
+            tracing::info!(rank = rank.rank, step = st.step, dir = %dir.display(), "resuming");
+            let from = st.step;
+            (st, Some(from))
+        }
+        None => {
+            if rank.is_main() {
+                write_logs(&metrics_path, &[])?;
+            }
+            let st = PpoState {
+                step: 0,
+                total_steps: cfg.total_steps,
+                optimizer_steps: 0,
+                prompts: Cursor::default(),
+                sft: Cursor::default(),
+                kl: cfg.kl.controller(),
+                running: RunningMeanStd::new(),
+                n_prompts: n,
+                prompts_fingerprint: print,
+                config: cfg.clone(),
+                history: Vec::new(),
+            };
+            (st, None)
+        }
+    };
+    agree(
+        peer,
+        &[
+            state.step as f32,
+            state.optimizer_steps as f32,
+            state.kl.coef as f32,
+        ],
+        "starting step and KL coefficient",
+    )?;
+    let mut sums = param_checksum(&actor).to_vec();
+    sums.extend(param_checksum(&critic));
+    agree(peer, &sums, "starting actor and critic parameters")?;
+
+    let step_cfg = StepConfig::from(cfg);
+    let mut last_saved = resumed_from;
+    let mut checkpoint = None;
+    let mut status = TrainStatus::Finished;
+    let save = |actor: &CausalLm<B>,
+                critic: &ScalarModel<B>,
+                ao: &_,
+                co: &_,
+                state: &PpoState|
+     -> Result<PathBuf> {
+        Ok(save_checkpoint_with(
+            run_dir,
+            state.step,
+            state,
+            cfg.save_total_limit,
+            |dir| {
+                save_module_record(actor, dir, "actor")?;
+                save_module_record(critic, dir, "critic")?;
+                save_optimizer_record::<B, CausalLm<B>, _>(ao, dir, "actor_optim")?;
+                save_optimizer_record::<B, ScalarModel<B>, _>(co, dir, "critic_optim")
+            },
+        )?)
+    };
+
+    let bp = cfg.batch_prompts;
+    let mine = shard_range(bp, rank.rank, world);
+    let mut stop_agreed = false;
+    while state.step < cfg.total_steps {
+        if stop_agreed || opts.stop_after.is_some_and(|s| state.step >= s) {
+            if rank.is_main() && last_saved != Some(state.step) {
+                checkpoint = Some(save(&actor, &critic, &actor_optim, &critic_optim, &state)?);
+            }
+            tracing::info!(rank = rank.rank, step = state.step, "stopped");
+            status = TrainStatus::Stopped;
+            break;
+        }
+        let iteration = state.step + 1;
+        let step_seed = mix(cfg.seed, state.step as u64);
+        let idx = state.prompts.take(n, bp, cfg.seed);
+        let my_prompts: Vec<Vec<u32>> = idx[mine.clone()]
+            .iter()
+            .map(|&i| prompts[i].ids.clone())
+            .collect();
+        let gen_cfg = GenerationConfig {
+            seed: step_seed,
+            ..base.clone()
+        };
+
+        // Rollout of this rank's prompts, with inference copies of the trained models.
+        let t_rollout = Instant::now();
+        let ro = rollout_rows(
+            &actor.valid(),
+            &critic.valid(),
+            &mut reference,
+            reward.as_mut(),
+            &my_prompts,
+            mine.start,
+            &gen_cfg,
+            &device,
+        )?;
+        let time_rollout = t_rollout.elapsed().as_secs_f64();
+        let rows = ro.seqs.rows();
+        let width = ro.seqs.response_width;
+        let lens = ro.seqs.response_lens.clone();
+        let kl_coef = state.kl.coef;
+        // KL and non-score reward per row do not depend on the sequence rewards.
+        let pre = token_rewards(
+            &ro.logprobs,
+            &ro.ref_logprobs,
+            &vec![0.0; rows],
+            width,
+            kl_coef,
+            cfg.kl.estimator,
+        )?;
+
+        // Every row's statistics (and the stop flag), gathered into slots.
+        let mut v = vec![0.0f64; bp * ROW_SLOTS + 1];
+        for r in 0..rows {
+            let entropy = -ro.logprobs[r].iter().map(|&x| x as f64).sum::<f64>();
+            let [kh, kl] = split(pre.kl_sum[r]);
+            let [nh, nl] = split(pre.non_score[r]);
+            let [eh, el] = split(entropy);
+            let s = &mut v[(mine.start + r) * ROW_SLOTS..(mine.start + r + 1) * ROW_SLOTS];
+            s.copy_from_slice(&[
+                ro.scores[r] as f64,
+                f64::from(u8::from(ro.finished[r])),
+                lens[r] as f64,
+                kh,
+                kl,
+                nh,
+                nl,
+                eh,
+                el,
+            ]);
+        }
+        v[bp * ROW_SLOTS] = f64::from(u8::from(opts.stop.load(Ordering::SeqCst)));
+        let g = peer
+            .all_reduce_scalars(&v, "PPO rollout statistics all-reduce")
+            .map_err(|e| at_step(e, iteration))?;
+        stop_agreed = g[bp * ROW_SLOTS] > 0.0;
+        let slot = |r: usize, k: usize| g[r * ROW_SLOTS + k];
+        let scores_g: Vec<f32> = (0..bp).map(|r| slot(r, 0) as f32).collect();
+        let finished_g: Vec<bool> = (0..bp).map(|r| slot(r, 1) > 0.5).collect();
+        let lens_g: Vec<usize> = (0..bp).map(|r| slot(r, 2) as usize).collect();
+        let kl_sum_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 3), slot(r, 4))).collect();
+        let non_score_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 5), slot(r, 6))).collect();
+        let entropy_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 7), slot(r, 8))).collect();
+
+        // Sequence rewards of the whole batch (identical running statistics on every rank),
+        // then this rank's per-token rewards and advantages.
+        let batch_refs = refs.as_ref().map(|r| {
+            (
+                idx.iter().map(|&i| r.scores[i]).collect::<Vec<_>>(),
+                idx.iter().map(|&i| r.finished[i]).collect::<Vec<_>>(),
+            )
+        });
+        let seq = sequence_rewards(
+            &scores_g,
+            &finished_g,
+            batch_refs
+                .as_ref()
+                .map(|(s, f)| (s.as_slice(), f.as_slice())),
+            cfg.missing_eos_penalty,
+            &cfg.shaping,
+            &mut state.running,
+        )?;
+        let tr = token_rewards(
+            &ro.logprobs,
+            &ro.ref_logprobs,
+            &seq[mine.clone()],
+            width,
+            kl_coef,
+            cfg.kl.estimator,
+        )?;
+        let values = flatten(&ro.values, width);
+        let mut adv = compute_gae(
+            &tr.rewards,
+            &values,
+            &lens,
+            width,
+            cfg.gamma,
+            cfg.lam,
+            false,
+        )?;
+        if cfg.whiten_advantages {
+            whiten_global(peer, &mut adv.advantages, &lens, width)
+                .map_err(|e| at_step(e, iteration))?;
+        }
+        let old_lp = flatten(&ro.logprobs, width);
+
+        // PPO epochs over the global minibatches; each rank back-propagates its rows.
+        let t_update = Instant::now();
+        let mut steps: Vec<StepStats> = Vec::with_capacity(per_step);
+        let mut lr_a = 0.0;
+        for epoch in 0..cfg.ppo_epochs {
+            let perm = epoch_permutation(bp, step_seed, epoch);
+            for chunk in perm.chunks(cfg.mini_batch_size) {
+                let local: Vec<usize> = chunk
+                    .iter()
+                    .filter(|g| mine.contains(g))
+                    .map(|g| g - mine.start)
+                    .collect();
+                let tokens_all: usize = chunk.iter().map(|&g| lens_g[g]).sum();
+                let tokens_here: usize = local.iter().map(|&l| lens[l]).sum();
+                let mb = (!local.is_empty()).then(|| Minibatch {
+                    seqs: ro.seqs.select(&local),
+                    old_logprobs: gather_rows(&old_lp, width, &local),
+                    old_values: gather_rows(&values, width, &local),
+                    advantages: gather_rows(&adv.advantages, width, &local),
+                    returns: gather_rows(&adv.returns, width, &local),
+                });
+                let mut ntp_share = 0.0;
+                let ntp = if cfg.ntp_coef > 0.0 {
+                    let k = state
+                        .sft
+                        .take(data.sft.len(), cfg.ntp_batch_size, mix(cfg.seed, 1));
+                    let part = &k[shard_range(k.len(), rank.rank, world)];
+                    let all: usize = k.iter().map(|&i| ntp_targets(&data.sft[i])).sum();
+                    let here: usize = part.iter().map(|&i| ntp_targets(&data.sft[i])).sum();
+                    if all > 0 {
+                        ntp_share = here as f64 / all as f64;
+                    }
+                    (!part.is_empty()).then(|| {
+                        let rows: Vec<&EncodedRow> = part.iter().map(|&i| &data.sft[i]).collect();
+                        let (tokens, target_mask) = ntp_batch(&rows, data.pad_id);
+                        NtpBatch {
+                            tokens,
+                            target_mask,
+                        }
+                    })
+                } else {
+                    None
+                };
+                let share = if tokens_all > 0 {
+                    tokens_here as f64 / tokens_all as f64
+                } else {
+                    0.0
+                };
+                let shares = StepShares {
+                    tokens: share,
+                    ntp: ntp_share,
+                };
+                let (ga, gc, st) = ppo_gradients(
+                    &actor,
+                    &critic,
+                    mb.as_ref(),
+                    ntp.as_ref(),
+                    &step_cfg,
+                    shares,
+                    &device,
+                );
+                let extras = [
+                    st.policy_loss * share,
+                    st.value_loss * share,
+                    st.entropy * share,
+                    st.approx_kl * share,
+                    st.clipfrac * share,
+                    st.ratio * share,
+                    st.value_clipfrac * share,
+                    st.ntp_loss.unwrap_or(0.0) * ntp_share,
+                ]
+                .map(|x| x as f32);
+                lr_a = sched_a.lr(state.optimizer_steps);
+                let lr_c = sched_c.lr(state.optimizer_steps);
+                let (a, applied_a) = dp_apply(
+                    peer,
+                    actor,
+                    &mut actor_optim,
+                    ga,
+                    &extras,
+                    cfg.max_grad_norm,
+                    lr_a,
+                    "PPO actor gradient all-reduce",
+                )
+                .map_err(|e| at_step(e, iteration))?;
+                let (c, applied_c) = dp_apply(
+                    peer,
+                    critic,
+                    &mut critic_optim,
+                    gc,
+                    &[],
+                    cfg.max_grad_norm,
+                    lr_c,
+                    "PPO critic gradient all-reduce",
+                )
+                .map_err(|e| at_step(e, iteration))?;
+                actor = a;
+                critic = c;
+                state.optimizer_steps += 1;
+                let x = |i: usize| applied_a.extras[i] as f64;
+                let st = StepStats {
+                    policy_loss: x(0),
+                    value_loss: x(1),
+                    ntp_loss: (cfg.ntp_coef > 0.0).then(|| x(7)),
+                    entropy: x(2),
+                    approx_kl: x(3),
+                    clipfrac: x(4),
+                    value_clipfrac: x(6),
+                    ratio: x(5),
+                    grad_norm_policy: applied_a.grad_norm,
+                    grad_norm_value: applied_c.grad_norm,
+                    forward_backward_s: st.forward_backward_s,
+                    optimizer_s: st.optimizer_s,
+                };
+                let finite = [
+                    st.policy_loss,
+                    st.value_loss,
+                    st.grad_norm_policy,
+                    st.grad_norm_value,
+                ]
+                .iter()
+                .chain(st.ntp_loss.as_ref())
+                .all(|x| x.is_finite());
+                if !finite {
+                    return Err(PpoError::NonFinite {
+                        what: "loss or gradient",
+                        step: iteration,
+                    }
+                    .into());
+                }
+                steps.push(st);
+            }
+        }
+        let time_update = t_update.elapsed().as_secs_f64();
+
+        let mean_kl = mean(kl_sum_g.iter().copied());
+        state.kl.update(mean_kl, bp);
+        state.step += 1;
+        let step = state.step;
+        if step % cfg.logging_steps == 0 || step == cfg.total_steps {
+            let avg = |f: fn(&StepStats) -> f64| mean(steps.iter().map(f));
+            let shaped = mean(seq.iter().copied());
+            let non_score = mean(non_score_g.iter().copied());
+            let penalised = apply_eos_penalty(&scores_g, &finished_g, cfg.missing_eos_penalty);
+            let log = PpoLog {
+                step,
+                episode: step * bp,
+                epoch: state.prompts.epoch as f64 + state.prompts.cursor as f64 / n as f64,
+                kl: mean_kl,
+                entropy: mean(entropy_g.iter().copied()),
+                non_score_reward: non_score,
+                rlhf_reward: shaped + non_score,
+                scores: mean(penalised.iter().copied()),
+                reference_scores: batch_refs.as_ref().map(|(s, f)| {
+                    mean(apply_eos_penalty(s, f, cfg.missing_eos_penalty).into_iter())
+                }),
+                shaped_scores: shaped,
+                kl_coef,
+                approxkl_avg: avg(|s| s.approx_kl),
+                clipfrac_avg: avg(|s| s.clipfrac),
+                entropy_avg: avg(|s| s.entropy),
+                policy_loss_avg: avg(|s| s.policy_loss),
+                value_loss_avg: avg(|s| s.value_loss),
+                ntp_loss_avg: (cfg.ntp_coef > 0.0)
+                    .then(|| mean(steps.iter().filter_map(|s| s.ntp_loss))),
+                ratio: avg(|s| s.ratio),
+                value_clipfrac_avg: avg(|s| s.value_clipfrac),
+                num_eos_tokens: finished_g.iter().filter(|&&f| f).count(),
+                response_length: mean(lens_g.iter().map(|&l| l as f64)),
+                grad_norm_policy: avg(|s| s.grad_norm_policy),
+                grad_norm_value: avg(|s| s.grad_norm_value),
+                lr: lr_a,
+                time_rollout,
+                time_update,
+            };
+            if rank.is_main() {
+                tracing::info!(
+                    step,
+                    reward = log.shaped_scores,
+                    score = log.scores,
+                    kl = log.kl,
+                    clipfrac = log.clipfrac_avg,
+                    "ppo"
+                );
+                append_log(&metrics_path, &log)?;
+            }
+            state.history.push(log);
+        }
+        let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == cfg.total_steps;
+        if save_due {
+            if rank.is_main() {
+                checkpoint = Some(save(&actor, &critic, &actor_optim, &critic_optim, &state)?);
+            }
+            last_saved = Some(step);
+        }
+    }
+    if rank.is_main() && !state.history.is_empty() {
+        let svg = reward_kl_svg(
+            "PPO: reward and KL",
+            &[rlhf_policy_ppo::PlotRun::from_logs(
+                "this run",
+                &state.history,
+            )],
+        )?;
+        rlhf_core::io::write_atomic(&run_dir.join("reward_kl.svg"), svg.as_bytes())?;
+    }
+    Ok(PpoDpOutcome {
+        outcome: PpoOutcome {
+            actor,
+            critic,
+            status,
+            step: state.step,
+            total_steps: cfg.total_steps,
+            resumed_from,
+            history: state.history,
+            n_prompts: n,
+            checkpoint,
+        },
+        kl: state.kl,
+        rank,
+    })
+}
+
+/// This node's part of a data-parallel PPO run: one replica per device of `devices` (see
+/// [`crate::replica_devices`]), each with the four models built by `init` on its device and
+/// trained by [`train_ppo_dp`], launched with [`launch`]. What `rlhf train-ppo
+/// --devices/--nodes` runs: a drop-in for `rlhf_policy_ppo::train` whose `outcome` is local
+/// replica 0's (`checkpoint` set on global rank 0 only).
+///
+/// # Errors
+/// As [`launch`] and [`train_ppo_dp`]; `init`'s errors are [`DistError::Init`].
+pub fn train_ppo_on_node<B, F>(
+    dist: &crate::DistConfig,
+    devices: &[B::Device],
+    init: F,
+    data: &PpoData,
+    decode: &(dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> + Sync),
+    cfg: &PpoConfig,
+    opts: &TrainOptions,
+) -> Result<PpoDpOutcome<B>>
+where
+    B: AutodiffBackend,
+    F: Fn(&B::Device) -> std::result::Result<PpoModels<B>, String> + Sync,
+{
+    let mut outs = launch::<B::InnerBackend, _, _>(dist, devices, |peer| {
+        let models = init(peer.device()).map_err(|message| DistError::Init {
+            rank: peer.rank().rank,
+            message,
+        })?;
+        let out = train_ppo_dp(peer, models, data, decode, cfg, opts)?;
+        // Only local replica 0's models leave the node; the others are identical.
+        Ok((out.rank.local == 0).then_some(out))
+    })?;
+    Ok(outs
+        .iter_mut()
+        .find_map(Option::take)
+        .expect("local replica 0 returns its outcome"))
+}

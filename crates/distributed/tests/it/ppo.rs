@@ -1,0 +1,330 @@
+//! Data-parallel PPO (`train_ppo_dp`): two in-process CPU replicas stay identical (parameters
+//! and KL coefficient), follow the single-process `rlhf_policy_ppo::train` within float error,
+//! build the same reference-reward cache, and a stopped and resumed run ends where an
+//! uninterrupted one ends.
+//!
+//! Rollout sampling is seeded per prompt (each prompt samples from the random stream of its
+//! position in the iteration's whole batch, `rlhf_core::generate::generate_rows`), so two
+//! replicas generating half the batch each draw exactly what one process draws for the whole
+//! batch, and the comparison is of whole runs: rollouts, reference cache, rewards, KL
+//! controller, whitened advantages, NTP term and every optimizer step.
+
+use std::path::Path;
+use std::time::Duration;
+
+use burn::module::AutodiffModule;
+use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
+use rlhf_core::tokenizer::Message;
+use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
+use rlhf_distributed::{DistConfig, PpoDpOutcome, launch, train_ppo_dp, train_ppo_on_node};
+use rlhf_policy_ppo::{
+    AdaptiveKl, FnScorer, PpoConfig, PpoData, PpoModels, Prompt, ReferenceCache, SftExample,
+    decode, encode_prompts, encode_sft, train,
+};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions, TrainStatus};
+
+use crate::common::{flat_params, max_abs_diff};
+
+fn dec(ids: &[u32]) -> rlhf_policy_ppo::Result<String> {
+    decode(&TextEncoder::Bytes, ids)
+}
+
+const TOPICS: &[&str] = &["fruit", "rain", "trains", "cats", "tea", "snow", "maps"];
+
+/// 7 prompts of different lengths (uneven reference-cache batches over 2 ranks) and 5 SFT
+/// rows of different lengths (an NTP batch of 3 rows splits 1 + 2).
+fn data() -> PpoData {
+    let prompts: Vec<Prompt> = (0..7)
+        .map(|i| Prompt {
+            id: format!("p{i}"),
+            messages: vec![Message::user(format!(
+                "tell me about {}{}",
+                TOPICS[i % TOPICS.len()],
+                "!".repeat(i % 3)
+            ))],
+        })
+        .collect();
+    let sft: Vec<SftExample> = (0..5)
+        .map(|i| SftExample {
+            prompt: vec![Message::user(format!("who are you {i}"))],
+            response: format!("I am ChatGLM{}.", "!".repeat(i)),
+        })
+        .collect();
+    PpoData {
+        prompts: encode_prompts(&TextEncoder::Bytes, &prompts, 64).unwrap(),
+        sft: encode_sft(&TextEncoder::Bytes, &sft, 64).unwrap(),
+        pad_id: 0,
+        eos_ids: vec![2],
+    }
+}
+
+/// A known reward: the fraction of response bytes that are lower-case letters.
+fn letters() -> FnScorer {
+    FnScorer::new("letters", |_, r| {
+        let n = r
+            .iter()
+            .filter(|&&t| (b'a' as u32 + 3..=b'z' as u32 + 3).contains(&t))
+            .count();
+        n as f32 / r.len().max(1) as f32
+    })
+}
+
+fn models(device: &FlexDevice) -> PpoModels<CpuTrain> {
+    let cfg = ModelConfig::tiny_llama(BYTE_VOCAB);
+    let actor = CausalLm::<CpuTrain>::init(&cfg, 0.02, 1, device);
+    PpoModels {
+        reference: actor.valid(),
+        actor,
+        critic: ScalarModel::init(&cfg, 0.02, 2, device),
+        reward: Box::new(letters()),
+    }
+}
+
+/// 3 iterations of 4 prompts (2 per replica), minibatches of 2 rows (a replica holds 0, 1 or
+/// 2 of them), 2 PPO epochs, the NTP term on 3 SFT rows, adaptive KL, running reward
+/// normalisation, the reference baseline, advantage whitening and clipping: every place
+/// where the ranks must agree. A checkpoint every iteration.
+fn config() -> PpoConfig {
+    let mut c = PpoConfig {
+        total_steps: 3,
+        batch_prompts: 4,
+        mini_batch_size: 2,
+        ppo_epochs: 2,
+        max_new_tokens: 6,
+        learning_rate: 1e-3,
+        critic_learning_rate: 2e-3,
+        warmup_steps: 2,
+        min_lr_ratio: 0.5,
+        ntp_coef: 0.2,
+        ntp_batch_size: 3,
+        whiten_advantages: true,
+        max_grad_norm: Some(0.5),
+        save_steps: Some(1),
+        seed: 5,
+        ..PpoConfig::default()
+    };
+    c.reference.batch_prompts = 3;
+    c.kl.adaptive = Some(AdaptiveKl {
+        target: 0.5,
+        horizon: 20.0,
+    });
+    c.shaping.running_norm = true;
+    c
+}
+
+fn opts(dir: &Path) -> TrainOptions {
+    TrainOptions {
+        progress: false,
+        ..TrainOptions::new(dir)
+    }
+}
+
+fn two() -> DistConfig {
+    DistConfig::single().with_timeouts(Duration::from_secs(60), Duration::from_secs(60))
+}
+
+/// Both replicas' outcomes of a 2-replica run.
+fn run_two(dir: &Path, o: &TrainOptions) -> Vec<PpoDpOutcome<CpuTrain>> {
+    let d = data();
+    let cfg = config();
+    let o = TrainOptions {
+        run_dir: dir.to_path_buf(),
+        ..o.clone()
+    };
+    launch::<Flex, _, _>(&two(), &[FlexDevice, FlexDevice], |peer| {
+        train_ppo_dp(peer, models(peer.device()), &d, &dec, &cfg, &o)
+    })
+    .expect("two replicas")
+}
+
+#[test]
+fn two_replicas_stay_identical_and_match_one_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir2, dir1) = (tmp.path().join("two"), tmp.path().join("one"));
+    let outs = run_two(&dir2, &opts(&dir2));
+    assert_eq!(outs.len(), 2);
+    let (r0, r1) = (&outs[0], &outs[1]);
+    assert!(r0.rank.is_main() && !r1.rank.is_main());
+    assert_eq!(r0.outcome.status, TrainStatus::Finished);
+    assert_eq!(r0.outcome.step, 3);
+    // (a) Lockstep: bit-identical parameters, KL controller and metrics on both replicas.
+    let actor0 = flat_params(&r0.outcome.actor);
+    let critic0 = flat_params(&r0.outcome.critic);
+    assert_eq!(actor0, flat_params(&r1.outcome.actor), "actors diverged");
+    assert_eq!(critic0, flat_params(&r1.outcome.critic), "critics diverged");
+    assert_eq!(r0.kl, r1.kl, "KL controllers diverged");
+    assert_ne!(
+        r0.kl.coef,
+        config().kl.coef,
+        "the adaptive controller moved"
+    );
+    let untimed = |h: &[rlhf_policy_ppo::PpoLog]| -> Vec<rlhf_policy_ppo::PpoLog> {
+        h.iter()
+            .map(|l| rlhf_policy_ppo::PpoLog {
+                time_rollout: 0.0,
+                time_update: 0.0,
+                ..l.clone()
+            })
+            .collect()
+    };
+    assert_eq!(untimed(&r0.outcome.history), untimed(&r1.outcome.history));
+    assert!(r0.outcome.checkpoint.is_some() && r1.outcome.checkpoint.is_none());
+
+    // (b) The single-process loop on the same config and data.
+    let one = train(
+        models(&FlexDevice),
+        &data(),
+        &dec,
+        &config(),
+        &opts(&dir1),
+        &FlexDevice,
+    )
+    .expect("one process");
+    let da = max_abs_diff(&actor0, &flat_params(&one.actor));
+    let dc = max_abs_diff(&critic0, &flat_params(&one.critic));
+    let (h2, h1) = (&r0.outcome.history, &one.history);
+    assert_eq!(h2.len(), h1.len());
+    let mut dm = 0.0f64;
+    for (x, y) in h2.iter().zip(h1) {
+        // The same responses were sampled: same scores, EOS counts and lengths.
+        assert_eq!(x.scores, y.scores, "step {}", x.step);
+        assert_eq!(x.num_eos_tokens, y.num_eos_tokens);
+        assert_eq!(x.response_length, y.response_length);
+        for (a, b) in [
+            (x.kl, y.kl),
+            (x.kl_coef, y.kl_coef),
+            (x.policy_loss_avg, y.policy_loss_avg),
+            (x.value_loss_avg, y.value_loss_avg),
+            (x.ntp_loss_avg.unwrap(), y.ntp_loss_avg.unwrap()),
+            (x.clipfrac_avg, y.clipfrac_avg),
+            (x.entropy_avg, y.entropy_avg),
+            (x.grad_norm_policy, y.grad_norm_policy),
+            (x.grad_norm_value, y.grad_norm_value),
+            (x.shaped_scores, y.shaped_scores),
+        ] {
+            dm = dm.max((a - b).abs() / b.abs().max(1.0));
+        }
+    }
+    let kl1 = rlhf_reward::read_state::<rlhf_policy_ppo::PpoState>(
+        &rlhf_reward::latest_checkpoint(&dir1).unwrap().unwrap(),
+    )
+    .unwrap()
+    .kl;
+    eprintln!(
+        "PPO, 2 replicas vs 1 process after 3 iterations (12 optimizer steps): max |Δθ| actor \
+         {da:e}, critic {dc:e}; metrics {dm:e}; β {} vs {}",
+        r0.kl.coef, kl1.coef
+    );
+    assert!(da < 2e-5 && dc < 2e-5, "actor {da}, critic {dc}");
+    assert!(dm < 1e-4, "metrics differ by {dm}");
+    assert!((r0.kl.coef - kl1.coef).abs() < 1e-9);
+
+    // A world of one (no collective) is the single-process loop too.
+    let dir_solo = tmp.path().join("solo");
+    let solo = train_ppo_on_node::<CpuTrain, _>(
+        &DistConfig::single(),
+        &[FlexDevice],
+        |dev| Ok(models(dev)),
+        &data(),
+        &dec,
+        &config(),
+        &opts(&dir_solo),
+    )
+    .expect("one replica");
+    let ds = max_abs_diff(&flat_params(&solo.outcome.actor), &flat_params(&one.actor));
+    eprintln!("PPO, 1 replica vs 1 process: max |Δθ| actor {ds:e}");
+    assert!(ds < 2e-5, "one replica vs one process: {ds}");
+    assert_eq!(solo.kl.coef, kl1.coef);
+
+    // The reference-reward cache built by two replicas is the one-process cache.
+    let c2 = ReferenceCache::read(&dir2.join("reference_rewards.parquet")).unwrap();
+    let c1 = ReferenceCache::read(&dir1.join("reference_rewards.parquet")).unwrap();
+    assert_eq!(c2, c1);
+    // Rank 0 alone wrote the run directory.
+    assert_eq!(
+        std::fs::read_to_string(dir2.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    assert!(dir2.join("reward_kl.svg").is_file());
+}
+
+#[test]
+fn stopped_and_resumed_run_equals_uninterrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (straight_dir, resumed_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    let straight = run_two(&straight_dir, &opts(&straight_dir));
+
+    let first = run_two(
+        &resumed_dir,
+        &TrainOptions {
+            stop_after: Some(1),
+            ..opts(&resumed_dir)
+        },
+    );
+    assert_eq!(first[0].outcome.status, TrainStatus::Stopped);
+    assert_eq!(first[0].outcome.step, 1);
+
+    // Resume through the node wrapper (fresh models: everything comes from the checkpoint,
+    // the reference cache is read back on both replicas).
+    let cfg = config();
+    let d = data();
+    let node = train_ppo_on_node::<CpuTrain, _>(
+        &two(),
+        &[FlexDevice, FlexDevice],
+        |dev| Ok(models(dev)),
+        &d,
+        &dec,
+        &cfg,
+        &opts(&resumed_dir),
+    )
+    .expect("resumed");
+    assert!(node.rank.is_main());
+    let o = &node.outcome;
+    assert_eq!(o.resumed_from, Some(1));
+    assert_eq!((o.status, o.step), (TrainStatus::Finished, 3));
+    let s = &straight[0];
+    let da = max_abs_diff(&flat_params(&s.outcome.actor), &flat_params(&o.actor));
+    let dc = max_abs_diff(&flat_params(&s.outcome.critic), &flat_params(&o.critic));
+    eprintln!(
+        "PPO 2 replicas, stopped after 1 and resumed vs straight: actor {da:e}, critic {dc:e}"
+    );
+    assert!(da < 1e-6 && dc < 1e-6, "actor {da}, critic {dc}");
+    assert_eq!(node.kl, s.kl);
+    assert_eq!(o.history.len(), s.outcome.history.len());
+    for (x, y) in o.history.iter().zip(&s.outcome.history) {
+        assert_eq!(x.scores, y.scores, "step {}", x.step);
+        assert_eq!(x.kl_coef, y.kl_coef);
+        assert!((x.kl - y.kl).abs() < 1e-6);
+    }
+
+    // The checkpoint does not depend on the world size: stopped on two replicas, resumed on
+    // one, the run ends where the two-replica run ends (within float error).
+    let other_dir = tmp.path().join("c");
+    run_two(
+        &other_dir,
+        &TrainOptions {
+            stop_after: Some(1),
+            ..opts(&other_dir)
+        },
+    );
+    let one = train_ppo_on_node::<CpuTrain, _>(
+        &DistConfig::single(),
+        &[FlexDevice],
+        |dev| Ok(models(dev)),
+        &d,
+        &dec,
+        &cfg,
+        &opts(&other_dir),
+    )
+    .expect("resumed on one replica");
+    assert_eq!(one.outcome.resumed_from, Some(1));
+    let d1 = max_abs_diff(
+        &flat_params(&s.outcome.actor),
+        &flat_params(&one.outcome.actor),
+    );
+    eprintln!("PPO stopped on 2 replicas, resumed on 1 vs straight on 2: actor {d1:e}");
+    assert!(d1 < 2e-5, "actor {d1}");
+}
