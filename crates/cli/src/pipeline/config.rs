@@ -22,8 +22,8 @@ pub(crate) struct RunSection {
     pub id: Option<String>,
     /// cpu, cuda or cuda:N.
     pub device: String,
-    /// Data parallel over these devices (e.g. `["cuda:0", "cuda:1"]`) for the reward-model
-    /// and DPO stages; empty or one device = no data parallelism. Same kind as `device`.
+    /// Data parallel over these devices (e.g. `["cuda:0", "cuda:1"]`) for the reward-model,
+    /// PPO and DPO stages; empty or one device = no data parallelism. Same kind as `device`.
     pub devices: Vec<String>,
     /// Seed of every stage that samples.
     pub seed: u64,

@@ -43,8 +43,8 @@ pub(crate) struct PipelineArgs {
     /// Override `[run].device` (cpu, cuda, cuda:N).
     #[arg(long)]
     device: Option<String>,
-    /// Override `[run].devices`: data parallel over these devices in the reward-model and DPO
-    /// stages (e.g. cuda:0,cuda:1).
+    /// Override `[run].devices`: data parallel over these devices in the reward-model, PPO and
+    /// DPO stages (e.g. cuda:0,cuda:1).
     #[arg(long, value_delimiter = ',')]
     devices: Option<Vec<String>>,
     /// Override `[run].runs_dir`.
@@ -551,13 +551,17 @@ fn ppo_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
     let obj = ppo_object(ctx, name)?;
     let path = ctx.dir(&format!("{name}.json"));
     rlhf_core::io::write_atomic(&path, serde_json::to_string_pretty(&obj)?.as_bytes())?;
-    ctx.rlhf(&[
+    let mut args: Vec<String> = vec![
         "train-ppo".into(),
         "--config".into(),
         s(&path),
         "--device".into(),
         ctx.cfg.run.device.clone(),
-    ])
+    ];
+    if ctx.cfg.run.devices.len() > 1 {
+        args.extend(["--devices".into(), ctx.cfg.run.devices.join(",")]);
+    }
+    ctx.rlhf(&args)
 }
 
 /// Checks the `[ppo]` table against the PPO config type (with placeholder paths).

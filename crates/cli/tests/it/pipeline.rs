@@ -328,7 +328,7 @@ fn data_parallel_stages_give_the_single_device_models() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = micro(tmp.path());
     let c = cfg.to_str().unwrap();
-    let stages = "data,tokenizer,sft,rm,dpo_pairs,dpo";
+    let stages = "data,tokenizer,sft,rm,ppo,dpo_pairs,dpo";
     ok(&pipeline(
         &["--config", c, "--stages", stages, "--run-id", "one"],
         &[],
@@ -360,7 +360,7 @@ fn data_parallel_stages_give_the_single_device_models() {
         !worlds.is_empty() && worlds.iter().all(|w| w.contains("\"world\": 2")),
         "{worlds:?}"
     );
-    for m in ["rm", "dpo"] {
+    for m in ["rm", "ppo", "dpo"] {
         let f = |run: &str| f32s(&runs.join(run).join(m).join("final/model.safetensors"));
         let (a, b) = (f("one"), f("two"));
         let d = a
