@@ -17,23 +17,23 @@
 //! - LoRA and bf16 mixed precision work as in the single-process loop (frozen base weights
 //!   stay out of the gradient all-reduce).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::CausalLm;
 use rlhf_policy_dpo::{
     BatchRef, DpoError, DpoExample, DpoOutcome, DpoState, DpoTrainConfig, LogEntry, PairStats,
-    ReferenceLogps, ReferenceMode, Window, append_metrics, cached_fingerprint, collate_examples,
-    compute_reference, encode_examples, eval_log, evaluate_pairs, examples_fingerprint,
-    model_fingerprint, read_reference_cache, write_metrics, write_reference_cache,
+    ReferenceLogps, ReferenceMode, Window, append_metrics, attach_lora, check_vocab,
+    collate_examples, compute_reference, encode_examples, eval_log, evaluate_pairs,
+    examples_fingerprint, read_reference_cache, restore_policy, run_fingerprint,
+    save_dpo_checkpoint, write_metrics, write_reference_cache,
 };
 use rlhf_reward::{
     CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
-    TrainStatus, config_diff, epoch_permutation, load_module_record, load_optimizer_record,
-    read_state, save_checkpoint_with, save_module_record, save_optimizer_record,
+    TrainStatus, config_diff, epoch_permutation, load_optimizer_record, read_state,
 };
 
 use crate::collective::Peer;
@@ -172,27 +172,6 @@ fn evaluate_dp<B: AutodiffBackend>(
     Ok((total / n.max(1) as f64, stats))
 }
 
-fn save<B, O>(run_dir: &Path, policy: &CausalLm<B>, optim: &O, state: &DpoState) -> Result<PathBuf>
-where
-    B: AutodiffBackend,
-    O: Optimizer<CausalLm<B>, B>,
-{
-    Ok(save_checkpoint_with(
-        run_dir,
-        state.step,
-        state,
-        state.config.save_total_limit,
-        |dir| {
-            if policy.trunk.has_lora() {
-                save_module_record(&policy.trunk.lora_adapters(), dir, "adapters")?;
-            } else {
-                save_module_record(policy, dir, "model")?;
-            }
-            save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
-        },
-    )?)
-}
-
 /// What [`train_dpo_dp`] returns on every rank.
 #[derive(Debug)]
 pub struct DpoDpOutcome<B: AutodiffBackend> {
@@ -253,20 +232,8 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
     let pad = collator.encoder.pad_id();
     let mut examples = encode_examples(collator, train_pairs)?;
     let eval_examples = encode_examples(collator, eval_pairs)?;
-    for (set, what) in [(&examples, "training"), (&eval_examples, "held-out")] {
-        if let Some((p, id)) = set.iter().find_map(|e| {
-            e.chosen
-                .iter()
-                .chain(&e.rejected)
-                .find(|&&i| i as usize >= vocab)
-                .map(|&id| (e.index, id))
-        }) {
-            return Err(DpoError::Data(format!(
-                "{what} pair #{p}: token id {id} is outside the model's vocabulary of {vocab}"
-            ))
-            .into());
-        }
-    }
+    check_vocab(&examples, vocab, "training")?;
+    check_vocab(&eval_examples, vocab, "held-out")?;
     examples.retain(|e| e.weight > 0.0);
     if examples.is_empty() {
         return Err(DpoError::Data("no training pair has a positive weight".into()).into());
@@ -274,30 +241,13 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
     let n = examples.len();
 
     let needs_ref = cfg.loss.loss_type.needs_reference();
-    let ref_print = match (&reference, needs_ref) {
-        (Some(r), true) => format!("{:016x}", model_fingerprint::<B::InnerBackend, _>(r)),
-        (None, true) => {
-            let path = run_dir.join("reference_logps.parquet");
-            cached_fingerprint(&path)?
-                .and_then(|f| {
-                    f.strip_prefix("ref-")
-                        .and_then(|r| r.split('-').next())
-                        .map(str::to_string)
-                })
-                .ok_or_else(|| {
-                    DpoError::Config(format!(
-                        "no reference model given and no reference cache at {}",
-                        path.display()
-                    ))
-                })?
-        }
-        _ => "none".to_string(),
-    };
-    let print = format!(
-        "ref-{ref_print}-train-{:016x}-eval-{:016x}",
-        examples_fingerprint(&examples),
-        examples_fingerprint(&eval_examples)
-    );
+    let print = run_fingerprint(
+        reference.as_ref(),
+        needs_ref,
+        &examples,
+        &eval_examples,
+        run_dir,
+    )?;
     let zeros = |k: usize| ReferenceLogps {
         chosen: vec![0.0; k],
         rejected: vec![0.0; k],
@@ -345,14 +295,7 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, CausalLm<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut policy = policy;
-    let base_print = cfg
-        .lora
-        .as_ref()
-        .map(|_| format!("{:016x}", model_fingerprint::<B, _>(&policy)));
-    if let Some(l) = &cfg.lora {
-        policy = policy.with_lora(l, cfg.seed, &device).freeze_base();
-    }
+    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, &device);
     let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
@@ -374,23 +317,7 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
                     st.n_train, st.fingerprint
                 )));
             }
-            if st.base_fingerprint != base_print {
-                return Err(mismatch(format!(
-                    "the LoRA base model differs (fingerprint {:?}, checkpoint: {:?})",
-                    base_print, st.base_fingerprint
-                )));
-            }
-            policy = if cfg.lora.is_some() {
-                let adapters =
-                    load_module_record(policy.trunk.lora_adapters(), &dir, "adapters", &device)?;
-                CausalLm {
-                    trunk: policy.trunk.set_lora_adapters(adapters),
-                    lm_head: policy.lm_head,
-                }
-                .freeze_base()
-            } else {
-                load_module_record(policy, &dir, "model", &device)?
-            };
+            policy = restore_policy(policy, &dir, &st, &base_print, &device)?;
             optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", &device)?;
             if rank.is_main() {
                 write_metrics(&metrics_path, &st.history)?;
@@ -450,7 +377,7 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
     while state.step < total {
         if stop_agreed || opts.stop_after.is_some_and(|s| state.step >= s) {
             if rank.is_main() && last_saved != Some(state.step) {
-                checkpoint = Some(save(run_dir, &policy, &optim, &state)?);
+                checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
             }
             tracing::info!(rank = rank.rank, step = state.step, "stopped");
             status = TrainStatus::Stopped;
@@ -557,7 +484,7 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
         let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == total;
         if save_due {
             if rank.is_main() {
-                checkpoint = Some(save(run_dir, &policy, &optim, &state)?);
+                checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
             }
             last_saved = Some(step);
         }

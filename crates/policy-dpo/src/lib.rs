@@ -42,4 +42,7 @@ pub use reference::{
     FINGERPRINT_KEY, ReferenceLogps, cached_fingerprint, compute_reference, examples_fingerprint,
     model_fingerprint, read_reference_cache, write_reference_cache,
 };
-pub use train::{BatchRef, DpoOutcome, DpoState, DpoStepStats, dpo_step, evaluate_pairs, train};
+pub use train::{
+    BatchRef, DpoOutcome, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
+    evaluate_pairs, restore_policy, run_fingerprint, save_dpo_checkpoint, train,
+};

@@ -222,7 +222,17 @@ pub struct DpoOutcome<B: AutodiffBackend> {
     pub checkpoint: Option<PathBuf>,
 }
 
-fn save<B, O>(run_dir: &Path, policy: &CausalLm<B>, optim: &O, state: &DpoState) -> Result<PathBuf>
+/// Writes a checkpoint of the run in `run_dir` (`state.json`, the model record or, with LoRA,
+/// the adapters alone, and the optimizer record), keeping `save_total_limit` of them.
+///
+/// # Errors
+/// IO and record errors.
+pub fn save_dpo_checkpoint<B, O>(
+    run_dir: &Path,
+    policy: &CausalLm<B>,
+    optim: &O,
+    state: &DpoState,
+) -> Result<PathBuf>
 where
     B: AutodiffBackend,
     O: Optimizer<CausalLm<B>, B>,
@@ -245,7 +255,12 @@ where
     )?)
 }
 
-fn check_vocab(examples: &[DpoExample], vocab: usize, what: &str) -> Result<()> {
+/// Checks every token id of `examples` is inside the vocabulary; the error names the `what`
+/// set and the pair.
+///
+/// # Errors
+/// [`DpoError::Data`].
+pub fn check_vocab(examples: &[DpoExample], vocab: usize, what: &str) -> Result<()> {
     for e in examples {
         if let Some(&id) = e
             .chosen
@@ -260,6 +275,105 @@ fn check_vocab(examples: &[DpoExample], vocab: usize, what: &str) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// The fingerprint a run's reference caches and checkpoints carry: the reference model's
+/// parameters (or, without a model, those recorded in the run dir's cache) and the encoded
+/// training and held-out pairs.
+///
+/// # Errors
+/// [`DpoError::Config`] when the loss needs a reference and there is neither a model nor a
+/// cache; cache read errors.
+pub fn run_fingerprint<B: Backend>(
+    reference: Option<&CausalLm<B>>,
+    needs_ref: bool,
+    examples: &[DpoExample],
+    eval_examples: &[DpoExample],
+    run_dir: &Path,
+) -> Result<String> {
+    let ref_print = match (reference, needs_ref) {
+        (Some(r), true) => format!("{:016x}", model_fingerprint::<B, _>(r)),
+        // No model: the cache of a previous (interrupted) run of this dir stands in for it;
+        // the data part of its fingerprint is still checked against the checkpoint.
+        (None, true) => {
+            let path = run_dir.join("reference_logps.parquet");
+            cached_fingerprint(&path)?
+                .and_then(|f| {
+                    f.strip_prefix("ref-")
+                        .and_then(|r| r.split('-').next())
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| {
+                    DpoError::Config(format!(
+                        "no reference model given and no reference cache at {}",
+                        path.display()
+                    ))
+                })?
+        }
+        _ => "none".to_string(),
+    };
+    Ok(format!(
+        "ref-{ref_print}-train-{:016x}-eval-{:016x}",
+        examples_fingerprint(examples),
+        examples_fingerprint(eval_examples)
+    ))
+}
+
+/// With a LoRA config: fresh adapters on the frozen `policy` (seeded by `seed`) and the
+/// fingerprint of the base weights; without one, `policy` unchanged and `None`.
+pub fn attach_lora<B: AutodiffBackend>(
+    policy: CausalLm<B>,
+    lora: Option<&rlhf_core::LoraConfig>,
+    seed: u64,
+    device: &B::Device,
+) -> (CausalLm<B>, Option<String>) {
+    match lora {
+        None => (policy, None),
+        Some(l) => {
+            let print = format!("{:016x}", model_fingerprint::<B, _>(&policy));
+            let policy = policy.with_lora(l, seed, device).freeze_base();
+            tracing::info!(
+                trainable = policy.trunk.lora_num_params(),
+                r = l.r,
+                "LoRA adapters on a frozen policy"
+            );
+            (policy, Some(print))
+        }
+    }
+}
+
+/// Restores the policy of checkpoint `dir` onto `policy` (built as at the start of the run):
+/// the whole model record, or with LoRA the adapters (the base stays frozen), after checking
+/// the base fingerprint recorded in `state`.
+///
+/// # Errors
+/// [`DpoError::ResumeMismatch`] for another LoRA base; record errors.
+pub fn restore_policy<B: AutodiffBackend>(
+    policy: CausalLm<B>,
+    dir: &Path,
+    state: &DpoState,
+    base_print: &Option<String>,
+    device: &B::Device,
+) -> Result<CausalLm<B>> {
+    if &state.base_fingerprint != base_print {
+        return Err(DpoError::ResumeMismatch {
+            path: dir.to_path_buf(),
+            message: format!(
+                "the LoRA base model differs (fingerprint {:?}, checkpoint: {:?})",
+                base_print, state.base_fingerprint
+            ),
+        });
+    }
+    Ok(if policy.trunk.has_lora() {
+        let adapters = load_module_record(policy.trunk.lora_adapters(), dir, "adapters", device)?;
+        CausalLm {
+            trunk: policy.trunk.set_lora_adapters(adapters),
+            lm_head: policy.lm_head,
+        }
+        .freeze_base()
+    } else {
+        load_module_record(policy, dir, "model", device)?
+    })
 }
 
 /// Reference log-probs of `examples`: read from `path` when it holds a cache for the same
@@ -357,32 +471,13 @@ pub fn train<B: AutodiffBackend>(
 
     // Reference log-probs (none for SimPO).
     let needs_ref = cfg.loss.loss_type.needs_reference();
-    let ref_print = match (&reference, needs_ref) {
-        (Some(r), true) => format!("{:016x}", model_fingerprint::<B::InnerBackend, _>(r)),
-        // No model: the cache of a previous (interrupted) run of this dir stands in for it;
-        // the data part of its fingerprint is still checked below.
-        (None, true) => {
-            let path = run_dir.join("reference_logps.parquet");
-            cached_fingerprint(&path)?
-                .and_then(|f| {
-                    f.strip_prefix("ref-")
-                        .and_then(|r| r.split('-').next())
-                        .map(str::to_string)
-                })
-                .ok_or_else(|| {
-                    DpoError::Config(format!(
-                        "no reference model given and no reference cache at {}",
-                        path.display()
-                    ))
-                })?
-        }
-        _ => "none".to_string(),
-    };
-    let print = format!(
-        "ref-{ref_print}-train-{:016x}-eval-{:016x}",
-        examples_fingerprint(&examples),
-        examples_fingerprint(&eval_examples)
-    );
+    let print = run_fingerprint(
+        reference.as_ref(),
+        needs_ref,
+        &examples,
+        &eval_examples,
+        run_dir,
+    )?;
     let resident = cfg.reference == ReferenceMode::Resident && needs_ref;
     let (train_ref, eval_ref, resident_model) = if !needs_ref {
         let z = |k: usize| ReferenceLogps {
@@ -455,19 +550,7 @@ pub fn train<B: AutodiffBackend>(
         .with_weight_decay(cfg.weight_decay as f32)
         .init::<B, CausalLm<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
-    let mut policy = policy;
-    let base_print = cfg
-        .lora
-        .as_ref()
-        .map(|_| format!("{:016x}", model_fingerprint::<B, _>(&policy)));
-    if let Some(l) = &cfg.lora {
-        policy = policy.with_lora(l, cfg.seed, device).freeze_base();
-        tracing::info!(
-            trainable = policy.trunk.lora_num_params(),
-            r = l.r,
-            "LoRA adapters on a frozen policy"
-        );
-    }
+    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, device);
     let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
     let (mut state, resumed_from) = match ckpt {
         Some(dir) => {
@@ -486,23 +569,7 @@ pub fn train<B: AutodiffBackend>(
                     st.n_train, st.fingerprint
                 )));
             }
-            if st.base_fingerprint != base_print {
-                return Err(mismatch(format!(
-                    "the LoRA base model differs (fingerprint {:?}, checkpoint: {:?})",
-                    base_print, st.base_fingerprint
-                )));
-            }
-            policy = if cfg.lora.is_some() {
-                let adapters =
-                    load_module_record(policy.trunk.lora_adapters(), &dir, "adapters", device)?;
-                CausalLm {
-                    trunk: policy.trunk.set_lora_adapters(adapters),
-                    lm_head: policy.lm_head,
-                }
-                .freeze_base()
-            } else {
-                load_module_record(policy, &dir, "model", device)?
-            };
+            policy = restore_policy(policy, &dir, &st, &base_print, device)?;
             optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
             write_metrics(&metrics_path, &st.history)?;
             tracing::info!(step = st.step, dir = %dir.display(), "resuming");
@@ -558,7 +625,7 @@ pub fn train<B: AutodiffBackend>(
     while state.step < total {
         if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| state.step >= s) {
             if last_saved != Some(state.step) {
-                checkpoint = Some(save(run_dir, &policy, &optim, &state)?);
+                checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
             }
             tracing::info!(step = state.step, "stopped");
             status = TrainStatus::Stopped;
@@ -647,7 +714,7 @@ pub fn train<B: AutodiffBackend>(
         }
         let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == total;
         if save_due {
-            checkpoint = Some(save(run_dir, &policy, &optim, &state)?);
+            checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
             last_saved = Some(step);
         }
     }
