@@ -60,7 +60,7 @@ use crate::error::{DistError, Result};
 use crate::launch::launch;
 use crate::shard::shard_range;
 use crate::step::dp_apply;
-use crate::train::{agree, at_step, fnv1a, param_checksum, u64_chunks};
+use crate::train::{agree, at_step, param_checksum, u64_chunks};
 
 /// What [`train_ppo_dp`] returns on every rank, and [`train_ppo_on_node`] for the node.
 #[derive(Debug)]
@@ -401,8 +401,8 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     let n = prompts.len();
     let print = prompts_fingerprint(&prompts);
     let mut check = vec![n as f32];
-    check.extend(u64_chunks(fnv1a(print.as_bytes())));
-    check.extend(u64_chunks(fnv1a(ref_print.as_bytes())));
+    check.extend(u64_chunks(rlhf_reward::fnv1a(0, print.as_bytes())));
+    check.extend(u64_chunks(rlhf_reward::fnv1a(0, ref_print.as_bytes())));
     agree(
         peer,
         &check,

@@ -26,10 +26,10 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::ScalarModel;
 use rlhf_reward::{
-    DataRngState, EncodedPair, LogEntry, LrSchedule, PairCollator, PreferencePair,
-    RewardTrainConfig, TrainLog, TrainOptions, TrainOutcome, TrainStatus, append_metrics, collate,
-    epoch_permutation, load_module_record, load_optimizer_record, read_state, save_checkpoint_with,
-    save_module_record, save_optimizer_record, write_metrics,
+    CADENCE_FIELDS, DataRngState, EncodedPair, LogEntry, LrSchedule, PairCollator, PreferencePair,
+    RewardTrainConfig, TrainOptions, TrainOutcome, TrainStatus, Window, append_metrics, collate,
+    config_diff, epoch_permutation, load_module_record, load_optimizer_record, read_state,
+    save_checkpoint_with, save_module_record, save_optimizer_record, write_metrics,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,57 +39,6 @@ use crate::error::{DistError, Result};
 use crate::launch::launch;
 use crate::shard::{Reduction, plan_step};
 use crate::step::{Shard, dp_reward_step};
-
-/// Sums over the steps since the last log entry (the fields of `rlhf_reward::TrainLog`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-struct Window {
-    steps: usize,
-    loss: f64,
-    grad_norm: f64,
-    pairs: usize,
-    correct: usize,
-    sum_c: f64,
-    sum_r: f64,
-    sum_s: f64,
-    sum_s2: f64,
-}
-
-impl Window {
-    fn add_step(&mut self, loss: f64, grad_norm: f64, chosen: &[f32], rejected: &[f32]) {
-        self.steps += 1;
-        self.loss += loss;
-        self.grad_norm += grad_norm;
-        for (&c, &r) in chosen.iter().zip(rejected) {
-            let (c, r) = (c as f64, r as f64);
-            self.pairs += 1;
-            self.correct += usize::from(c > r);
-            self.sum_c += c;
-            self.sum_r += r;
-            self.sum_s += c + r;
-            self.sum_s2 += c * c + r * r;
-        }
-    }
-
-    fn finish(&mut self, step: usize, epoch: f64, lr: f64) -> TrainLog {
-        let w = std::mem::take(self);
-        let n = w.pairs.max(1) as f64;
-        let mean = w.sum_s / (2.0 * n);
-        let var = (w.sum_s2 / (2.0 * n) - mean * mean).max(0.0);
-        TrainLog {
-            step,
-            epoch,
-            loss: w.loss / w.steps.max(1) as f64,
-            accuracy: w.correct as f64 / n,
-            rewards_chosen: w.sum_c / n,
-            rewards_rejected: w.sum_r / n,
-            rewards_margins: (w.sum_c - w.sum_r) / n,
-            score_mean: mean,
-            score_std: var.sqrt(),
-            grad_norm: w.grad_norm / w.steps.max(1) as f64,
-            lr,
-        }
-    }
-}
 
 /// Everything besides the model and optimizer records that resuming a data-parallel run needs
 /// (`state.json` of its checkpoints).
@@ -138,41 +87,6 @@ pub struct DpOutcome<B: AutodiffBackend> {
     pub checkpoint: Option<PathBuf>,
     /// The length-balancing report, when the config balances.
     pub balance: Option<rlhf_reward::BalanceReport>,
-}
-
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
-fn fingerprint(pairs: &[EncodedPair]) -> u64 {
-    let mut bytes = Vec::new();
-    for p in pairs {
-        for row in [&p.chosen, &p.rejected] {
-            bytes.extend((row.len() as u64).to_le_bytes());
-            row.iter().for_each(|i| bytes.extend(i.to_le_bytes()));
-        }
-        bytes.extend(p.weight.to_bits().to_le_bytes());
-    }
-    fnv1a(&bytes)
-}
-
-/// The config fields that change the trajectory (not the logging/eval/save cadence).
-fn trajectory(cfg: &RewardTrainConfig) -> serde_json::Value {
-    let d = RewardTrainConfig::default();
-    let c = RewardTrainConfig {
-        logging_steps: d.logging_steps,
-        eval_steps: d.eval_steps,
-        eval_batch_pairs: d.eval_batch_pairs,
-        save_steps: d.save_steps,
-        save_total_limit: d.save_total_limit,
-        ..cfg.clone()
-    };
-    serde_json::to_value(c).expect("serialisable")
 }
 
 struct Checksum<B: Backend> {
@@ -272,18 +186,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
     let vocab = model.trunk.embed.weight.dims()[0];
     let pad = collator.encoder.pad_id();
     let enc = collator.encode_all(train_pairs)?;
-    if let Some((p, id)) = enc.iter().find_map(|p| {
-        p.chosen
-            .iter()
-            .chain(&p.rejected)
-            .find(|&&i| i as usize >= vocab)
-            .map(|&id| (p.index, id))
-    }) {
-        return Err(rlhf_reward::RewardError::Data(format!(
-            "training pair #{p}: token id {id} is outside the model's vocabulary of {vocab}"
-        ))
-        .into());
-    }
+    rlhf_reward::check_vocab(&enc, vocab, "training")?;
     // Balancing is seeded, so every rank keeps the same pairs; rank 0 writes the report.
     let (enc, balance) = rlhf_reward::prepare_train_set(
         enc,
@@ -293,7 +196,7 @@ pub fn train_reward_dp<B: AutodiffBackend>(
     )?;
     let n = enc.len();
     let total = cfg.total_steps(n);
-    let print = fingerprint(&enc);
+    let print = rlhf_reward::pairs_fingerprint(&enc);
     let loss_cfg = cfg.loss();
     let sched = LrSchedule {
         peak: cfg.learning_rate,
@@ -321,8 +224,9 @@ pub fn train_reward_dp<B: AutodiffBackend>(
                 }
                 .into()
             };
-            if trajectory(&st.config) != trajectory(cfg) {
-                return Err(mismatch("the config's trajectory fields differ".into()));
+            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
+            if !diff.is_empty() {
+                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
             }
             if st.data_fingerprint != format!("{print:016x}") || st.n_train != n {
                 return Err(mismatch(format!(

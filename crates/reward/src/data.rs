@@ -207,8 +207,9 @@ pub fn write_pairs_jsonl(path: &Path, pairs: &[PreferencePair]) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a, 64 bit: stable across Rust versions and platforms (unlike `DefaultHasher`).
-pub(crate) fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bit, with a seed mixed into the offset basis: stable across Rust versions and
+/// platforms (unlike `DefaultHasher`).
+pub fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     for &b in bytes {
         h ^= b as u64;

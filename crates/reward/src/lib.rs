@@ -71,7 +71,7 @@ pub use clip::{clip_grad_norm, global_grad_norm};
 pub use config::RewardTrainConfig;
 pub use data::{
     BYTE_VOCAB, EncodedPair, EncodedRow, PairBatch, PairCollator, PreferencePair, TextEncoder,
-    collate, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
+    collate, fnv1a, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
     write_pairs_jsonl,
 };
 pub use error::{Result, RewardError};
@@ -82,7 +82,7 @@ pub use eval::{
 pub use export::export_hf;
 pub use loss::{LossConfig, RewardLoss, per_pair_loss, ranking_loss, reward_loss, score_penalty};
 pub use metrics::{
-    EvalLog, LogEntry, TrainLog, append_jsonl, append_metrics, read_jsonl, read_metrics,
+    EvalLog, LogEntry, TrainLog, Window, append_jsonl, append_metrics, read_jsonl, read_metrics,
     write_jsonl, write_metrics,
 };
 pub use plot::{ScoreGroup, score_distribution_svg};
@@ -91,6 +91,6 @@ pub use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport, LengthUnit};
 pub use schedule::LrSchedule;
 pub use score::{batch_scores, score_encoded, score_replies};
 pub use train::{
-    CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, config_diff,
-    epoch_permutation, prepare_train_set, progress_bar, train, train_step,
+    CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, check_vocab, config_diff,
+    epoch_permutation, pairs_fingerprint, prepare_train_set, progress_bar, train, train_step,
 };

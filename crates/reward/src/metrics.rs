@@ -85,7 +85,7 @@ pub enum LogEntry {
 /// Sums over the optimizer steps since the last log entry (saved in checkpoints, so a resumed
 /// run logs the same numbers as an uninterrupted one).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct Window {
+pub struct Window {
     steps: usize,
     loss: f64,
     grad_norm: f64,
@@ -113,7 +113,8 @@ pub(crate) fn mean_std(xs: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 impl Window {
-    pub(crate) fn add_step(&mut self, loss: f64, grad_norm: f64, chosen: &[f32], rejected: &[f32]) {
+    /// Adds one optimizer step's loss, gradient norm and per-pair scores.
+    pub fn add_step(&mut self, loss: f64, grad_norm: f64, chosen: &[f32], rejected: &[f32]) {
         self.steps += 1;
         self.loss += loss;
         self.grad_norm += grad_norm;
@@ -128,7 +129,8 @@ impl Window {
         }
     }
 
-    pub(crate) fn finish(&mut self, step: usize, epoch: f64, lr: f64) -> TrainLog {
+    /// The log entry of the steps since the last one; empties the window.
+    pub fn finish(&mut self, step: usize, epoch: f64, lr: f64) -> TrainLog {
         let w = std::mem::take(self);
         let n = w.pairs.max(1) as f64;
         let mean = w.sum_s / (2.0 * n);

@@ -182,7 +182,12 @@ pub fn epoch_permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     perm
 }
 
-fn check_vocab(pairs: &[EncodedPair], vocab: usize, what: &str) -> Result<()> {
+/// Checks every token id of `pairs` is inside the vocabulary; the error names the `what` set
+/// and the pair.
+///
+/// # Errors
+/// [`RewardError::Data`].
+pub fn check_vocab(pairs: &[EncodedPair], vocab: usize, what: &str) -> Result<()> {
     for p in pairs {
         if let Some(&id) = p
             .chosen
@@ -199,7 +204,9 @@ fn check_vocab(pairs: &[EncodedPair], vocab: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn fingerprint(pairs: &[EncodedPair]) -> String {
+/// FNV-1a of the encoded pairs (ids, weights, lengths): what checkpoints record so a resume
+/// on other data is refused.
+pub fn pairs_fingerprint(pairs: &[EncodedPair]) -> u64 {
     let mut bytes = Vec::new();
     for p in pairs {
         for row in [&p.chosen, &p.rejected] {
@@ -210,7 +217,7 @@ fn fingerprint(pairs: &[EncodedPair]) -> String {
         bytes.extend((p.chosen_len as u64).to_le_bytes());
         bytes.extend((p.rejected_len as u64).to_le_bytes());
     }
-    format!("{:016x}", fnv1a(0, &bytes))
+    fnv1a(0, &bytes)
 }
 
 /// Cadence fields every trainer's config has: changing them does not change the trajectory.
@@ -387,7 +394,7 @@ pub fn train<B: AutodiffBackend>(
     let (enc, balance) = prepare_train_set(enc, train_pairs, cfg, Some(run_dir))?;
     let n = enc.len();
     let total = cfg.total_steps(n);
-    let print = fingerprint(&enc);
+    let print = format!("{:016x}", pairs_fingerprint(&enc));
     let loss_cfg = cfg.loss();
     let sched = LrSchedule {
         peak: cfg.learning_rate,
