@@ -60,6 +60,7 @@ enum Command {
 }
 
 fn main() {
+    rlhf_core::backend::tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -71,6 +71,23 @@ impl DeviceSpec {
     }
 }
 
+/// Keeps freed tensor buffers in the process instead of returning them to the OS.
+///
+/// glibc's `malloc` serves large blocks (tensors of a few MiB) with `mmap` and unmaps them on
+/// `free`, so every training step page-faults its activations back in: about 10 % of a CPU
+/// reward step went to page faults and page clearing. This raises the `mmap` threshold to
+/// glibc's maximum (32 MiB) and the trim threshold to 1 GiB, so buffers are reused from the
+/// heap. Call once, early in `main`; a no-op on targets other than Linux/glibc.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `mallopt` only changes allocator parameters; it is called before other threads
+    // allocate, and an out-of-range value is refused (returns 0) rather than applied.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

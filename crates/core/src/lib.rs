@@ -21,6 +21,7 @@ mod config;
 mod error;
 pub mod generate;
 pub mod io;
+pub mod kernels;
 pub mod logprobs;
 mod model;
 mod precision;

@@ -23,12 +23,7 @@ pub fn gather_logprobs<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
 ) -> Tensor<B, 2> {
-    let [b, t, _] = logits.dims();
-    // The shift cancels in value and gradient, so it needs no gradient of its own.
-    let max = logits.clone().max_dim(2).detach();
-    let lse = (logits.clone() - max.clone()).exp().sum_dim(2).log() + max;
-    let picked = logits.gather(2, targets.unsqueeze_dim::<3>(2));
-    (picked - lse).reshape([b, t])
+    crate::kernels::target_logprobs(logits, targets)
 }
 
 /// Log-probs of every next token: position `t` of the output scores `ids[:, t+1]` given the

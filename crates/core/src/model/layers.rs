@@ -7,12 +7,12 @@
 use burn::module::Param;
 use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use super::lora::{Lora, adapted};
 use super::rope::RopeTables;
+use crate::kernels;
 
 /// Keys and values of one layer for the positions seen so far.
 #[derive(Debug, Clone)]
@@ -60,31 +60,27 @@ impl<B: Backend> Attention<B> {
         let [b, t, _] = x.dims();
         let (h, kvh, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let qkv = adapted(&self.qkv, &self.qkv_lora, x);
-        let q = qkv.clone().slice([0..b, 0..t, 0..h * hd]);
-        let k = qkv.clone().slice([0..b, 0..t, h * hd..(h + kvh) * hd]);
-        let v = qkv.slice([0..b, 0..t, (h + kvh) * hd..(h + 2 * kvh) * hd]);
-        let q = q.reshape([b, t, h, hd]).swap_dims(1, 2);
-        let k = k.reshape([b, t, kvh, hd]).swap_dims(1, 2);
-        let v = v.reshape([b, t, kvh, hd]).swap_dims(1, 2);
-        let q = rope.apply(q, cos, sin);
-        let k = rope.apply(k, cos, sin);
-        let (k, v) = match cache {
-            Some(slot) => {
-                let (k, v) = match slot.take() {
-                    Some(past) => (
-                        Tensor::cat(vec![past.k, k], 2),
-                        Tensor::cat(vec![past.v, v], 2),
-                    ),
-                    None => (k, v),
-                };
-                *slot = Some(LayerCache {
-                    k: k.clone(),
-                    v: v.clone(),
-                });
-                (k, v)
-            }
+        // [b, h + 2·kvh, t, hd], RoPE applied to the q and k heads.
+        let heads = kernels::split_heads(qkv, h, kvh, hd, rope, cos, sin);
+        let Some(slot) = cache else {
+            // Training and scoring: one fused op on CPU.
+            let out = kernels::self_attention(heads, h, kvh, mask);
+            return adapted(&self.o, &self.o_lora, out);
+        };
+        let q = heads.clone().slice([0..b, 0..h, 0..t, 0..hd]);
+        let k = heads.clone().slice([0..b, h..h + kvh, 0..t, 0..hd]);
+        let v = heads.slice([0..b, h + kvh..h + 2 * kvh, 0..t, 0..hd]);
+        let (k, v) = match slot.take() {
+            Some(past) => (
+                Tensor::cat(vec![past.k, k], 2),
+                Tensor::cat(vec![past.v, v], 2),
+            ),
             None => (k, v),
         };
+        *slot = Some(LayerCache {
+            k: k.clone(),
+            v: v.clone(),
+        });
         let k = repeat_kv(k, h / kvh);
         let v = repeat_kv(v, h / kvh);
         let [_, _, kt, _] = k.dims();
@@ -101,13 +97,12 @@ impl<B: Backend> Attention<B> {
                 is_causal: false,
             },
         );
-        let out = out.swap_dims(1, 2).reshape([b, t, h * hd]);
-        adapted(&self.o, &self.o_lora, out)
+        adapted(&self.o, &self.o_lora, kernels::merge_heads(out))
     }
 }
 
 /// HF `repeat_kv`: each KV head serves `rep` consecutive query heads.
-fn repeat_kv<B: Backend>(x: Tensor<B, 4>, rep: usize) -> Tensor<B, 4> {
+pub(crate) fn repeat_kv<B: Backend>(x: Tensor<B, 4>, rep: usize) -> Tensor<B, 4> {
     if rep == 1 {
         return x;
     }
@@ -136,12 +131,8 @@ impl<B: Backend> Mlp<B> {
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]` → `[batch, seq, hidden]`
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [b, t, _] = x.dims();
-        let i = self.intermediate;
         let gu = adapted(&self.gate_up, &self.gate_up_lora, x);
-        let gate = gu.clone().slice([0..b, 0..t, 0..i]);
-        let up = gu.slice([0..b, 0..t, i..2 * i]);
-        adapted(&self.down, &self.down_lora, silu(gate) * up)
+        adapted(&self.down, &self.down_lora, kernels::swiglu(gu))
     }
 }
 
@@ -175,7 +166,7 @@ impl<B: Backend> DecoderLayer<B> {
         cache: Option<&mut Option<LayerCache<B>>>,
     ) -> Tensor<B, 3> {
         let a = self.attn.forward(
-            self.input_norm.forward(x.clone()),
+            rms_norm(&self.input_norm, x.clone()),
             rope,
             cos,
             sin,
@@ -183,17 +174,25 @@ impl<B: Backend> DecoderLayer<B> {
             cache,
         );
         let a = match &self.post_attn_out_norm {
-            Some(n) => n.forward(a),
+            Some(n) => rms_norm(n, a),
             None => a,
         };
         let x = x + a;
-        let m = self.mlp.forward(self.mlp_norm.forward(x.clone()));
+        let m = self.mlp.forward(rms_norm(&self.mlp_norm, x.clone()));
         let m = match &self.post_mlp_out_norm {
-            Some(n) => n.forward(m),
+            Some(n) => rms_norm(n, m),
             None => m,
         };
         x + m
     }
+}
+
+/// `norm.forward(x)` through the fused kernel where it applies.
+pub(crate) fn rms_norm<B: Backend, const D: usize>(
+    norm: &RmsNorm<B>,
+    x: Tensor<B, D>,
+) -> Tensor<B, D> {
+    kernels::rms_norm(x, norm.gamma.val(), norm.epsilon)
 }
 
 /// Builds a [`Linear`] from a weight in burn layout (`[in, out]`) and an optional bias.

@@ -15,7 +15,7 @@ use burn::tensor::DType;
 pub use batch::{PadSide, TokenBatch, attention_mask, positions_from_mask};
 pub use init::init_trunk;
 pub use layers::{Attention, DecoderLayer, LayerCache, Mlp};
-pub(crate) use layers::{linear_from, rms_from};
+pub(crate) use layers::{linear_from, repeat_kv, rms_from};
 pub use lora::{LayerLora, Lora, LoraAdapters, LoraConfig, LoraTarget};
 pub use rope::RopeTables;
 
@@ -137,7 +137,7 @@ impl<B: Backend> Trunk<B> {
                 }
             }
         }
-        self.norm.forward(x)
+        layers::rms_norm(&self.norm, x)
     }
 
     /// The dtype of the parameters.

@@ -84,6 +84,16 @@ impl<B: Backend> RopeTables<B> {
         }
     }
 
+    /// Leading dims of each head that are rotated.
+    pub(crate) fn rotary_dim(&self) -> usize {
+        self.rotary_dim
+    }
+
+    /// Whether pairs are `(2i, 2i+1)` (GLM) rather than `(i, i + rot/2)`.
+    pub(crate) fn interleaved(&self) -> bool {
+        self.interleaved
+    }
+
     /// Number of positions covered.
     pub fn max_len(&self) -> usize {
         self.max_len

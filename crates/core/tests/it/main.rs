@@ -5,5 +5,6 @@ mod chat;
 mod checkpoint;
 mod common;
 mod generate;
+mod kernels;
 mod lora;
 mod parity;
