@@ -261,5 +261,9 @@ fn data_parallel_equals_one_device(command: &str, config: &str) {
             max = max.max((p - q).abs());
         }
     }
-    assert!(max < 1e-5, "data-parallel parameters differ by {max}");
+    // The two runs add the same gradient terms in a different order (two half-batch products
+    // and an all-reduce, against one product over the batch); AdamW's first steps move each
+    // parameter by about lr·g/|g|, which turns rounding-level gradient differences into
+    // parameter differences of ~1e-5 at lr 1e-3. A wrong split or scaling differs by ~lr.
+    assert!(max < 5e-5, "data-parallel parameters differ by {max}");
 }

@@ -252,6 +252,154 @@ pub(crate) fn merge_heads_backward(dy: &[f32], b: usize, h: usize, t: usize, d: 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Linear layers
+
+/// gemm's threading for an `m×k · k×n` product: rayon's pool when there is enough work
+/// (burn-flex's threshold).
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    if m.saturating_mul(n).saturating_mul(k) >= 192 * 192 * 192 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+/// A freshly computed `rows × cols` matrix, every element written by `fill` (given the
+/// pointer to write to, a `rows × cols` row-major buffer).
+fn filled(rows: usize, cols: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
+    let n = rows * cols;
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    fill(v.as_mut_ptr());
+    // SAFETY: `fill` wrote all `n` elements (a gemm with `read_dst = false` writes every element
+    // of its destination), and the capacity is `n`.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// `y = x · w` for `x` `[rows, inp]` and `w` `[inp, out]` (burn's `[in, out]` weight layout).
+pub(crate) fn linear_forward(
+    x: &[f32],
+    w: &[f32],
+    rows: usize,
+    inp: usize,
+    out: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), rows * inp, "linear: input size");
+    assert_eq!(w.len(), inp * out, "linear: weight size");
+    if inp == 0 {
+        return vec![0.0; rows * out];
+    }
+    filled(rows, out, |y| {
+        // SAFETY: sizes asserted above; `y` has room for `rows × out` elements.
+        unsafe {
+            gemm::gemm(
+                rows,
+                out,
+                inp,
+                y,
+                1,
+                out as isize,
+                false,
+                x.as_ptr(),
+                1,
+                inp as isize,
+                w.as_ptr(),
+                1,
+                out as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(rows, out, inp),
+            )
+        }
+    })
+}
+
+/// `dx = dy · wᵀ` (`[rows, inp]`).
+pub(crate) fn linear_backward_input(
+    dy: &[f32],
+    w: &[f32],
+    rows: usize,
+    inp: usize,
+    out: usize,
+) -> Vec<f32> {
+    assert_eq!(dy.len(), rows * out, "linear: output gradient size");
+    assert_eq!(w.len(), inp * out, "linear: weight size");
+    if out == 0 {
+        return vec![0.0; rows * inp];
+    }
+    filled(rows, inp, |dx| {
+        // SAFETY: sizes asserted above. wᵀ[o, i] = w[i·out + o]: row stride 1, column stride out.
+        unsafe {
+            gemm::gemm(
+                rows,
+                inp,
+                out,
+                dx,
+                1,
+                inp as isize,
+                false,
+                dy.as_ptr(),
+                1,
+                out as isize,
+                w.as_ptr(),
+                out as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(rows, inp, out),
+            )
+        }
+    })
+}
+
+/// `dw = xᵀ · dy` (`[inp, out]`).
+pub(crate) fn linear_backward_weight(
+    x: &[f32],
+    dy: &[f32],
+    rows: usize,
+    inp: usize,
+    out: usize,
+) -> Vec<f32> {
+    assert_eq!(x.len(), rows * inp, "linear: input size");
+    assert_eq!(dy.len(), rows * out, "linear: output gradient size");
+    if rows == 0 {
+        return vec![0.0; inp * out];
+    }
+    filled(inp, out, |dw| {
+        // SAFETY: sizes asserted above. xᵀ[i, r] = x[r·inp + i]: row stride 1, column stride inp.
+        unsafe {
+            gemm::gemm(
+                inp,
+                out,
+                rows,
+                dw,
+                1,
+                out as isize,
+                false,
+                x.as_ptr(),
+                inp as isize,
+                1,
+                dy.as_ptr(),
+                1,
+                out as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism(inp, out, rows),
+            )
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Attention
 
 /// `dst (m×n, row stride dst_rs) = [dst +] beta · lhs (m×k) · rhs (k×n)`, matrices given by
@@ -578,10 +726,11 @@ pub(crate) fn rms_norm_backward(
             }
         });
     });
-    // dgamma = Σ_rows dy ∘ x · inv, reduced over row blocks in parallel.
+    // dgamma = Σ_rows dy ∘ x · inv: partial sums over row blocks in parallel, then added in
+    // block order, so the result does not depend on how rayon splits the work.
     let rows = x.len() / n;
     let per = rows_per_task(n);
-    let dgamma = (0..rows.div_ceil(per))
+    let partials: Vec<Vec<f32>> = (0..rows.div_ceil(per))
         .into_par_iter()
         .map(|blk| {
             let mut acc = vec![0.0f32; n];
@@ -598,15 +747,13 @@ pub(crate) fn rms_norm_backward(
             }
             acc
         })
-        .reduce(
-            || vec![0.0f32; n],
-            |mut a, b| {
-                for (x, y) in a.iter_mut().zip(&b) {
-                    *x += y;
-                }
-                a
-            },
-        );
+        .collect();
+    let mut dgamma = vec![0.0f32; n];
+    for p in &partials {
+        for (a, b) in dgamma.iter_mut().zip(p) {
+            *a += b;
+        }
+    }
     (dx, dgamma)
 }
 

@@ -329,3 +329,62 @@ pub(super) fn attention(heads: Route, masked: &[bool], s: AttnShape) -> Route {
         (out, (heads, probs, s))
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+struct LinearBackward;
+
+impl Backward<Flex, 2> for LinearBackward {
+    /// x (contiguous, `[rows, in]` flattened), w (contiguous `[in, out]`).
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [px, pw] = ops.parents;
+        let dy = contiguous(&grads.consume::<Flex>(&ops.node));
+        let (x, w) = &ops.state;
+        let [inp, out] = w.shape().dims::<2>();
+        let rows = x.shape().num_elements() / inp.max(1);
+        if let Some(node) = px {
+            let dx = cpu::linear_backward_input(f32s(&dy), f32s(w), rows, inp, out);
+            grads.register::<Flex>(node.id, tensor(dx, x.shape()));
+        }
+        if let Some(node) = pw {
+            let dw = cpu::linear_backward_weight(f32s(x), f32s(&dy), rows, inp, out);
+            grads.register::<Flex>(node.id, tensor(dw, w.shape()));
+        }
+    }
+}
+
+/// `x · w` over the last dim of `x`, `w` `[in, out]`.
+pub(super) fn linear(x: Route, w: Route) -> Route {
+    let forward = |x: &FlexTensor, w: &FlexTensor| {
+        let (x, w) = (contiguous(x), contiguous(w));
+        let [inp, out] = w.shape().dims::<2>();
+        let mut shape = x.shape();
+        let last = shape.num_dims() - 1;
+        let rows = shape.num_elements() / inp.max(1);
+        shape[last] = out;
+        let y = tensor(
+            cpu::linear_forward(f32s(&x), f32s(&w), rows, inp, out),
+            shape,
+        );
+        (y, (x, w))
+    };
+    match (x, w) {
+        (Route::Tracked(x), Route::Tracked(w)) => Route::Tracked(
+            match LinearBackward
+                .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (y, state) = forward(&x.primitive, &w.primitive);
+                    prep.finish(state, y)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &w.primitive).0),
+            },
+        ),
+        (x, w) => Route::Plain(forward(x.flex(), w.flex()).0),
+    }
+}

@@ -13,6 +13,7 @@
 //! | [`merge_heads`] | the transpose back to `[batch, seq, heads·d]` |
 //! | [`target_logprobs`] | log-softmax over the vocabulary and the gather of the target |
 //! | [`rms_norm`] | RMSNorm's square, mean, root, division and scale |
+//! | [`linear`] | burn-flex's matmul, which zero-fills and copies its output buffer, and the reshapes and transposes of its backward pass |
 //!
 //! They serve the Flex backend, with and without autodiff, in f32. Any other backend or dtype
 //! (CUDA, bf16) gets the generic burn code in [`reference`], which is also what the tests
@@ -208,6 +209,30 @@ pub fn target_logprobs<B: Backend>(
             unroute(flex::target_logprobs(r, ids))
         }
         Err(logits) => reference::target_logprobs(logits, targets),
+    }
+}
+
+/// `x · weight (+ bias)` over the last dim of `x`: burn's `Linear::forward` (weight
+/// `[in, out]`), with the product and both gradient products handed straight to `gemm`.
+pub fn linear<B: Backend, const D: usize>(
+    x: Tensor<B, D>,
+    lin: &burn::nn::Linear<B>,
+) -> Tensor<B, D> {
+    let w = lin.weight.val();
+    if !serves::<B>() || w.dtype() != x.dtype() || w.dims()[0] != x.dims()[D - 1] {
+        return lin.forward(x);
+    }
+    let y = match (route(x), route(w)) {
+        (Ok(x), Ok(w)) => {
+            count_call();
+            unroute(flex::linear(x, w))
+        }
+        (Err(x), Err(_)) => return lin.forward(x),
+        _ => unreachable!("same backend and dtype"),
+    };
+    match &lin.bias {
+        Some(b) => y + b.val().unsqueeze(),
+        None => y,
     }
 }
 

@@ -168,8 +168,8 @@ pub(crate) fn adapted<B: Backend>(
     x: Tensor<B, 3>,
 ) -> Tensor<B, 3> {
     match lora {
-        None => lin.forward(x),
-        Some(l) => lin.forward(x.clone()) + l.forward(x),
+        None => crate::kernels::linear(x, lin),
+        Some(l) => crate::kernels::linear(x.clone(), lin) + l.forward(x),
     }
 }
 

@@ -179,7 +179,7 @@ impl<B: Backend> CausalLm<B> {
     /// Applies the LM head to hidden states (`[batch, seq, hidden]` → f32 `[batch, seq, vocab]`).
     pub fn head(&self, h: Tensor<B, 3>) -> Tensor<B, 3> {
         let logits = match &self.lm_head {
-            Some(head) => head.forward(h),
+            Some(head) => crate::kernels::linear(h, head),
             None => {
                 let [b, t, d] = h.dims();
                 let w = self.trunk.embed.weight.val();

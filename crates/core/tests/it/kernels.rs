@@ -169,6 +169,35 @@ fn self_attention_matches_burns_attention() {
 }
 
 #[test]
+fn linear_matches_burns_linear_in_value_and_both_gradients() {
+    let w = rand::<Ad, 2>([12, 7], 30).require_grad();
+    let bias = rand::<Ad, 1>([7], 31).require_grad();
+    let lin = burn::nn::Linear {
+        weight: Param::from_tensor(w.clone()),
+        bias: Some(Param::from_tensor(bias.clone())),
+    };
+    check(
+        "linear",
+        rand::<Ad, 3>([2, 5, 12], 32),
+        |x| kernels::linear(x, &lin),
+        |x| lin.forward(x),
+    );
+    // A non-contiguous input, and the weight's and bias's gradients.
+    let x = rand::<Ad, 3>([2, 12, 5], 33);
+    let wy = rand::<Ad, 3>([2, 5, 7], 34);
+    let grads_of = |f: &dyn Fn() -> Tensor<Ad, 3>| {
+        let g = (f() * wy.clone()).sum().backward();
+        let dw = vec_of(lin.weight.val().grad(&g).expect("weight gradient"));
+        let db = vec_of(lin.bias.as_ref().unwrap().val().grad(&g).expect("bias gradient"));
+        (dw, db)
+    };
+    let (w1, b1) = grads_of(&|| kernels::linear(x.clone().swap_dims(1, 2), &lin));
+    let (w2, b2) = grads_of(&|| lin.forward(x.clone().swap_dims(1, 2)));
+    assert!(rel_diff(&w1, &w2) < 2e-6, "weight gradients differ");
+    assert!(rel_diff(&b1, &b2) < 2e-6, "bias gradients differ");
+}
+
+#[test]
 fn merge_heads_matches_the_transpose() {
     check(
         "merge_heads",

@@ -209,7 +209,9 @@ fn the_reward_loop_balances_lengths_like_the_single_process_loop() {
     assert!(tmp.path().join("two/balance_report.md").is_file());
     let d = max_abs_diff(&flat_params(&one.model), &flat_params(&two.outcome.model));
     eprintln!("balanced reward loop, 2 devices vs single process: max |Δθ| {d:e}");
-    assert!(d < 1e-5, "balanced reward: 2 devices vs 1 differ by {d}");
+    // Same gradient terms added in another order (per-replica products, then the all-reduce);
+    // AdamW's first steps turn rounding-level differences into ~1e-5 in the parameters.
+    assert!(d < 5e-5, "balanced reward: 2 devices vs 1 differ by {d}");
 }
 
 /// Balancing by characters with a coarse bucket, so the marker pairs (whose longer reply wins

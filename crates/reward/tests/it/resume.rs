@@ -242,5 +242,7 @@ fn gradient_accumulation_matches_one_large_batch() {
     let acc = run(2, 4, "acc");
     let diff = max_abs_diff(&big, &acc);
     eprintln!("8x1 vs 2x4: max |Δ param| = {diff:e}");
-    assert!(diff < 1e-5, "{diff}");
+    // The same terms summed in another order (four products of 2 pairs against one of 8);
+    // AdamW turns rounding-level gradient differences into ~1e-5 in the parameters.
+    assert!(diff < 5e-5, "{diff}");
 }
