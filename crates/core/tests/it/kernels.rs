@@ -188,7 +188,14 @@ fn linear_matches_burns_linear_in_value_and_both_gradients() {
     let grads_of = |f: &dyn Fn() -> Tensor<Ad, 3>| {
         let g = (f() * wy.clone()).sum().backward();
         let dw = vec_of(lin.weight.val().grad(&g).expect("weight gradient"));
-        let db = vec_of(lin.bias.as_ref().unwrap().val().grad(&g).expect("bias gradient"));
+        let db = vec_of(
+            lin.bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(&g)
+                .expect("bias gradient"),
+        );
         (dw, db)
     };
     let (w1, b1) = grads_of(&|| kernels::linear(x.clone().swap_dims(1, 2), &lin));
