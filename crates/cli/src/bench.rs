@@ -125,7 +125,7 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
             "model": "tiny-bench (vocab 8192, hidden 256, 4 layers, 4 heads, 4 KV heads, intermediate 688)",
             "batch": b, "seq": t, "dtype": "f32", "iters": a.iters,
             "device": a.device.to_string(),
-            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()),
+            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label(),
             "params": cfg.num_params(),
         },
         "forward": { "ms": fwd * 1e3, "tokens_per_s": tokens / fwd },
@@ -185,6 +185,14 @@ fn ops<B: Backend>(a: &BenchArgs, dev: B::Device) -> anyhow::Result<serde_json::
             .into_data();
     });
     out.insert("log_softmax_8x128x8192".into(), json!({"ms": s * 1e3}));
+    // What the trainers use instead: the target's log-prob only (fused on CPU).
+    let targets = Tensor::<B, 2, Int>::zeros([a.batch, a.seq], &dev);
+    let s = time(a.iters, || {
+        let _ = rlhf_core::logprobs::gather_logprobs(logits.clone(), targets.clone())
+            .slice([0..1, 0..1])
+            .into_data();
+    });
+    out.insert("target_logprobs_8x128x8192".into(), json!({"ms": s * 1e3}));
     let x = Tensor::<B, 3>::random([a.batch, a.seq, 1376], Distribution::Normal(0.0, 1.0), &dev);
     let s = time(a.iters, || {
         let _ = burn::tensor::activation::silu(x.clone())
@@ -249,7 +257,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "suite": "reward",
                 "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "iters": r.iters,
                            "params": r.params, "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
                 "reward_step": {"ms": r.ms_per_step, "tokens_per_s": r.tokens_per_s},
             }))
         })?,
@@ -259,7 +267,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "suite": "dpo",
                 "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "reply": r.reply,
                            "iters": r.iters, "params": r.params, "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
                 "dpo_step": {"ms": r.ms_per_step, "reference_forward_ms": r.reference_ms,
                              "policy_step_ms": r.policy_step_ms},
             }))
@@ -288,7 +296,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                 "config": {"model": "tiny-bench", "prompts": r.prompts, "prompt_len": r.prompt_len,
                            "new_tokens": r.new_tokens, "iters": r.iters, "params": cfg.num_params(),
                            "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into())},
+                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
                 "ppo_step": {"ms": r.ms_per_step, "phases": phases},
                 "pytorch_eager_reference_ms": {"total": 1079, "generate": 454, "reference_logprobs": 129,
                                                "reward": 75, "forward_backward": 374, "optimizer": 26},
@@ -301,4 +309,13 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
     rlhf_core::io::write_atomic(&a.out, text.as_bytes())?;
     println!("{text}");
     Ok(())
+}
+
+/// Which kernels the CPU ran: "fused" (`rlhf_core::kernels`) or "generic" (`RLHF_KERNELS=generic`).
+fn kernels_label() -> &'static str {
+    if rlhf_core::kernels::enabled() {
+        "fused"
+    } else {
+        "generic"
+    }
 }
