@@ -128,9 +128,9 @@ pub(crate) fn swiglu_backward(gu: &[f32], dy: &[f32], i: usize) -> Vec<f32> {
 // ---------------------------------------------------------------------------------------------
 // Attention heads: split (with RoPE) and merge
 
-/// Shapes of a fused `q‖k‖v` projection and its rotary embedding.
+/// Shapes of a fused `q‖k‖v` projection split into heads.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct HeadSplit {
+pub(crate) struct Heads {
     pub(crate) batch: usize,
     pub(crate) seq: usize,
     /// Query heads.
@@ -138,19 +138,29 @@ pub(crate) struct HeadSplit {
     /// Key/value heads.
     pub(crate) kv_heads: usize,
     pub(crate) head_dim: usize,
-    /// Leading dims of each head that are rotated (0 = no RoPE).
-    pub(crate) rot: usize,
-    /// Pairs `(2i, 2i+1)` (GLM) instead of `(i, i + rot/2)` (Llama, Qwen2).
-    pub(crate) interleaved: bool,
 }
 
-impl HeadSplit {
+impl Heads {
     fn total_heads(&self) -> usize {
         self.heads + 2 * self.kv_heads
     }
     fn width(&self) -> usize {
         self.total_heads() * self.head_dim
     }
+    /// The `[seq, d]` block of head `j` within one batch row of the heads-major layout.
+    fn block<'a>(&self, x: &'a [f32], j: usize) -> &'a [f32] {
+        let sz = self.seq * self.head_dim;
+        &x[j * sz..][..sz]
+    }
+}
+
+/// The rotary embedding's layout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rotary {
+    /// Leading dims of each head that are rotated (0 = none).
+    pub(crate) rot: usize,
+    /// Pairs `(2i, 2i+1)` (GLM) instead of `(i, i + rot/2)` (Llama, Qwen2).
+    pub(crate) interleaved: bool,
 }
 
 /// The rotated pair of dims `(a, b)` for pair index `i`.
@@ -163,11 +173,38 @@ fn pair(i: usize, half: usize, interleaved: bool) -> (usize, usize) {
     }
 }
 
+/// Copies one head's vector `src` to `dst`, rotated by the angles whose `(cos, sin)` are given
+/// (`sign` −1 rotates backwards); `None` copies it unchanged (value heads).
+#[inline]
+fn rotate_head(
+    dst: &mut [f32],
+    src: &[f32],
+    angle: Option<(&[f32], &[f32])>,
+    r: Rotary,
+    sign: f32,
+) {
+    dst.copy_from_slice(src);
+    let Some((c, sn)) = angle else { return };
+    let half = r.rot / 2;
+    for i in 0..half {
+        let (a, b) = pair(i, half, r.interleaved);
+        let (xa, xb, s) = (src[a], src[b], sign * sn[i]);
+        dst[a] = xa * c[i] - xb * s;
+        dst[b] = xb * c[i] + xa * s;
+    }
+}
+
 /// `qkv` (`[batch, seq, (h + 2·kvh)·d]`) to heads-major `[batch, h + 2·kvh, seq, d]`, with the
 /// rotary embedding applied to the query and key heads. `cos`/`sin` are `[batch, seq, rot/2]`.
-pub(crate) fn split_heads_forward(qkv: &[f32], cos: &[f32], sin: &[f32], s: HeadSplit) -> Vec<f32> {
+pub(crate) fn split_heads_forward(
+    qkv: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    s: Heads,
+    r: Rotary,
+) -> Vec<f32> {
     let (t, d, w, th) = (s.seq, s.head_dim, s.width(), s.total_heads());
-    let half = s.rot / 2;
+    let half = r.rot / 2;
     let rotated = s.heads + s.kv_heads;
     let mut out = vec![0.0f32; qkv.len()];
     // One task per (batch, head): it writes a contiguous `[seq, d]` block.
@@ -176,19 +213,11 @@ pub(crate) fn split_heads_forward(qkv: &[f32], cos: &[f32], sin: &[f32], s: Head
         .for_each(|(bh, block)| {
             let (bi, j) = (bh / th, bh % th);
             for ti in 0..t {
-                let src = &qkv[(bi * t + ti) * w + j * d..][..d];
+                let bt = bi * t + ti;
+                let src = &qkv[bt * w + j * d..][..d];
                 let dst = &mut block[ti * d..][..d];
-                dst.copy_from_slice(src);
-                if j < rotated && half > 0 {
-                    let c = &cos[(bi * t + ti) * half..][..half];
-                    let sn = &sin[(bi * t + ti) * half..][..half];
-                    for i in 0..half {
-                        let (a, b) = pair(i, half, s.interleaved);
-                        let (xa, xb) = (src[a], src[b]);
-                        dst[a] = xa * c[i] - xb * sn[i];
-                        dst[b] = xb * c[i] + xa * sn[i];
-                    }
-                }
+                let angle = (&cos[bt * half..][..half], &sin[bt * half..][..half]);
+                rotate_head(dst, src, (j < rotated).then_some(angle), r, 1.0);
             }
         });
     out
@@ -196,9 +225,15 @@ pub(crate) fn split_heads_forward(qkv: &[f32], cos: &[f32], sin: &[f32], s: Head
 
 /// The gradient of [`split_heads_forward`] with respect to `qkv`: the inverse rotation and
 /// layout change of `dy` (`[batch, h + 2·kvh, seq, d]`).
-pub(crate) fn split_heads_backward(dy: &[f32], cos: &[f32], sin: &[f32], s: HeadSplit) -> Vec<f32> {
+pub(crate) fn split_heads_backward(
+    dy: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    s: Heads,
+    r: Rotary,
+) -> Vec<f32> {
     let (t, d, w, th) = (s.seq, s.head_dim, s.width(), s.total_heads());
-    let half = s.rot / 2;
+    let half = r.rot / 2;
     let rotated = s.heads + s.kv_heads;
     let mut dqkv = vec![0.0f32; dy.len()];
     // One task per (batch, position): it writes a contiguous row of `dqkv`.
@@ -207,17 +242,9 @@ pub(crate) fn split_heads_backward(dy: &[f32], cos: &[f32], sin: &[f32], s: Head
         for j in 0..th {
             let src = &dy[((bi * th + j) * t + ti) * d..][..d];
             let dst = &mut row[j * d..][..d];
-            dst.copy_from_slice(src);
-            if j < rotated && half > 0 {
-                let c = &cos[bt * half..][..half];
-                let sn = &sin[bt * half..][..half];
-                for i in 0..half {
-                    let (a, b) = pair(i, half, s.interleaved);
-                    let (ga, gb) = (src[a], src[b]);
-                    dst[a] = ga * c[i] + gb * sn[i];
-                    dst[b] = gb * c[i] - ga * sn[i];
-                }
-            }
+            let angle = (&cos[bt * half..][..half], &sin[bt * half..][..half]);
+            // The transpose of a rotation is the rotation by the opposite angle.
+            rotate_head(dst, src, (j < rotated).then_some(angle), r, -1.0);
         }
     });
     dqkv
@@ -264,15 +291,52 @@ fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     }
 }
 
-/// A freshly computed `rows × cols` matrix, every element written by `fill` (given the
-/// pointer to write to, a `rows × cols` row-major buffer).
-fn filled(rows: usize, cols: usize, fill: impl FnOnce(*mut f32)) -> Vec<f32> {
-    let n = rows * cols;
-    let mut v: Vec<f32> = Vec::with_capacity(n);
-    fill(v.as_mut_ptr());
-    // SAFETY: `fill` wrote all `n` elements (a gemm with `read_dst = false` writes every element
-    // of its destination), and the capacity is `n`.
-    unsafe { v.set_len(n) };
+/// A new `m × n` row-major matrix `lhs (m×k) · rhs (k×n)`, the operands given by slice, row
+/// stride and column stride (so transposes cost nothing).
+fn product(
+    (m, n, k): (usize, usize, usize),
+    (lhs, lhs_rs, lhs_cs): (&[f32], usize, usize),
+    (rhs, rhs_rs, rhs_cs): (&[f32], usize, usize),
+) -> Vec<f32> {
+    if m == 0 || n == 0 || k == 0 {
+        return vec![0.0; m * n];
+    }
+    assert!(
+        (m - 1) * lhs_rs + (k - 1) * lhs_cs < lhs.len(),
+        "product: lhs too short"
+    );
+    assert!(
+        (k - 1) * rhs_rs + (n - 1) * rhs_cs < rhs.len(),
+        "product: rhs too short"
+    );
+    let mut v: Vec<f32> = Vec::with_capacity(m * n);
+    // SAFETY: the asserts keep every read inside the operands; the destination is the new
+    // vector's `m × n` capacity, every element of which gemm writes (`read_dst = false`), so
+    // the length can then be set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            v.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.as_ptr(),
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            rhs_cs as isize,
+            rhs_rs as isize,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        );
+        v.set_len(m * n);
+    }
     v
 }
 
@@ -284,37 +348,12 @@ pub(crate) fn linear_forward(
     inp: usize,
     out: usize,
 ) -> Vec<f32> {
-    assert_eq!(x.len(), rows * inp, "linear: input size");
-    assert_eq!(w.len(), inp * out, "linear: weight size");
-    if inp == 0 {
-        return vec![0.0; rows * out];
-    }
-    filled(rows, out, |y| {
-        // SAFETY: sizes asserted above; `y` has room for `rows × out` elements.
-        unsafe {
-            gemm::gemm(
-                rows,
-                out,
-                inp,
-                y,
-                1,
-                out as isize,
-                false,
-                x.as_ptr(),
-                1,
-                inp as isize,
-                w.as_ptr(),
-                1,
-                out as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(rows, out, inp),
-            )
-        }
-    })
+    assert_eq!(
+        (x.len(), w.len()),
+        (rows * inp, inp * out),
+        "linear: operand sizes"
+    );
+    product((rows, out, inp), (x, inp, 1), (w, out, 1))
 }
 
 /// `dx = dy · wᵀ` (`[rows, inp]`).
@@ -325,37 +364,13 @@ pub(crate) fn linear_backward_input(
     inp: usize,
     out: usize,
 ) -> Vec<f32> {
-    assert_eq!(dy.len(), rows * out, "linear: output gradient size");
-    assert_eq!(w.len(), inp * out, "linear: weight size");
-    if out == 0 {
-        return vec![0.0; rows * inp];
-    }
-    filled(rows, inp, |dx| {
-        // SAFETY: sizes asserted above. wᵀ[o, i] = w[i·out + o]: row stride 1, column stride out.
-        unsafe {
-            gemm::gemm(
-                rows,
-                inp,
-                out,
-                dx,
-                1,
-                inp as isize,
-                false,
-                dy.as_ptr(),
-                1,
-                out as isize,
-                w.as_ptr(),
-                out as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(rows, inp, out),
-            )
-        }
-    })
+    assert_eq!(
+        (dy.len(), w.len()),
+        (rows * out, inp * out),
+        "linear: operand sizes"
+    );
+    // wᵀ[o, i] = w[i·out + o]: row stride 1, column stride out.
+    product((rows, inp, out), (dy, out, 1), (w, 1, out))
 }
 
 /// `dw = xᵀ · dy` (`[inp, out]`).
@@ -366,37 +381,13 @@ pub(crate) fn linear_backward_weight(
     inp: usize,
     out: usize,
 ) -> Vec<f32> {
-    assert_eq!(x.len(), rows * inp, "linear: input size");
-    assert_eq!(dy.len(), rows * out, "linear: output gradient size");
-    if rows == 0 {
-        return vec![0.0; inp * out];
-    }
-    filled(inp, out, |dw| {
-        // SAFETY: sizes asserted above. xᵀ[i, r] = x[r·inp + i]: row stride 1, column stride inp.
-        unsafe {
-            gemm::gemm(
-                inp,
-                out,
-                rows,
-                dw,
-                1,
-                out as isize,
-                false,
-                x.as_ptr(),
-                inp as isize,
-                1,
-                dy.as_ptr(),
-                1,
-                out as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism(inp, out, rows),
-            )
-        }
-    })
+    assert_eq!(
+        (x.len(), dy.len()),
+        (rows * inp, rows * out),
+        "linear: operand sizes"
+    );
+    // xᵀ[i, r] = x[r·inp + i]: row stride 1, column stride inp.
+    product((inp, out, rows), (x, 1, inp), (dy, out, 1))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -455,28 +446,6 @@ fn matmul(
     }
 }
 
-/// Shapes of a self-attention over heads-major `q‖k‖v` ([`split_heads_forward`]'s layout).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct AttnShape {
-    pub(crate) batch: usize,
-    pub(crate) seq: usize,
-    pub(crate) heads: usize,
-    pub(crate) kv_heads: usize,
-    pub(crate) head_dim: usize,
-    pub(crate) scale: f32,
-}
-
-impl AttnShape {
-    fn total_heads(&self) -> usize {
-        self.heads + 2 * self.kv_heads
-    }
-    /// The `[seq, d]` block of head `j` of batch row `bi` within `heads`.
-    fn block<'a>(&self, x: &'a [f32], j: usize) -> &'a [f32] {
-        let sz = self.seq * self.head_dim;
-        &x[j * sz..][..sz]
-    }
-}
-
 /// Softmax attention of each query head over its key/value head (grouped-query: query head
 /// `i` uses KV head `i / (h / kvh)`), `masked[b, i, j]` = true hiding key `j` from query `i`.
 /// Returns the output with heads merged (`[batch, seq, h·d]`) and the probabilities
@@ -484,7 +453,8 @@ impl AttnShape {
 pub(crate) fn attention_forward(
     qkv: &[f32],
     masked: &[bool],
-    s: AttnShape,
+    s: Heads,
+    scale: f32,
 ) -> (Vec<f32>, Vec<f32>) {
     let (t, d, h, th) = (s.seq, s.head_dim, s.heads, s.total_heads());
     let group = h / s.kv_heads;
@@ -504,7 +474,7 @@ pub(crate) fn attention_forward(
                 );
                 let p = &mut probs[hi * t * t..][..t * t];
                 // scores = scale · q kᵀ
-                matmul((t, t, d), p, t, false, (q, d, 1), (k, 1, d), s.scale);
+                matmul((t, t, d), p, t, false, (q, d, 1), (k, 1, d), scale);
                 for (row, mrow) in p.chunks_exact_mut(t).zip(mask.chunks_exact(t)) {
                     simd!((row: &mut [f32], mrow: &[bool]) {
                         let mut m = f32::NEG_INFINITY;
@@ -545,7 +515,13 @@ pub(crate) fn attention_forward(
 
 /// The gradient of [`attention_forward`] with respect to `qkv`, given the output gradient
 /// `dy` (`[batch, seq, h·d]`).
-pub(crate) fn attention_backward(qkv: &[f32], probs: &[f32], dy: &[f32], s: AttnShape) -> Vec<f32> {
+pub(crate) fn attention_backward(
+    qkv: &[f32],
+    probs: &[f32],
+    dy: &[f32],
+    s: Heads,
+    scale: f32,
+) -> Vec<f32> {
     let (t, d, h, kvh, th) = (s.seq, s.head_dim, s.heads, s.kv_heads, s.total_heads());
     let group = h / kvh;
     let sz = t * d;
@@ -602,7 +578,7 @@ pub(crate) fn attention_backward(qkv: &[f32], probs: &[f32], dy: &[f32], s: Attn
                     false,
                     (&ds, t, 1),
                     (k, d, 1),
-                    s.scale,
+                    scale,
                 );
                 matmul(
                     (t, d, t),
@@ -611,7 +587,7 @@ pub(crate) fn attention_backward(qkv: &[f32], probs: &[f32], dy: &[f32], s: Attn
                     true,
                     (&ds, 1, t),
                     (q, d, 1),
-                    s.scale,
+                    scale,
                 );
             }
         });

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::{DType, Shape, TensorMetadata, TensorPrimitive};
 
-use super::cpu::{self, AttnShape, HeadSplit};
+use super::cpu::{self, Heads, Rotary};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -114,6 +114,31 @@ fn unary<BO: Backward<Flex, 1>>(
     }
 }
 
+/// Runs a two-input op: `forward` gives the output and the backward state.
+fn binary<BO: Backward<Flex, 2>>(
+    op: BO,
+    x: Route,
+    y: Route,
+    forward: impl FnOnce(&FlexTensor, &FlexTensor) -> (FlexTensor, BO::State),
+) -> Route {
+    match (x, y) {
+        (Route::Tracked(x), Route::Tracked(y)) => Route::Tracked(
+            match op
+                .prepare::<NoCheckpointing>([x.node.clone(), y.node.clone()])
+                .compute_bound()
+                .stateful()
+            {
+                OpsKind::Tracked(prep) => {
+                    let (out, state) = forward(&x.primitive, &y.primitive);
+                    prep.finish(state, out)
+                }
+                OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &y.primitive).0),
+            },
+        ),
+        (x, y) => Route::Plain(forward(x.flex(), y.flex()).0),
+    }
+}
+
 /// Registers `grad(dy)` for the single parent of a one-input op, if it needs one.
 fn unary_backward<S>(
     ops: Ops<S, 1>,
@@ -163,11 +188,11 @@ struct SplitHeadsBackward;
 
 impl Backward<Flex, 1> for SplitHeadsBackward {
     /// cos, sin (contiguous `[batch, seq, rot/2]`), shapes.
-    type State = (FlexTensor, FlexTensor, HeadSplit);
+    type State = (FlexTensor, FlexTensor, Heads, Rotary);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        unary_backward(ops, grads, |(cos, sin, s), dy| {
-            let d = cpu::split_heads_backward(f32s(dy), f32s(cos), f32s(sin), *s);
+        unary_backward(ops, grads, |(cos, sin, s, r), dy| {
+            let d = cpu::split_heads_backward(f32s(dy), f32s(cos), f32s(sin), *s, *r);
             tensor(
                 d,
                 Shape::from([
@@ -181,14 +206,20 @@ impl Backward<Flex, 1> for SplitHeadsBackward {
 }
 
 /// `[batch, seq, (h + 2·kvh)·d]` → `[batch, h + 2·kvh, seq, d]` with RoPE on the q and k heads.
-pub(super) fn split_heads(qkv: Route, cos: &FlexTensor, sin: &FlexTensor, s: HeadSplit) -> Route {
+pub(super) fn split_heads(
+    qkv: Route,
+    cos: &FlexTensor,
+    sin: &FlexTensor,
+    s: Heads,
+    r: Rotary,
+) -> Route {
     let (cos, sin) = (contiguous(cos), contiguous(sin));
     unary(SplitHeadsBackward, qkv, |qkv| {
         let qkv = contiguous(qkv);
         let th = s.heads + 2 * s.kv_heads;
-        let out = cpu::split_heads_forward(f32s(&qkv), f32s(&cos), f32s(&sin), s);
+        let out = cpu::split_heads_forward(f32s(&qkv), f32s(&cos), f32s(&sin), s, r);
         let out = tensor(out, Shape::from([s.batch, th, s.seq, s.head_dim]));
-        (out, (cos.clone(), sin.clone(), s))
+        (out, (cos.clone(), sin.clone(), s, r))
     })
 }
 
@@ -283,22 +314,7 @@ pub(super) fn rms_norm(x: Route, gamma: Route, eps: f32) -> Route {
         let y = tensor(y, x.shape());
         (y, (x, g, tensor(inv, Shape::from([rows]))))
     };
-    match (x, gamma) {
-        (Route::Tracked(x), Route::Tracked(g)) => Route::Tracked(
-            match RmsNormBackward
-                .prepare::<NoCheckpointing>([x.node.clone(), g.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let (y, state) = forward(&x.primitive, &g.primitive);
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &g.primitive).0),
-            },
-        ),
-        (x, g) => Route::Plain(forward(x.flex(), g.flex()).0),
-    }
+    binary(RmsNormBackward, x, gamma, forward)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -308,11 +324,11 @@ struct AttentionBackward;
 
 impl Backward<Flex, 1> for AttentionBackward {
     /// The heads (contiguous), the probabilities, shapes.
-    type State = (FlexTensor, FlexTensor, AttnShape);
+    type State = (FlexTensor, FlexTensor, Heads, f32);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        unary_backward(ops, grads, |(heads, probs, s), dy| {
-            let d = cpu::attention_backward(f32s(heads), f32s(probs), f32s(dy), *s);
+        unary_backward(ops, grads, |(heads, probs, s, scale), dy| {
+            let d = cpu::attention_backward(f32s(heads), f32s(probs), f32s(dy), *s, *scale);
             tensor(d, heads.shape())
         });
     }
@@ -320,13 +336,13 @@ impl Backward<Flex, 1> for AttentionBackward {
 
 /// Self-attention over heads-major `q‖k‖v` (`[batch, h + 2·kvh, seq, d]`), heads merged in
 /// the output (`[batch, seq, h·d]`).
-pub(super) fn attention(heads: Route, masked: &[bool], s: AttnShape) -> Route {
+pub(super) fn attention(heads: Route, masked: &[bool], s: Heads, scale: f32) -> Route {
     unary(AttentionBackward, heads, |heads| {
         let heads = contiguous(heads);
-        let (out, probs) = cpu::attention_forward(f32s(&heads), masked, s);
+        let (out, probs) = cpu::attention_forward(f32s(&heads), masked, s, scale);
         let out = tensor(out, Shape::from([s.batch, s.seq, s.heads * s.head_dim]));
         let probs = tensor(probs, Shape::from([s.batch, s.heads, s.seq, s.seq]));
-        (out, (heads, probs, s))
+        (out, (heads, probs, s, scale))
     })
 }
 
@@ -371,20 +387,5 @@ pub(super) fn linear(x: Route, w: Route) -> Route {
         );
         (y, (x, w))
     };
-    match (x, w) {
-        (Route::Tracked(x), Route::Tracked(w)) => Route::Tracked(
-            match LinearBackward
-                .prepare::<NoCheckpointing>([x.node.clone(), w.node.clone()])
-                .compute_bound()
-                .stateful()
-            {
-                OpsKind::Tracked(prep) => {
-                    let (y, state) = forward(&x.primitive, &w.primitive);
-                    prep.finish(state, y)
-                }
-                OpsKind::UnTracked(prep) => prep.finish(forward(&x.primitive, &w.primitive).0),
-            },
-        ),
-        (x, w) => Route::Plain(forward(x.flex(), w.flex()).0),
-    }
+    binary(LinearBackward, x, w, forward)
 }

@@ -86,15 +86,25 @@ pub fn with_enabled<R>(on: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// `silu(gate) · up` where `gu` holds `gate‖up` along its last dim (`2i` → `i`).
-pub fn swiglu<B: Backend, const D: usize>(gu: Tensor<B, D>) -> Tensor<B, D> {
-    match route(gu) {
+/// Runs `fused` on `x`'s Flex tensor when the kernels serve its backend and dtype, else
+/// `generic` on `x` itself.
+fn dispatch<B: Backend, const D: usize, const E: usize>(
+    x: Tensor<B, D>,
+    fused: impl FnOnce(flex::Route) -> flex::Route,
+    generic: impl FnOnce(Tensor<B, D>) -> Tensor<B, E>,
+) -> Tensor<B, E> {
+    match route(x) {
         Ok(r) => {
             count_call();
-            unroute(flex::swiglu(r))
+            unroute(fused(r))
         }
-        Err(gu) => reference::swiglu(gu),
+        Err(x) => generic(x),
     }
+}
+
+/// `silu(gate) · up` where `gu` holds `gate‖up` along its last dim (`2i` → `i`).
+pub fn swiglu<B: Backend, const D: usize>(gu: Tensor<B, D>) -> Tensor<B, D> {
+    dispatch(gu, flex::swiglu, reference::swiglu)
 }
 
 /// Splits a fused projection `q‖k‖v` (`[batch, seq, (h + 2·kvh)·d]`) into heads, heads-major
@@ -119,17 +129,19 @@ pub fn split_heads<B: Backend>(
             let (Ok(c), Ok(s)) = (route(cos.clone()), route(sin.clone())) else {
                 unreachable!("same backend and dtype as qkv")
             };
-            let split = cpu::HeadSplit {
+            let shape = cpu::Heads {
                 batch: b,
                 seq: t,
                 heads,
                 kv_heads,
                 head_dim,
+            };
+            let rotary = cpu::Rotary {
                 rot: rope.rotary_dim(),
                 interleaved: rope.interleaved(),
             };
             count_call();
-            unroute(flex::split_heads(r, c.flex(), s.flex(), split))
+            unroute(flex::split_heads(r, c.flex(), s.flex(), shape, rotary))
         }
         Err(qkv) => reference::split_heads(qkv, heads, kv_heads, head_dim, rope, cos, sin),
     }
@@ -153,16 +165,15 @@ pub fn self_attention<B: Backend>(
     match route(heads) {
         Ok(r) => {
             let masked: Vec<bool> = mask.into_data().to_vec().expect("bool mask");
-            let shape = cpu::AttnShape {
+            let shape = cpu::Heads {
                 batch: b,
                 seq: t,
                 heads: num_heads,
                 kv_heads,
                 head_dim: d,
-                scale: 1.0 / (d as f32).sqrt(),
             };
             count_call();
-            unroute(flex::attention(r, &masked, shape))
+            unroute(flex::attention(r, &masked, shape, 1.0 / (d as f32).sqrt()))
         }
         Err(heads) => reference::self_attention(heads, num_heads, kv_heads, mask),
     }
@@ -170,13 +181,7 @@ pub fn self_attention<B: Backend>(
 
 /// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
 pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
-    match route(x) {
-        Ok(r) => {
-            count_call();
-            unroute(flex::merge_heads(r))
-        }
-        Err(x) => reference::merge_heads(x),
-    }
+    dispatch(x, flex::merge_heads, reference::merge_heads)
 }
 
 /// `log_softmax(logits)[target]` over the last dim (`[batch, seq, vocab]` → `[batch, seq]`),
