@@ -11,8 +11,10 @@
 //! - [`generate`]: batched KV-cache generation on left-padded prompts returning log-probs;
 //! - [`logprobs`]: token log-probs with masks (what DPO and PPO train on);
 //! - [`LoraConfig`] adapters with merge and PEFT export, and [`Precision`] (bf16 mixed precision);
-//! - [`backend`]: the backends (`Flex` on CPU, `Cuda` behind the `cuda` feature) and the
-//!   `--device` parser.
+//! - [`backend`]: the backends (`Flex` on CPU, `Cuda` behind the `cuda` feature), the
+//!   `--device` parser and [`backend::tune_allocator`];
+//! - [`kernels`]: fused CPU kernels with hand-written backward passes, which the model uses
+//!   on Flex in f32 (burn's generic ops everywhere else).
 #![warn(missing_docs)]
 
 pub mod backend;
