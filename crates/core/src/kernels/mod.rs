@@ -16,7 +16,7 @@
 //! | [`linear`] | burn-flex's matmul, which zero-fills and copies its output buffer, and the reshapes and transposes of its backward pass |
 //!
 //! They serve the Flex backend, with and without autodiff, in f32. Any other backend or dtype
-//! (CUDA, bf16) gets the generic burn code in [`reference`], which is also what the tests
+//! (CUDA, bf16) gets the generic burn code in [`reference`](mod@reference), which is also what the tests
 //! compare the kernels against. `RLHF_KERNELS=generic` in the environment, or
 //! [`set_enabled(false)`](set_enabled), turns them off (for comparisons).
 
