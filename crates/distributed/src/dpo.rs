@@ -21,20 +21,16 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::CausalLm;
 use rlhf_policy_dpo::{
-    BatchRef, DpoError, DpoExample, DpoOutcome, DpoState, DpoTrainConfig, LogEntry, PairStats,
-    ReferenceLogps, ReferenceMode, Window, append_metrics, attach_lora, check_vocab,
-    collate_examples, compute_reference, encode_examples, eval_log, evaluate_pairs,
-    examples_fingerprint, read_reference_cache, restore_policy, run_fingerprint,
-    save_dpo_checkpoint, write_metrics, write_reference_cache,
+    BatchRef, DpoError, DpoExample, DpoOutcome, DpoStart, DpoTrainConfig, LogEntry, PairStats,
+    ReferenceLogps, ReferenceMode, append_metrics, check_vocab, collate_examples,
+    compute_reference, encode_examples, eval_log, evaluate_pairs, examples_fingerprint,
+    read_reference_cache, run_fingerprint, save_dpo_checkpoint, start_dpo_run,
+    write_reference_cache,
 };
-use rlhf_reward::{
-    CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
-    TrainStatus, config_diff, epoch_permutation, load_optimizer_record, read_state,
-};
+use rlhf_reward::{PairCollator, PreferencePair, TrainOptions, TrainStatus, epoch_permutation};
 
 use crate::collective::Peer;
 use crate::config::Rank;
@@ -282,74 +278,25 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
     drop(reference);
 
     let total = cfg.total_steps(n);
-    let sched = LrSchedule {
-        peak: cfg.learning_rate,
-        warmup: cfg.warmup_steps,
-        total,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, CausalLm<B>>();
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, &device);
     let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
-    let (mut state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: DpoState = read_state(&dir)?;
-            let mismatch = |message: String| -> DistError {
-                DpoError::ResumeMismatch {
-                    path: dir.clone(),
-                    message,
-                }
-                .into()
-            };
-            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.fingerprint != print || st.n_train != n || st.total_steps != total {
-                return Err(mismatch(format!(
-                    "data or reference differ ({n} pairs, {print}; checkpoint: {} pairs, {})",
-                    st.n_train, st.fingerprint
-                )));
-            }
-            policy = restore_policy(policy, &dir, &st, &base_print, &device)?;
-            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", &device)?;
-            if rank.is_main() {
-                write_metrics(&metrics_path, &st.history)?;
-            }
-            tracing::info!(rank = rank.rank, step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            if rank.is_main() {
-                let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-                rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
-                write_metrics(&metrics_path, &[])?;
-            }
-            let st = DpoState {
-                step: 0,
-                total_steps: total,
-                data: DataRngState {
-                    seed: cfg.seed,
-                    epoch: 0,
-                    cursor: 0,
-                },
-                n_train: n,
-                fingerprint: print.clone(),
-                config: cfg.clone(),
-                history: Vec::new(),
-                window: Window::default(),
-                base_fingerprint: base_print.clone(),
-            };
-            (st, None)
-        }
-    };
+    let DpoStart {
+        mut policy,
+        mut optim,
+        sched,
+        mut state,
+        resumed_from,
+    } = start_dpo_run(
+        policy,
+        cfg,
+        n,
+        total,
+        &print,
+        run_dir,
+        ckpt,
+        rank.is_main(),
+        &device,
+    )?;
+    let metrics_path = run_dir.join("metrics.jsonl");
 
     let mut check = vec![n as f32, state.step as f32];
     check.extend(u64_chunks(examples_fingerprint(&examples)));

@@ -30,29 +30,23 @@
 //! in `rlhf_policy_ppo`'s layout ([`PpoState`]): a data-parallel checkpoint resumes with any
 //! world size, or with the single-process loop, and the other way round.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::generate::GenerationConfig;
 use rlhf_core::{CausalLm, ScalarModel};
-use rlhf_debias::RunningMeanStd;
 use rlhf_policy_ppo::{
-    Cursor, Frozen, KlController, Minibatch, NtpBatch, PpoConfig, PpoData, PpoError, PpoLog,
-    PpoModels, PpoOutcome, PpoState, ReferenceCache, ReferenceEntry, ReferenceScores, StepConfig,
+    Frozen, KlController, Minibatch, NtpBatch, PpoConfig, PpoData, PpoError, PpoLog, PpoModels,
+    PpoOutcome, PpoStart, PpoState, ReferenceCache, ReferenceEntry, ReferenceScores, StepConfig,
     StepShares, StepStats, append_log, apply_eos_penalty, build_reference_cache, check_data,
-    compute_gae, generation_descriptor, ids_hash, mix, module_fingerprint, ntp_batch,
-    ppo_gradients, prompts_fingerprint, reference_cache_path, reference_generation, reward_kl_svg,
-    rollout_rows, run_filter, sequence_rewards, token_rewards, write_logs,
+    compute_gae, flatten, gather_rows, generation_descriptor, ids_hash, mean, mix,
+    module_fingerprint, ntp_batch, ppo_gradients, prompts_fingerprint, reference_cache_path,
+    reference_generation, reward_kl_svg, rollout_rows, run_filter, save_ppo_checkpoint,
+    sequence_rewards, start_ppo_run, token_rewards,
 };
-use rlhf_reward::{
-    EncodedRow, LrSchedule, TrainOptions, TrainStatus, epoch_permutation, load_module_record,
-    load_optimizer_record, read_state, save_checkpoint_with, save_module_record,
-    save_optimizer_record,
-};
+use rlhf_reward::{EncodedRow, TrainOptions, TrainStatus, epoch_permutation};
 
 use crate::collective::Peer;
 use crate::config::Rank;
@@ -108,25 +102,6 @@ fn sum_f64<B: burn::prelude::Backend>(
         }
     }
     Ok(out)
-}
-
-fn flatten(rows: &[Vec<f32>], width: usize) -> Vec<f32> {
-    let mut out = vec![0.0; rows.len() * width];
-    for (r, row) in rows.iter().enumerate() {
-        out[r * width..r * width + row.len()].copy_from_slice(row);
-    }
-    out
-}
-
-fn gather_rows(flat: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
-    rows.iter()
-        .flat_map(|&r| flat[r * width..(r + 1) * width].iter().copied())
-        .collect()
-}
-
-fn mean(xs: impl Iterator<Item = f64>) -> f64 {
-    let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
-    if n == 0 { 0.0 } else { s / n as f64 }
 }
 
 /// SFT target tokens of a row (what `nll_loss` averages over: positions ≥ 1 of the response).
@@ -330,8 +305,8 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
         ));
     }
     let PpoModels {
-        mut actor,
-        mut critic,
+        actor,
+        critic,
         reference,
         mut reward,
     } = models;
@@ -420,84 +395,27 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
         opts,
     )?;
 
-    let per_step = cfg.ppo_epochs * (cfg.batch_prompts / cfg.mini_batch_size);
-    let sched = |peak: f64| LrSchedule {
-        peak,
-        warmup: cfg.warmup_steps,
-        total: cfg.total_steps * per_step,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let (sched_a, sched_c) = (sched(cfg.learning_rate), sched(cfg.critic_learning_rate));
-    let adam = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32);
-    let mut actor_optim = adam.init::<B, CausalLm<B>>();
-    let mut critic_optim = adam.init::<B, ScalarModel<B>>();
+    let PpoStart {
+        mut actor,
+        mut critic,
+        mut actor_optim,
+        mut critic_optim,
+        sched_actor: sched_a,
+        sched_critic: sched_c,
+        mut state,
+        resumed_from,
+    } = start_ppo_run(
+        actor,
+        critic,
+        cfg,
+        n,
+        print,
+        run_dir,
+        ckpt,
+        rank.is_main(),
+        &device,
+    )?;
     let metrics_path = run_dir.join("metrics.jsonl");
-
-    let (mut state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: PpoState = read_state(&dir)?;
-            let mismatch = |message: String| -> DistError {
-                PpoError::ResumeMismatch {
-                    path: dir.clone(),
-                    message,
-                }
-                .into()
-            };
-            let diff = st.config.trajectory_diff(cfg);
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.prompts_fingerprint != print || st.n_prompts != n {
-                return Err(mismatch(format!(
-                    "prompts differ ({n} prompts, fingerprint {print}; checkpoint: {} prompts, {})",
-                    st.n_prompts, st.prompts_fingerprint
-                )));
-            }
-            actor = load_module_record(actor, &dir, "actor", &device)?;
-            critic = load_module_record(critic, &dir, "critic", &device)?;
-            actor_optim = load_optimizer_record::<B, CausalLm<B>, _>(
-                actor_optim,
-                &dir,
-                "actor_optim",
-                &device,
-            )?;
-            critic_optim = load_optimizer_record::<B, ScalarModel<B>, _>(
-                critic_optim,
-                &dir,
-                "critic_optim",
-                &device,
-            )?;
-            if rank.is_main() {
-                write_logs(&metrics_path, &st.history)?;
-            }
-            tracing::info!(rank = rank.rank, step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            if rank.is_main() {
-                write_logs(&metrics_path, &[])?;
-            }
-            let st = PpoState {
-                step: 0,
-                total_steps: cfg.total_steps,
-                optimizer_steps: 0,
-                prompts: Cursor::default(),
-                sft: Cursor::default(),
-                kl: cfg.kl.controller(),
-                running: RunningMeanStd::new(),
-                n_prompts: n,
-                prompts_fingerprint: print,
-                config: cfg.clone(),
-                history: Vec::new(),
-            };
-            (st, None)
-        }
-    };
     agree(
         peer,
         &[
@@ -515,24 +433,8 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     let mut last_saved = resumed_from;
     let mut checkpoint = None;
     let mut status = TrainStatus::Finished;
-    let save = |actor: &CausalLm<B>,
-                critic: &ScalarModel<B>,
-                ao: &_,
-                co: &_,
-                state: &PpoState|
-     -> Result<PathBuf> {
-        Ok(save_checkpoint_with(
-            run_dir,
-            state.step,
-            state,
-            cfg.save_total_limit,
-            |dir| {
-                save_module_record(actor, dir, "actor")?;
-                save_module_record(critic, dir, "critic")?;
-                save_optimizer_record::<B, CausalLm<B>, _>(ao, dir, "actor_optim")?;
-                save_optimizer_record::<B, ScalarModel<B>, _>(co, dir, "critic_optim")
-            },
-        )?)
+    let save = |actor: &CausalLm<B>, critic: &ScalarModel<B>, ao: &_, co: &_, st: &PpoState| {
+        save_ppo_checkpoint(run_dir, actor, critic, ao, co, st)
     };
 
     let bp = cfg.batch_prompts;
@@ -663,7 +565,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
 
         // PPO epochs over the global minibatches; each rank back-propagates its rows.
         let t_update = Instant::now();
-        let mut steps: Vec<StepStats> = Vec::with_capacity(per_step);
+        let mut steps: Vec<StepStats> = Vec::with_capacity(cfg.optimizer_steps_per_iteration());
         let mut lr_a = 0.0;
         for epoch in 0..cfg.ppo_epochs {
             let perm = epoch_permutation(bp, step_seed, epoch);

@@ -43,6 +43,6 @@ pub use reference::{
     model_fingerprint, read_reference_cache, write_reference_cache,
 };
 pub use train::{
-    BatchRef, DpoOutcome, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
-    evaluate_pairs, restore_policy, run_fingerprint, save_dpo_checkpoint, train,
+    BatchRef, DpoOutcome, DpoStart, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
+    evaluate_pairs, restore_policy, run_fingerprint, save_dpo_checkpoint, start_dpo_run, train,
 };

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{CausalLm, Precision};
@@ -253,6 +254,111 @@ where
             save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
         },
     )?)
+}
+
+/// What a DPO run starts from: the policy (LoRA attached, or restored from a checkpoint), its
+/// AdamW optimizer and learning-rate schedule, and the run state.
+pub struct DpoStart<B: AutodiffBackend> {
+    /// The policy to train.
+    pub policy: CausalLm<B>,
+    /// AdamW with the config's betas, epsilon and weight decay.
+    pub optim: OptimizerAdaptor<AdamW, CausalLm<B>, B>,
+    /// Warm-up + cosine over `total` steps.
+    pub sched: LrSchedule,
+    /// Fresh (step 0), or the checkpoint's.
+    pub state: DpoState,
+    /// The step of the checkpoint resumed from, if any.
+    pub resumed_from: Option<usize>,
+}
+
+/// Sets a DPO run up for the single-process and the data-parallel loops alike: attaches LoRA
+/// adapters if configured, then either restores policy, optimizer and state from `ckpt`
+/// (refusing a checkpoint whose trajectory settings, data, reference or base weights differ)
+/// or starts at step 0. With `write_files` (the main process), writes `metrics.jsonl` (the
+/// checkpoint's history, or empty) and, on a fresh start, `config.json`.
+#[allow(clippy::too_many_arguments)]
+pub fn start_dpo_run<B: AutodiffBackend>(
+    policy: CausalLm<B>,
+    cfg: &DpoTrainConfig,
+    n: usize,
+    total: usize,
+    print: &str,
+    run_dir: &Path,
+    ckpt: Option<PathBuf>,
+    write_files: bool,
+    device: &B::Device,
+) -> Result<DpoStart<B>> {
+    let sched = LrSchedule {
+        peak: cfg.learning_rate,
+        warmup: cfg.warmup_steps,
+        total,
+        min_ratio: cfg.min_lr_ratio,
+    };
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(cfg.adam_beta1 as f32)
+        .with_beta_2(cfg.adam_beta2 as f32)
+        .with_epsilon(cfg.adam_epsilon as f32)
+        .with_weight_decay(cfg.weight_decay as f32)
+        .init::<B, CausalLm<B>>();
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, device);
+    let (state, resumed_from) = match ckpt {
+        Some(dir) => {
+            let st: DpoState = read_state(&dir)?;
+            let mismatch = |message: String| DpoError::ResumeMismatch {
+                path: dir.clone(),
+                message,
+            };
+            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
+            if !diff.is_empty() {
+                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
+            }
+            if st.fingerprint != print || st.n_train != n || st.total_steps != total {
+                return Err(mismatch(format!(
+                    "data or reference differ ({n} pairs, {print}; checkpoint: {} pairs, {})",
+                    st.n_train, st.fingerprint
+                )));
+            }
+            policy = restore_policy(policy, &dir, &st, &base_print, device)?;
+            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
+            if write_files {
+                write_metrics(&metrics_path, &st.history)?;
+            }
+            tracing::info!(step = st.step, dir = %dir.display(), "resuming");
+            let from = st.step;
+            (st, Some(from))
+        }
+        None => {
+            if write_files {
+                let json = serde_json::to_string_pretty(cfg).expect("serialisable");
+                rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+                write_metrics(&metrics_path, &[])?;
+            }
+            let st = DpoState {
+                step: 0,
+                total_steps: total,
+                data: DataRngState {
+                    seed: cfg.seed,
+                    epoch: 0,
+                    cursor: 0,
+                },
+                n_train: n,
+                fingerprint: print.to_string(),
+                config: cfg.clone(),
+                history: Vec::new(),
+                window: Window::default(),
+                base_fingerprint: base_print,
+            };
+            (st, None)
+        }
+    };
+    Ok(DpoStart {
+        policy,
+        optim,
+        sched,
+        state,
+        resumed_from,
+    })
 }
 
 /// Checks every token id of `examples` is inside the vocabulary; the error names the `what`
@@ -537,67 +643,15 @@ pub fn train<B: AutodiffBackend>(
     };
 
     let total = cfg.total_steps(n);
-    let sched = LrSchedule {
-        peak: cfg.learning_rate,
-        warmup: cfg.warmup_steps,
-        total,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, CausalLm<B>>();
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, device);
     let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
-    let (mut state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: DpoState = read_state(&dir)?;
-            let mismatch = |message: String| DpoError::ResumeMismatch {
-                path: dir.clone(),
-                message,
-            };
-            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.fingerprint != print || st.n_train != n || st.total_steps != total {
-                return Err(mismatch(format!(
-                    "data or reference differ ({n} pairs, {print}; checkpoint: {} pairs, {})",
-                    st.n_train, st.fingerprint
-                )));
-            }
-            policy = restore_policy(policy, &dir, &st, &base_print, device)?;
-            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
-            write_metrics(&metrics_path, &st.history)?;
-            tracing::info!(step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-            rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
-            write_metrics(&metrics_path, &[])?;
-            let st = DpoState {
-                step: 0,
-                total_steps: total,
-                data: DataRngState {
-                    seed: cfg.seed,
-                    epoch: 0,
-                    cursor: 0,
-                },
-                n_train: n,
-                fingerprint: print.clone(),
-                config: cfg.clone(),
-                history: Vec::new(),
-                window: Window::default(),
-                base_fingerprint: base_print.clone(),
-            };
-            (st, None)
-        }
-    };
+    let DpoStart {
+        mut policy,
+        mut optim,
+        sched,
+        mut state,
+        resumed_from,
+    } = start_dpo_run(policy, cfg, n, total, &print, run_dir, ckpt, true, device)?;
+    let metrics_path = run_dir.join("metrics.jsonl");
 
     if resumed_from.is_none() && !eval_examples.is_empty() {
         // Step 0: the starting policy (the reference itself in the usual setup), so the

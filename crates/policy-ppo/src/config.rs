@@ -339,6 +339,12 @@ impl PpoConfig {
         serde_json::to_value(c).expect("serialisable")
     }
 
+    /// Optimizer steps per PPO iteration: `ppo_epochs` passes over the rollout batch in
+    /// minibatches of `mini_batch_size` prompts.
+    pub fn optimizer_steps_per_iteration(&self) -> usize {
+        self.ppo_epochs * (self.batch_prompts / self.mini_batch_size)
+    }
+
     /// `field: checkpoint X, now Y` for every trajectory field that differs.
     pub fn trajectory_diff(&self, other: &PpoConfig) -> Vec<String> {
         let (a, b) = (self.trajectory(), other.trajectory());

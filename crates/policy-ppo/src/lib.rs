@@ -114,4 +114,7 @@ pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,
 };
 pub use step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients, ppo_step};
-pub use train::{Cursor, PpoData, PpoModels, PpoOutcome, PpoState, check_data, mix, train};
+pub use train::{
+    Adam, Cursor, PpoData, PpoModels, PpoOutcome, PpoStart, PpoState, check_data, flatten,
+    gather_rows, mean, mix, save_ppo_checkpoint, start_ppo_run, train,
+};

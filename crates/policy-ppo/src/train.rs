@@ -29,7 +29,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::AdamWConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rlhf_core::generate::GenerationConfig;
@@ -239,7 +240,8 @@ pub fn check_data(data: &PpoData, vocab: usize, cfg: &PpoConfig, max_pos: usize)
     Ok(())
 }
 
-fn flatten(rows: &[Vec<f32>], width: usize) -> Vec<f32> {
+/// Rows of different lengths, zero-padded to `width`, row-major.
+pub fn flatten(rows: &[Vec<f32>], width: usize) -> Vec<f32> {
     let mut out = vec![0.0; rows.len() * width];
     for (r, row) in rows.iter().enumerate() {
         out[r * width..r * width + row.len()].copy_from_slice(row);
@@ -247,15 +249,157 @@ fn flatten(rows: &[Vec<f32>], width: usize) -> Vec<f32> {
     out
 }
 
-fn gather_rows(flat: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
+/// The listed rows of a row-major `[_, width]` matrix, in the listed order.
+pub fn gather_rows(flat: &[f32], width: usize, rows: &[usize]) -> Vec<f32> {
     rows.iter()
         .flat_map(|&r| flat[r * width..(r + 1) * width].iter().copied())
         .collect()
 }
 
-fn mean(xs: impl Iterator<Item = f64>) -> f64 {
+/// The mean, 0 for no values.
+pub fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     let (s, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+/// The AdamW optimizer of a PPO run's actor (or critic).
+pub type Adam<M, B> = OptimizerAdaptor<AdamW, M, B>;
+
+/// What a PPO run starts from: actor and critic (restored from a checkpoint or as given),
+/// their AdamW optimizers and learning-rate schedules, and the run state.
+pub struct PpoStart<B: AutodiffBackend> {
+    /// The policy.
+    pub actor: CausalLm<B>,
+    /// The value model.
+    pub critic: ScalarModel<B>,
+    /// The actor's AdamW.
+    pub actor_optim: Adam<CausalLm<B>, B>,
+    /// The critic's AdamW.
+    pub critic_optim: Adam<ScalarModel<B>, B>,
+    /// The actor's warm-up + cosine schedule over every optimizer step of the run.
+    pub sched_actor: LrSchedule,
+    /// The critic's.
+    pub sched_critic: LrSchedule,
+    /// Fresh (step 0), or the checkpoint's.
+    pub state: PpoState,
+    /// The step of the checkpoint resumed from, if any.
+    pub resumed_from: Option<usize>,
+}
+
+/// Sets a PPO run up for the single-process and the data-parallel loops alike: either restores
+/// actor, critic, both optimizers and the state from `ckpt` (refusing a checkpoint whose
+/// trajectory settings or prompts differ; `n` prompts with fingerprint `print`) or starts at
+/// step 0. With `write_logs_file` (the main process), rewrites `metrics.jsonl` with the
+/// checkpoint's history, or empty.
+#[allow(clippy::too_many_arguments)]
+pub fn start_ppo_run<B: AutodiffBackend>(
+    actor: CausalLm<B>,
+    critic: ScalarModel<B>,
+    cfg: &PpoConfig,
+    n: usize,
+    print: String,
+    run_dir: &std::path::Path,
+    ckpt: Option<PathBuf>,
+    write_logs_file: bool,
+    device: &B::Device,
+) -> Result<PpoStart<B>> {
+    let per_step = cfg.optimizer_steps_per_iteration();
+    let sched = |peak: f64| LrSchedule {
+        peak,
+        warmup: cfg.warmup_steps,
+        total: cfg.total_steps * per_step,
+        min_ratio: cfg.min_lr_ratio,
+    };
+    let adam = AdamWConfig::new()
+        .with_beta_1(cfg.adam_beta1 as f32)
+        .with_beta_2(cfg.adam_beta2 as f32)
+        .with_epsilon(cfg.adam_epsilon as f32)
+        .with_weight_decay(cfg.weight_decay as f32);
+    let mut start = PpoStart {
+        actor,
+        critic,
+        actor_optim: adam.init::<B, CausalLm<B>>(),
+        critic_optim: adam.init::<B, ScalarModel<B>>(),
+        sched_actor: sched(cfg.learning_rate),
+        sched_critic: sched(cfg.critic_learning_rate),
+        state: PpoState {
+            step: 0,
+            total_steps: cfg.total_steps,
+            optimizer_steps: 0,
+            prompts: Cursor::default(),
+            sft: Cursor::default(),
+            kl: cfg.kl.controller(),
+            running: RunningMeanStd::new(),
+            n_prompts: n,
+            prompts_fingerprint: print.clone(),
+            config: cfg.clone(),
+            history: Vec::new(),
+        },
+        resumed_from: None,
+    };
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let Some(dir) = ckpt else {
+        if write_logs_file {
+            write_logs(&metrics_path, &[])?;
+        }
+        return Ok(start);
+    };
+    let st: PpoState = read_state(&dir)?;
+    let mismatch = |message: String| PpoError::ResumeMismatch {
+        path: dir.clone(),
+        message,
+    };
+    let diff = st.config.trajectory_diff(cfg);
+    if !diff.is_empty() {
+        return Err(mismatch(format!("config differs: {}", diff.join("; "))));
+    }
+    if st.prompts_fingerprint != print || st.n_prompts != n {
+        return Err(mismatch(format!(
+            "prompts differ ({n} prompts, fingerprint {print}; checkpoint: {} prompts, {})",
+            st.n_prompts, st.prompts_fingerprint
+        )));
+    }
+    start.actor = load_module_record(start.actor, &dir, "actor", device)?;
+    start.critic = load_module_record(start.critic, &dir, "critic", device)?;
+    start.actor_optim =
+        load_optimizer_record::<B, CausalLm<B>, _>(start.actor_optim, &dir, "actor_optim", device)?;
+    start.critic_optim = load_optimizer_record::<B, ScalarModel<B>, _>(
+        start.critic_optim,
+        &dir,
+        "critic_optim",
+        device,
+    )?;
+    if write_logs_file {
+        write_logs(&metrics_path, &st.history)?;
+    }
+    tracing::info!(step = st.step, dir = %dir.display(), "resuming");
+    start.resumed_from = Some(st.step);
+    start.state = st;
+    Ok(start)
+}
+
+/// Writes a PPO checkpoint (actor, critic, both optimizers, `state`) under `run_dir`, keeping
+/// the newest `state.config.save_total_limit`.
+pub fn save_ppo_checkpoint<B: AutodiffBackend>(
+    run_dir: &std::path::Path,
+    actor: &CausalLm<B>,
+    critic: &ScalarModel<B>,
+    actor_optim: &Adam<CausalLm<B>, B>,
+    critic_optim: &Adam<ScalarModel<B>, B>,
+    state: &PpoState,
+) -> Result<PathBuf> {
+    Ok(save_checkpoint_with(
+        run_dir,
+        state.step,
+        state,
+        state.config.save_total_limit,
+        |dir| {
+            save_module_record(actor, dir, "actor")?;
+            save_module_record(critic, dir, "critic")?;
+            save_optimizer_record::<B, CausalLm<B>, _>(actor_optim, dir, "actor_optim")?;
+            save_optimizer_record::<B, ScalarModel<B>, _>(critic_optim, dir, "critic_optim")
+        },
+    )?)
 }
 
 /// Trains `models.actor` and `models.critic` with PPO on `data` (see the module docs), with
@@ -279,8 +423,8 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<PpoOutcome<B>> {
     cfg.validate()?;
     let PpoModels {
-        mut actor,
-        mut critic,
+        actor,
+        critic,
         reference,
         mut reward,
     } = models;
@@ -332,101 +476,25 @@ pub fn train<B: AutodiffBackend>(
     )?;
     let n = prompts.len();
     let print = prompts_fingerprint(&prompts);
-    let per_step = cfg.ppo_epochs * (cfg.batch_prompts / cfg.mini_batch_size);
-    let sched = |peak: f64| LrSchedule {
-        peak,
-        warmup: cfg.warmup_steps,
-        total: cfg.total_steps * per_step,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let (sched_a, sched_c) = (sched(cfg.learning_rate), sched(cfg.critic_learning_rate));
-    let adam = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32);
-    let mut actor_optim = adam.init::<B, CausalLm<B>>();
-    let mut critic_optim = adam.init::<B, ScalarModel<B>>();
+    let PpoStart {
+        mut actor,
+        mut critic,
+        mut actor_optim,
+        mut critic_optim,
+        sched_actor: sched_a,
+        sched_critic: sched_c,
+        mut state,
+        resumed_from,
+    } = start_ppo_run(actor, critic, cfg, n, print, run_dir, ckpt, true, device)?;
     let metrics_path = run_dir.join("metrics.jsonl");
-
-    let (mut state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: PpoState = read_state(&dir)?;
-            let mismatch = |message: String| PpoError::ResumeMismatch {
-                path: dir.clone(),
-                message,
-            };
-            let diff = st.config.trajectory_diff(cfg);
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.prompts_fingerprint != print || st.n_prompts != n {
-                return Err(mismatch(format!(
-                    "prompts differ ({n} prompts, fingerprint {print}; checkpoint: {} prompts, {})",
-                    st.n_prompts, st.prompts_fingerprint
-                )));
-            }
-            actor = load_module_record(actor, &dir, "actor", device)?;
-            critic = load_module_record(critic, &dir, "critic", device)?;
-            actor_optim = load_optimizer_record::<B, CausalLm<B>, _>(
-                actor_optim,
-                &dir,
-                "actor_optim",
-                device,
-            )?;
-            critic_optim = load_optimizer_record::<B, ScalarModel<B>, _>(
-                critic_optim,
-                &dir,
-                "critic_optim",
-                device,
-            )?;
-            write_logs(&metrics_path, &st.history)?;
-            tracing::info!(step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            write_logs(&metrics_path, &[])?;
-            let st = PpoState {
-                step: 0,
-                total_steps: cfg.total_steps,
-                optimizer_steps: 0,
-                prompts: Cursor::default(),
-                sft: Cursor::default(),
-                kl: cfg.kl.controller(),
-                running: RunningMeanStd::new(),
-                n_prompts: n,
-                prompts_fingerprint: print,
-                config: cfg.clone(),
-                history: Vec::new(),
-            };
-            (st, None)
-        }
-    };
 
     let step_cfg = StepConfig::from(cfg);
     let pb = progress_bar(opts.progress, cfg.total_steps, state.step);
     let mut last_saved = resumed_from;
     let mut checkpoint = None;
     let mut status = TrainStatus::Finished;
-    let save = |actor: &CausalLm<B>,
-                critic: &ScalarModel<B>,
-                ao: &_,
-                co: &_,
-                state: &PpoState|
-     -> Result<PathBuf> {
-        Ok(save_checkpoint_with(
-            run_dir,
-            state.step,
-            state,
-            cfg.save_total_limit,
-            |dir| {
-                save_module_record(actor, dir, "actor")?;
-                save_module_record(critic, dir, "critic")?;
-                save_optimizer_record::<B, CausalLm<B>, _>(ao, dir, "actor_optim")?;
-                save_optimizer_record::<B, ScalarModel<B>, _>(co, dir, "critic_optim")
-            },
-        )?)
+    let save = |actor: &CausalLm<B>, critic: &ScalarModel<B>, ao: &_, co: &_, st: &PpoState| {
+        save_ppo_checkpoint(run_dir, actor, critic, ao, co, st)
     };
 
     while state.step < cfg.total_steps {
@@ -508,7 +576,7 @@ pub fn train<B: AutodiffBackend>(
 
         // PPO epochs over minibatches.
         let t_update = Instant::now();
-        let mut steps: Vec<StepStats> = Vec::with_capacity(per_step);
+        let mut steps: Vec<StepStats> = Vec::with_capacity(cfg.optimizer_steps_per_iteration());
         let mut lr_a = 0.0;
         for epoch in 0..cfg.ppo_epochs {
             let perm = epoch_permutation(rows, step_seed, epoch);
