@@ -330,17 +330,12 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
             status = TrainStatus::Stopped;
             break;
         }
-        let mut micro = Vec::with_capacity(cfg.gradient_accumulation_steps);
-        for _ in 0..cfg.gradient_accumulation_steps {
-            if state.data.cursor >= n {
-                state.data.epoch += 1;
-                state.data.cursor = 0;
-                perm = epoch_permutation(n, cfg.seed, state.data.epoch);
-            }
-            let end = (state.data.cursor + cfg.batch_pairs).min(n);
-            micro.push(perm[state.data.cursor..end].to_vec());
-            state.data.cursor = end;
-        }
+        let micro = state.data.next_batches(
+            n,
+            cfg.batch_pairs,
+            cfg.gradient_accumulation_steps,
+            &mut perm,
+        );
         let plan = plan_step(
             &micro,
             rank.rank,

@@ -685,15 +685,14 @@ pub fn train<B: AutodiffBackend>(
             status = TrainStatus::Stopped;
             break;
         }
-        let mut batches = Vec::with_capacity(cfg.gradient_accumulation_steps);
-        for _ in 0..cfg.gradient_accumulation_steps {
-            if state.data.cursor >= n {
-                state.data.epoch += 1;
-                state.data.cursor = 0;
-                perm = epoch_permutation(n, cfg.seed, state.data.epoch);
-            }
-            let end = (state.data.cursor + cfg.batch_pairs).min(n);
-            let pos = &perm[state.data.cursor..end];
+        let micro = state.data.next_batches(
+            n,
+            cfg.batch_pairs,
+            cfg.gradient_accumulation_steps,
+            &mut perm,
+        );
+        let mut batches = Vec::with_capacity(micro.len());
+        for pos in &micro {
             let refs: Vec<&DpoExample> = pos.iter().map(|&i| &examples[i]).collect();
             let batch = collate_examples(&refs, pad);
             let r = if !needs_ref {
@@ -708,7 +707,6 @@ pub fn train<B: AutodiffBackend>(
                 BatchRef::gather(&train_ref, &batch, pos)
             };
             batches.push((batch, r));
-            state.data.cursor = end;
         }
         let lr = sched.lr(state.step);
         let (p, st) = dpo_step(

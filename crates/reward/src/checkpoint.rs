@@ -47,6 +47,34 @@ pub struct DataRngState {
     pub cursor: usize,
 }
 
+impl DataRngState {
+    /// The next `accumulation` micro-batches of at most `batch` indices into a data set of `n`,
+    /// taken in order from `perm` (the permutation of the current epoch, which the caller
+    /// keeps); when an epoch runs out the next one starts, and `perm` becomes its permutation
+    /// ([`crate::epoch_permutation`] of `seed` and the new epoch).
+    pub fn next_batches(
+        &mut self,
+        n: usize,
+        batch: usize,
+        accumulation: usize,
+        perm: &mut Vec<usize>,
+    ) -> Vec<Vec<usize>> {
+        (0..accumulation)
+            .map(|_| {
+                if self.cursor >= n {
+                    self.epoch += 1;
+                    self.cursor = 0;
+                    *perm = crate::epoch_permutation(n, self.seed, self.epoch);
+                }
+                let end = (self.cursor + batch).min(n);
+                let ids = perm[self.cursor..end].to_vec();
+                self.cursor = end;
+                ids
+            })
+            .collect()
+    }
+}
+
 /// Everything besides the model and optimizer records that resuming needs (`state.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

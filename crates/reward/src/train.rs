@@ -483,21 +483,17 @@ pub fn train<B: AutodiffBackend>(
             status = TrainStatus::Stopped;
             break;
         }
-        let mut batches = Vec::with_capacity(cfg.gradient_accumulation_steps);
-        for _ in 0..cfg.gradient_accumulation_steps {
-            if state.data.cursor >= n {
-                state.data.epoch += 1;
-                state.data.cursor = 0;
-                perm = epoch_permutation(n, cfg.seed, state.data.epoch);
-            }
-            let end = (state.data.cursor + cfg.batch_pairs).min(n);
-            let refs: Vec<&EncodedPair> = perm[state.data.cursor..end]
-                .iter()
-                .map(|&i| &enc[i])
-                .collect();
-            batches.push(collate(&refs, pad));
-            state.data.cursor = end;
-        }
+        let batches: Vec<_> = state
+            .data
+            .next_batches(
+                n,
+                cfg.batch_pairs,
+                cfg.gradient_accumulation_steps,
+                &mut perm,
+            )
+            .iter()
+            .map(|ids| collate(&ids.iter().map(|&i| &enc[i]).collect::<Vec<_>>(), pad))
+            .collect();
         let lr = sched.lr(state.step);
         let (m, st) = train_step(
             model,

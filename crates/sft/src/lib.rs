@@ -587,21 +587,22 @@ pub fn train<B: AutodiffBackend>(
             status = TrainStatus::Stopped;
             break;
         }
-        let mut batches = Vec::new();
-        for _ in 0..cfg.gradient_accumulation_steps {
-            if st.data.cursor >= n {
-                st.data.epoch += 1;
-                st.data.cursor = 0;
-                perm = epoch_permutation(n, cfg.seed, st.data.epoch);
-            }
-            let end = (st.data.cursor + cfg.batch_size).min(n);
-            let refs: Vec<&SftExample> = perm[st.data.cursor..end]
-                .iter()
-                .map(|&i| &train_set[i])
-                .collect();
-            batches.push(collate_sft(&refs, pad_id));
-            st.data.cursor = end;
-        }
+        let batches: Vec<_> = st
+            .data
+            .next_batches(
+                n,
+                cfg.batch_size,
+                cfg.gradient_accumulation_steps,
+                &mut perm,
+            )
+            .iter()
+            .map(|ids| {
+                collate_sft(
+                    &ids.iter().map(|&i| &train_set[i]).collect::<Vec<_>>(),
+                    pad_id,
+                )
+            })
+            .collect();
         let lr = sched.lr(st.step);
         // Token-mean over the whole step: each micro-batch's sum is divided by the step's count.
         let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
