@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::ScalarModel;
@@ -204,12 +203,13 @@ pub fn train_reward_dp<B: AutodiffBackend>(
         total,
         min_ratio: cfg.min_lr_ratio,
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, ScalarModel<B>>();
+    let mut optim = rlhf_reward::adamw(
+        cfg.adam_beta1,
+        cfg.adam_beta2,
+        cfg.adam_epsilon,
+        cfg.weight_decay,
+    )
+    .init::<B, ScalarModel<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let mut model = model;

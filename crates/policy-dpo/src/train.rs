@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{CausalLm, Precision};
@@ -294,12 +294,13 @@ pub fn start_dpo_run<B: AutodiffBackend>(
         total,
         min_ratio: cfg.min_lr_ratio,
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, CausalLm<B>>();
+    let mut optim = rlhf_reward::adamw(
+        cfg.adam_beta1,
+        cfg.adam_beta2,
+        cfg.adam_epsilon,
+        cfg.weight_decay,
+    )
+    .init::<B, CausalLm<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
     let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, device);
     let (state, resumed_from) = match ckpt {

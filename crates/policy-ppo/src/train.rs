@@ -29,8 +29,8 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
+use burn::optim::AdamW;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig};
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rlhf_core::generate::GenerationConfig;
@@ -310,11 +310,12 @@ pub fn start_ppo_run<B: AutodiffBackend>(
         total: cfg.total_steps * per_step,
         min_ratio: cfg.min_lr_ratio,
     };
-    let adam = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32);
+    let adam = rlhf_reward::adamw(
+        cfg.adam_beta1,
+        cfg.adam_beta2,
+        cfg.adam_epsilon,
+        cfg.weight_decay,
+    );
     let mut start = PpoStart {
         actor,
         critic,

@@ -88,7 +88,7 @@ pub use metrics::{
 pub use plot::{ScoreGroup, score_distribution_svg};
 /// Length balancing of a training set (from `rlhf-debias`): its config and report.
 pub use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport, LengthUnit};
-pub use schedule::LrSchedule;
+pub use schedule::{LrSchedule, adamw};
 pub use score::{batch_scores, score_encoded, score_replies};
 pub use train::{
     CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, check_vocab, config_diff,

@@ -34,6 +34,16 @@ impl LrSchedule {
     }
 }
 
+/// AdamW with the betas, epsilon and weight decay of a trainer's config (every trainer of the
+/// workspace stores them as `f64`).
+pub fn adamw(beta1: f64, beta2: f64, epsilon: f64, weight_decay: f64) -> burn::optim::AdamWConfig {
+    burn::optim::AdamWConfig::new()
+        .with_beta_1(beta1 as f32)
+        .with_beta_2(beta2 as f32)
+        .with_epsilon(epsilon as f32)
+        .with_weight_decay(weight_decay as f32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -402,12 +402,13 @@ pub fn train<B: AutodiffBackend>(
         total,
         min_ratio: cfg.min_lr_ratio,
     };
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(cfg.adam_beta1 as f32)
-        .with_beta_2(cfg.adam_beta2 as f32)
-        .with_epsilon(cfg.adam_epsilon as f32)
-        .with_weight_decay(cfg.weight_decay as f32)
-        .init::<B, ScalarModel<B>>();
+    let mut optim = crate::adamw(
+        cfg.adam_beta1,
+        cfg.adam_beta2,
+        cfg.adam_epsilon,
+        cfg.weight_decay,
+    )
+    .init::<B, ScalarModel<B>>();
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let mut model = model;
