@@ -25,10 +25,9 @@ use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::CausalLm;
 use rlhf_policy_dpo::{
     BatchRef, DpoError, DpoExample, DpoOutcome, DpoStart, DpoTrainConfig, LogEntry, PairStats,
-    ReferenceLogps, ReferenceMode, append_metrics, check_vocab, collate_examples,
-    compute_reference, encode_examples, eval_log, evaluate_pairs, examples_fingerprint,
-    read_reference_cache, run_fingerprint, save_dpo_checkpoint, start_dpo_run,
-    write_reference_cache,
+    ReferenceLogps, ReferenceMode, append_metrics, collate_examples, compute_reference, eval_log,
+    evaluate_pairs, examples_fingerprint, prepare_examples, read_reference_cache, run_fingerprint,
+    save_dpo_checkpoint, start_dpo_run, write_reference_cache,
 };
 use rlhf_reward::{PairCollator, PreferencePair, TrainOptions, TrainStatus, epoch_permutation};
 
@@ -208,32 +207,15 @@ pub fn train_dpo_dp<B: AutodiffBackend>(
              \"precompute\"",
         ));
     }
-    if train_pairs.is_empty() {
-        return Err(DpoError::Data("the training set is empty".into()).into());
-    }
-    if collator.max_length != cfg.max_length {
-        return Err(DpoError::Config(format!(
-            "the collator's max_length {} differs from the config's {}",
-            collator.max_length, cfg.max_length
-        ))
-        .into());
-    }
+    let (examples, eval_examples) =
+        prepare_examples(collator, train_pairs, eval_pairs, cfg, policy.vocab_size())?;
     let run_dir = &opts.run_dir;
     if rank.is_main() {
         std::fs::create_dir_all(run_dir).map_err(|e| DpoError::io(run_dir, e))?;
     }
     // Rank 0 creates the directory before anyone reads or writes in it.
     peer.all_reduce_scalars(&[0.0], "run directory")?;
-    let vocab = policy.vocab_size();
     let pad = collator.encoder.pad_id();
-    let mut examples = encode_examples(collator, train_pairs)?;
-    let eval_examples = encode_examples(collator, eval_pairs)?;
-    check_vocab(&examples, vocab, "training")?;
-    check_vocab(&eval_examples, vocab, "held-out")?;
-    examples.retain(|e| e.weight > 0.0);
-    if examples.is_empty() {
-        return Err(DpoError::Data("no training pair has a positive weight".into()).into());
-    }
     let n = examples.len();
 
     let needs_ref = cfg.loss.loss_type.needs_reference();

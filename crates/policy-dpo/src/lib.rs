@@ -44,5 +44,6 @@ pub use reference::{
 };
 pub use train::{
     BatchRef, DpoOutcome, DpoStart, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
-    evaluate_pairs, restore_policy, run_fingerprint, save_dpo_checkpoint, start_dpo_run, train,
+    evaluate_pairs, prepare_examples, restore_policy, run_fingerprint, save_dpo_checkpoint,
+    start_dpo_run, train,
 };

@@ -256,6 +256,47 @@ where
     )?)
 }
 
+/// Encodes a DPO run's training and held-out pairs and checks them: a non-empty training set,
+/// the collator's `max_length` equal to the config's, every token id inside the policy's
+/// vocabulary (`vocab`), at least one training pair of positive weight (the others are
+/// dropped). Warns about truncated training pairs. Returns (training, held-out) examples.
+pub fn prepare_examples(
+    collator: &PairCollator<'_>,
+    train_pairs: &[PreferencePair],
+    eval_pairs: &[PreferencePair],
+    cfg: &DpoTrainConfig,
+    vocab: usize,
+) -> Result<(Vec<DpoExample>, Vec<DpoExample>)> {
+    if train_pairs.is_empty() {
+        return Err(DpoError::Data("the training set is empty".into()));
+    }
+    if collator.max_length != cfg.max_length {
+        return Err(DpoError::Config(format!(
+            "the collator's max_length {} differs from the config's {}",
+            collator.max_length, cfg.max_length
+        )));
+    }
+    let mut examples = encode_examples(collator, train_pairs)?;
+    check_vocab(&examples, vocab, "training")?;
+    let eval_examples = encode_examples(collator, eval_pairs)?;
+    check_vocab(&eval_examples, vocab, "held-out")?;
+    examples.retain(|e| e.weight > 0.0);
+    if examples.is_empty() {
+        return Err(DpoError::Data(
+            "no training pair has a positive weight".into(),
+        ));
+    }
+    let truncated = examples.iter().filter(|e| e.truncated).count();
+    if truncated > 0 {
+        tracing::warn!(
+            pairs = truncated,
+            max_length = cfg.max_length,
+            "truncated training pairs"
+        );
+    }
+    Ok((examples, eval_examples))
+}
+
 /// What a DPO run starts from: the policy (LoRA attached, or restored from a checkpoint), its
 /// AdamW optimizer and learning-rate schedule, and the run state.
 pub struct DpoStart<B: AutodiffBackend> {
@@ -543,38 +584,12 @@ pub fn train<B: AutodiffBackend>(
     device: &B::Device,
 ) -> Result<DpoOutcome<B>> {
     cfg.validate()?;
-    if train_pairs.is_empty() {
-        return Err(DpoError::Data("the training set is empty".into()));
-    }
-    if collator.max_length != cfg.max_length {
-        return Err(DpoError::Config(format!(
-            "the collator's max_length {} differs from the config's {}",
-            collator.max_length, cfg.max_length
-        )));
-    }
+    let (examples, eval_examples) =
+        prepare_examples(collator, train_pairs, eval_pairs, cfg, policy.vocab_size())?;
     let run_dir = &opts.run_dir;
     std::fs::create_dir_all(run_dir).map_err(|e| DpoError::io(run_dir, e))?;
-    let vocab = policy.vocab_size();
     let pad = collator.encoder.pad_id();
-    let mut examples = encode_examples(collator, train_pairs)?;
-    check_vocab(&examples, vocab, "training")?;
-    let eval_examples = encode_examples(collator, eval_pairs)?;
-    check_vocab(&eval_examples, vocab, "held-out")?;
-    examples.retain(|e| e.weight > 0.0);
-    if examples.is_empty() {
-        return Err(DpoError::Data(
-            "no training pair has a positive weight".into(),
-        ));
-    }
     let n = examples.len();
-    let truncated = examples.iter().filter(|e| e.truncated).count();
-    if truncated > 0 {
-        tracing::warn!(
-            pairs = truncated,
-            max_length = cfg.max_length,
-            "truncated training pairs"
-        );
-    }
 
     // Reference log-probs (none for SimPO).
     let needs_ref = cfg.loss.loss_type.needs_reference();
