@@ -3,6 +3,9 @@
 //! checkpoint on disk), export in HF layout, and reload through rlhf-core's loader with the same
 //! scores.
 
+mod golden;
+mod golden_runs;
+
 use std::path::PathBuf;
 
 use burn::module::AutodiffModule;
@@ -14,9 +17,10 @@ use rlhf_prefdata::{
     import_hh_rlhf, read_comparisons, write_comparisons,
 };
 use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, PreferencePair, RewardTrainConfig, TextEncoder, TrainOptions,
-    export_hf, read_pairs, score_pairs, train,
+    BYTE_VOCAB, PairCollator, PreferencePair, RewardTrainConfig, TextEncoder, export_hf,
+    read_pairs, score_pairs, train,
 };
+use rlhf_train::TrainOptions;
 
 fn data_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");

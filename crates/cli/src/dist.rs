@@ -5,6 +5,7 @@ use anyhow::bail;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use rlhf_core::backend::DeviceSpec;
+use rlhf_train::{Collective, Solo};
 
 use crate::device::parse_device;
 
@@ -65,5 +66,43 @@ impl DistArgs {
             .collect();
         let idx = if idx.is_empty() { vec![0] } else { idx };
         Ok((dist, rlhf_distributed::replica_devices::<A>(dev, &idx)))
+    }
+}
+
+/// What a trainer command runs in its world: the trainer's `train_with`, on [`Solo`] or on a
+/// data-parallel `rlhf_distributed::Peer` alike.
+pub(crate) trait WorldJob<A: AutodiffBackend>: Sync {
+    /// What the job returns (identical on every replica).
+    type Out: Send;
+
+    /// Builds this replica's model on `world.device()` and trains it in `world`.
+    ///
+    /// # Errors
+    /// The trainer's.
+    fn run<C: Collective<A>>(&self, world: &C) -> anyhow::Result<Self::Out>;
+}
+
+impl DistArgs {
+    /// Runs `job` in the world the flags describe — the one place the CLI picks [`Solo`] or
+    /// this node's data-parallel replicas — and returns its output with whether this process
+    /// holds global rank 0 (the one that evaluates, exports and reports).
+    ///
+    /// # Errors
+    /// The job's errors, the world's (a lost rank, a bad `--devices`).
+    pub(crate) fn run_job<A: AutodiffBackend, J: WorldJob<A>>(
+        &self,
+        device: DeviceSpec,
+        dev: &A::Device,
+        job: &J,
+    ) -> anyhow::Result<(bool, J::Out)> {
+        if !self.is_distributed() {
+            return Ok((true, job.run(&Solo::<A>::new(dev.clone()))?));
+        }
+        let (dist, devices) = self.world::<A>(device, dev)?;
+        let (rank, out) =
+            rlhf_distributed::run_on_node::<A::InnerBackend, _, _, _>(&dist, &devices, |peer| {
+                job.run(peer)
+            })?;
+        Ok((rank.is_main(), out))
     }
 }

@@ -16,15 +16,17 @@ use rlhf_core::checkpoint::{
 };
 use rlhf_core::tokenizer::{Message, Tokenizer};
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_policy_dpo::{DpoTrainConfig, PairBuildConfig, build_rm_pairs, train};
+use rlhf_policy_dpo::{DpoOutcome, DpoTrainConfig, PairBuildConfig, build_rm_pairs, train_with};
 use rlhf_prefdata::Split;
 use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, TextEncoder, TrainOptions, read_pairs, split_by_prompt,
+    BYTE_VOCAB, PairCollator, PreferencePair, TextEncoder, read_pairs, split_by_prompt,
     write_pairs_jsonl,
 };
+use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
+use crate::dist::WorldJob;
 use crate::reward::{InitPreset, chat_template_source, load_tokenizer};
 
 /// The DPO commands.
@@ -148,6 +150,38 @@ fn initial_policy<A: AutodiffBackend>(
     }
 }
 
+/// `train dpo` in a world: each replica builds its policy, whose frozen copy is the reference
+/// (no second load), and trains it.
+struct DpoJob<'a> {
+    a: &'a TrainDpoArgs,
+    vocab: usize,
+    collator: &'a PairCollator<'a>,
+    train_set: &'a [PreferencePair],
+    eval_set: &'a [PreferencePair],
+    cfg: &'a DpoTrainConfig,
+    opts: &'a TrainOptions,
+}
+
+impl<A: AutodiffBackend> WorldJob<A> for DpoJob<'_> {
+    type Out = (DpoOutcome<A>, ModelConfig);
+
+    fn run<C: Collective<A>>(&self, world: &C) -> anyhow::Result<Self::Out> {
+        let (policy, model_cfg) = initial_policy::<A>(self.a, self.vocab, world.device())?;
+        let reference = policy.valid();
+        let out = train_with(
+            world,
+            policy,
+            Some(reference),
+            self.collator,
+            self.train_set,
+            self.eval_set,
+            self.cfg,
+            self.opts,
+        )?;
+        Ok((out, model_cfg))
+    }
+}
+
 fn run_train<A: AutodiffBackend>(
     a: &TrainDpoArgs,
     dev: A::Device,
@@ -170,9 +204,6 @@ fn run_train<A: AutodiffBackend>(
         ),
         (None, false) => split_by_prompt(read_pairs(&a.train, None)?, a.eval_fraction, cfg.seed),
     };
-    let (policy, model_cfg) = initial_policy::<A>(a, vocab, &dev)?;
-    // The reference is the starting policy itself, frozen (no second load).
-    let reference = policy.valid();
     let collator = PairCollator::new(encoder, cfg.max_length);
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
@@ -182,37 +213,20 @@ fn run_train<A: AutodiffBackend>(
         stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
-    let out = if !a.dist.is_distributed() {
-        train(
-            policy,
-            Some(reference),
-            &collator,
-            &train_set,
-            &eval_set,
-            &cfg,
-            &opts,
-            &dev,
-        )?
-    } else {
-        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
-        drop((policy, reference)); // each replica builds its own on its device
-        let init = |d: &A::Device| {
-            initial_policy::<A>(a, vocab, d)
-                .map(|(p, _)| {
-                    let r = p.valid();
-                    (p, Some(r))
-                })
-                .map_err(|e| format!("{e:#}"))
-        };
-        let node = rlhf_distributed::train_dpo_on_node(
-            &dist, &devices, init, &collator, &train_set, &eval_set, &cfg, &opts,
-        )?;
-        if !node.rank.is_main() {
-            return Ok(json!({"node_rank": a.dist.node_rank,
-                "status": format!("{:?}", node.outcome.status), "step": node.outcome.step}));
-        }
-        node.outcome
+    let job = DpoJob {
+        a,
+        vocab,
+        collator: &collator,
+        train_set: &train_set,
+        eval_set: &eval_set,
+        cfg: &cfg,
+        opts: &opts,
     };
+    let (main, (out, model_cfg)) = a.dist.run_job::<A, _>(a.device, &dev, &job)?;
+    if !main {
+        return Ok(json!({"node_rank": a.dist.node_rank,
+            "status": format!("{:?}", out.status), "step": out.step}));
+    }
     let last_eval = out.history.iter().rev().find_map(|e| match e {
         rlhf_policy_dpo::LogEntry::Eval(e) => Some(e.clone()),
         rlhf_policy_dpo::LogEntry::Train(_) => None,
@@ -228,7 +242,7 @@ fn run_train<A: AutodiffBackend>(
         "eval_pairs": eval_set.len(),
         "last_eval": last_eval,
     });
-    if out.status == rlhf_reward::TrainStatus::Finished {
+    if out.status == TrainStatus::Finished {
         let export = a.export.clone().unwrap_or_else(|| a.run_dir.join("final"));
         std::fs::create_dir_all(&export).with_context(|| format!("{}", export.display()))?;
         let policy = out.policy.valid();

@@ -41,13 +41,15 @@ use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
     MemoryPlan, PpoConfig, PpoData, PpoModels, RewardModel, decode, encode_prompts, encode_sft,
-    export_actor, read_prompts, read_sft, train,
+    export_actor, read_prompts, read_sft, train_with,
 };
-use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions, TrainStatus};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder};
+use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
+use crate::dist::WorldJob;
 use crate::reward::{InitPreset, chat_template_source, load_tokenizer};
 
 /// The PPO commands.
@@ -196,6 +198,51 @@ struct Loaded<A: AutodiffBackend> {
     value_cfg: ModelConfig,
 }
 
+/// `train ppo` in a world: each replica loads its four models on its device (a world of one
+/// reuses the models loaded for the checks and the memory plan) and runs PPO's loop.
+struct PpoJob<'a, A: AutodiffBackend> {
+    p: &'a PpoPaths,
+    vocab: usize,
+    preloaded: std::sync::Mutex<Option<Loaded<A>>>,
+    data: &'a PpoData,
+    decode: &'a (dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> + Sync),
+    cfg: &'a rlhf_policy_ppo::PpoConfig,
+    opts: &'a TrainOptions,
+}
+
+impl<A: AutodiffBackend> WorldJob<A> for PpoJob<'_, A> {
+    type Out = rlhf_policy_ppo::PpoOutcome<A>;
+
+    fn run<C: Collective<A>>(&self, world: &C) -> anyhow::Result<Self::Out> {
+        let pre = if world.world() == 1 {
+            self.preloaded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+        } else {
+            None
+        };
+        let m = match pre {
+            Some(m) => m,
+            None => load_models::<A>(self.p, self.vocab, world.device())?,
+        };
+        let models = PpoModels {
+            reference: m.actor.valid(),
+            actor: m.actor,
+            critic: m.critic,
+            reward: Box::new(RewardModel::new(m.reward, self.cfg.offload_frozen)),
+        };
+        Ok(train_with(
+            world,
+            models,
+            self.data,
+            self.decode,
+            self.cfg,
+            self.opts,
+        )?)
+    }
+}
+
 fn load_models<A: AutodiffBackend>(
     p: &PpoPaths,
     vocab: usize,
@@ -310,12 +357,6 @@ fn run_train<A: AutodiffBackend>(
     );
     eprint!("{}", plan.to_table());
     let policy_cfg = m.policy_cfg.clone();
-    let into_models = |m: Loaded<A>| PpoModels {
-        reference: m.actor.valid(),
-        actor: m.actor,
-        critic: m.critic,
-        reward: Box::new(RewardModel::new(m.reward, cfg.offload_frozen)),
-    };
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
         .context("installing the Ctrl-C handler")?;
@@ -325,27 +366,23 @@ fn run_train<A: AutodiffBackend>(
         ..TrainOptions::new(&run_dir)
     };
     let dec = |ids: &[u32]| decode(&encoder, ids);
-    let out = if !a.dist.is_distributed() {
-        train(into_models(m), &data, &dec, cfg, &opts, &dev)?
-    } else {
-        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
-        drop(m); // each replica loads its own on its device
-        let init = |d: &A::Device| {
-            load_models::<A>(p, vocab, d)
-                .map(into_models)
-                .map_err(|e| format!("{e:#}"))
-        };
-        let node =
-            rlhf_distributed::train_ppo_on_node(&dist, &devices, init, &data, &dec, cfg, &opts)?;
-        if !node.rank.is_main() {
-            return Ok(json!({
-                "node_rank": a.dist.node_rank,
-                "status": format!("{:?}", node.outcome.status),
-                "step": node.outcome.step,
-            }));
-        }
-        node.outcome
+    let job = PpoJob {
+        p,
+        vocab,
+        preloaded: std::sync::Mutex::new(Some(m)),
+        data: &data,
+        decode: &dec,
+        cfg,
+        opts: &opts,
     };
+    let (main, out) = a.dist.run_job::<A, _>(a.device, &dev, &job)?;
+    if !main {
+        return Ok(json!({
+            "node_rank": a.dist.node_rank,
+            "status": format!("{:?}", out.status),
+            "step": out.step,
+        }));
+    }
     let mut result = json!({
         "status": format!("{:?}", out.status),
         "step": out.step,

@@ -5,7 +5,7 @@ use indicatif::ProgressBar;
 
 /// A bar of `total` steps labelled `what`, with elapsed time and ETA (the trainers' bar).
 pub(crate) fn bar(total: usize, what: &str) -> ProgressBar {
-    rlhf_reward::progress_bar(true, total, 0, what)
+    rlhf_train::progress_bar(true, total, 0, what)
 }
 
 /// `RLHF_STOP_AFTER=N`: training commands stop (with a checkpoint, status `Stopped`) once N

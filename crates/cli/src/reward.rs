@@ -17,12 +17,14 @@ use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{ModelConfig, ScalarModel};
 use rlhf_prefdata::Split;
 use rlhf_reward::{
-    BYTE_VOCAB, EvalOptions, PairCollator, RewardTrainConfig, TextEncoder, TrainOptions,
-    evaluate_to_dir, export_hf, read_pairs, split_by_prompt, train,
+    BYTE_VOCAB, EvalOptions, PairCollator, PreferencePair, RewardTrainConfig, TextEncoder,
+    TrainOutcome, evaluate_to_dir, export_hf, read_pairs, split_by_prompt, train_with,
 };
+use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
+use crate::dist::WorldJob;
 
 /// The reward-model commands.
 #[derive(Debug, Subcommand)]
@@ -205,6 +207,35 @@ fn initial_model<A: AutodiffBackend>(
     }
 }
 
+/// `train reward` in a world: each replica builds its model and trains it.
+struct RewardJob<'a> {
+    a: &'a TrainArgs,
+    vocab: usize,
+    collator: &'a PairCollator<'a>,
+    train_set: &'a [PreferencePair],
+    eval_set: &'a [PreferencePair],
+    cfg: &'a RewardTrainConfig,
+    opts: &'a TrainOptions,
+}
+
+impl<A: AutodiffBackend> WorldJob<A> for RewardJob<'_> {
+    type Out = (TrainOutcome<A>, ModelConfig);
+
+    fn run<C: Collective<A>>(&self, world: &C) -> anyhow::Result<Self::Out> {
+        let (model, model_cfg) = initial_model::<A>(self.a, self.vocab, world.device())?;
+        let out = train_with(
+            world,
+            model,
+            self.collator,
+            self.train_set,
+            self.eval_set,
+            self.cfg,
+            self.opts,
+        )?;
+        Ok((out, model_cfg))
+    }
+}
+
 fn run_train<A: AutodiffBackend>(
     a: &TrainArgs,
     dev: A::Device,
@@ -226,7 +257,6 @@ fn run_train<A: AutodiffBackend>(
         ),
         (None, false) => split_by_prompt(read_pairs(&a.train, None)?, a.eval_fraction, cfg.seed),
     };
-    let (model, model_cfg) = initial_model::<A>(a, vocab, &dev)?;
     let collator = PairCollator::new(encoder, cfg.max_length);
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))
@@ -236,27 +266,22 @@ fn run_train<A: AutodiffBackend>(
         stop_after: crate::progress::stop_after_env(),
         ..TrainOptions::new(&a.run_dir)
     };
-    let out = if !a.dist.is_distributed() {
-        train(model, &collator, &train_set, &eval_set, &cfg, &opts, &dev)?
-    } else {
-        let (dist, devices) = a.dist.world::<A>(a.device, &dev)?;
-        drop(model); // each replica builds its own on its device
-        let init = |d: &A::Device| {
-            initial_model::<A>(a, vocab, d)
-                .map(|m| m.0)
-                .map_err(|e| format!("{e:#}"))
-        };
-        let node = rlhf_distributed::train_reward_on_node(
-            &dist, &devices, init, &collator, &train_set, &cfg, &opts,
-        )?;
-        if !node.rank.is_main() {
-            return Ok(
-                json!({"node_rank": a.dist.node_rank, "status": format!("{:?}", node.outcome.status),
-                             "step": node.outcome.step}),
-            );
-        }
-        node.outcome
+    let job = RewardJob {
+        a,
+        vocab,
+        collator: &collator,
+        train_set: &train_set,
+        eval_set: &eval_set,
+        cfg: &cfg,
+        opts: &opts,
     };
+    let (main, (out, model_cfg)) = a.dist.run_job::<A, _>(a.device, &dev, &job)?;
+    if !main {
+        return Ok(
+            json!({"node_rank": a.dist.node_rank, "status": format!("{:?}", out.status),
+                         "step": out.step}),
+        );
+    }
     let mut result = json!({
         "status": format!("{:?}", out.status),
         "step": out.step,
@@ -268,7 +293,7 @@ fn run_train<A: AutodiffBackend>(
         "eval_pairs": eval_set.len(),
         "last_eval": out.last_eval,
     });
-    if out.status == rlhf_reward::TrainStatus::Finished {
+    if out.status == TrainStatus::Finished {
         let model = out.model.valid();
         if !eval_set.is_empty() {
             let eval_dir = a.run_dir.join("eval");

@@ -14,8 +14,9 @@ use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_causal_lm, save_causal_lm};
 use rlhf_core::tokenizer::{BpeTrainingConfig, Tokenizer, train_bpe};
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_sft::{SftConfig, SftRecord, encode_sft, read_sft, train};
+use rlhf_train::{TrainOptions, TrainStatus};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
@@ -181,7 +182,7 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
         "eval_loss": out.last_eval_loss,
         "params": model_cfg.num_params(),
     });
-    if out.status == rlhf_reward::TrainStatus::Finished {
+    if out.status == TrainStatus::Finished {
         let export = a.export.clone().unwrap_or_else(|| a.run_dir.join("final"));
         std::fs::create_dir_all(&export).with_context(|| format!("{}", export.display()))?;
         save_causal_lm(&out.model.valid(), &model_cfg, &export, SaveDtype::F32)?;

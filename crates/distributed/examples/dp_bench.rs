@@ -26,11 +26,13 @@ use std::time::{Duration, Instant};
 
 use burn::module::Module;
 use burn::optim::AdamWConfig;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_distributed::{DistConfig, Peer, Shard, dp_reward_step, launch, shard_range};
-use rlhf_reward::{LossConfig, synthetic_pair_batch};
+use rlhf_distributed::{DistConfig, Peer, launch};
+use rlhf_reward::{LossConfig, batch_scores, reward_loss, synthetic_pair_batch};
+use rlhf_train::shard_range;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -104,27 +106,23 @@ fn run_node(a: &Args) -> rlhf_distributed::Result<Option<serde_json::Value>> {
         let mut optim = AdamWConfig::new().init::<CpuTrain, ScalarModel<CpuTrain>>();
         let range = shard_range(a.pairs, r.rank, r.world);
         let batch = synthetic_pair_batch(range.len(), a.seq, mcfg.vocab_size, 7 + r.rank as u64);
-        let shards = vec![Shard {
-            batch,
-            offset: range.start,
-            share: range.len() as f64 / a.pairs as f64,
-        }];
+        let share = range.len() as f64 / a.pairs as f64;
         let mut times = Vec::new();
         for step in 0..a.warmup + a.steps {
             let t = Instant::now();
-            let (m, _, _) = dp_reward_step(
-                peer,
-                model,
-                &mut optim,
-                &shards,
-                a.pairs,
+            // This rank's shard of the step, weighted by its share, then the engine's apply
+            // (all-reduce, clip, AdamW): what `rlhf_train::fit` does per micro-batch.
+            let scores = batch_scores(&model, &batch, &dev);
+            let n = batch.n;
+            let out = reward_loss(
+                scores.clone().narrow(0, 0, n),
+                scores.narrow(0, n, n),
+                None,
                 &LossConfig::default(),
-                Some(1.0),
-                1e-5,
-                &[],
-                rlhf_core::Precision::F32,
-                &dev,
-            )?;
+            );
+            let grads = GradientsParams::from_grads(out.loss.mul_scalar(share).backward(), &model);
+            let (m, _) =
+                rlhf_train::apply(peer, model, &mut optim, grads, &[], Some(1.0), 1e-5, "step")?;
             model = m;
             if step >= a.warmup {
                 times.push(t.elapsed());

@@ -24,14 +24,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use rlhf_core::backend::Flex;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, load_scalar_model};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_distributed::{DistConfig, train_reward_on_node};
+use rlhf_distributed::{DistConfig, run_on_node};
 use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, RewardTrainConfig, TextEncoder, TrainOptions, read_pairs,
+    BYTE_VOCAB, PairCollator, RewardTrainConfig, TextEncoder, read_pairs, train_with,
 };
+use rlhf_train::TrainOptions;
 
 #[derive(Debug, Default)]
 struct Args {
@@ -136,12 +138,14 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
         }
     };
     let devices = vec![FlexDevice; a.devices];
-    let node = train_reward_on_node(&a.dist, &devices, init, &collator, &pairs, &cfg, &opts)
-        .map_err(|e| e.to_string())?;
-    let o = node.outcome;
+    let (rank, o) = run_on_node::<Flex, _, _, _>(&a.dist, &devices, |peer| {
+        let model = init(peer.device())?;
+        train_with(peer, model, &collator, &pairs, &[], &cfg, &opts).map_err(|e| e.to_string())
+    })
+    .map_err(|e| e.to_string())?;
     Ok(serde_json::json!({
-        "rank": node.rank.rank,
-        "world": node.rank.world,
+        "rank": rank.rank,
+        "world": rank.world,
         "status": format!("{:?}", o.status),
         "step": o.step,
         "total_steps": o.total_steps,

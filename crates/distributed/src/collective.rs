@@ -48,7 +48,7 @@ impl Group {
         }
     }
 
-    fn failure(&self) -> Option<(usize, String)> {
+    pub(crate) fn failure(&self) -> Option<(usize, String)> {
         self.failed.load(Ordering::SeqCst).then(|| {
             let m = self.message.lock().unwrap_or_else(|e| e.into_inner());
             (
@@ -435,5 +435,52 @@ impl<B: Backend> Peer<B> {
         }) {
             tracing::warn!(rank = self.rank.rank, error = %e, "leaving the collective");
         }
+    }
+}
+
+/// The data-parallel world of the training engine: every loop of `rlhf-train` (and PPO's)
+/// runs on a [`Peer`] exactly as on `rlhf_train::Solo`. `AB` is the autodiff backend whose
+/// inner backend the peer reduces on.
+impl<AB: AutodiffBackend> rlhf_train::Collective<AB> for Peer<AB::InnerBackend> {
+    fn rank(&self) -> usize {
+        self.rank.rank
+    }
+
+    fn world(&self) -> usize {
+        self.rank.world
+    }
+
+    fn device(&self) -> &AB::Device {
+        &self.device
+    }
+
+    fn all_reduce_grads<M: AutodiffModule<AB>>(
+        &self,
+        module: &M,
+        grads: GradientsParams,
+        extras: &[f32],
+        op: &str,
+    ) -> rlhf_train::Result<(GradientsParams, Vec<f32>)> {
+        Peer::all_reduce_grads::<AB, M>(self, module, grads, extras, op)
+            .map_err(rlhf_train::TrainError::collective)
+    }
+
+    fn all_reduce(&self, values: &[f32], op: &str) -> rlhf_train::Result<Vec<f32>> {
+        if self.rank.world == 1 || values.is_empty() {
+            return Ok(values.to_vec());
+        }
+        let t = Tensor::<AB::InnerBackend, 1>::from_data(
+            TensorData::new(values.to_vec(), [values.len()]),
+            &self.device,
+        );
+        let out = self
+            .all_reduce_sum(t, op)
+            .map_err(rlhf_train::TrainError::collective)?;
+        Ok(out.into_data().convert::<f32>().iter::<f32>().collect())
+    }
+
+    fn all_gather(&self, values: &[f32], op: &str) -> rlhf_train::Result<Vec<Vec<f32>>> {
+        self.all_gather_scalars(values, op)
+            .map_err(rlhf_train::TrainError::collective)
     }
 }

@@ -148,18 +148,20 @@ pub enum DistError {
         /// What differs.
         what: String,
     },
-    /// An error of the reward crate (data, checkpoints, metrics).
-    #[error(transparent)]
-    Reward(#[from] rlhf_reward::RewardError),
     /// An error of the core crate (atomic writes).
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
-    /// An error of the DPO crate.
+    /// An error of the training engine (run directory, checkpoints, consistency checks).
     #[error(transparent)]
-    Dpo(#[from] rlhf_policy_dpo::DpoError),
-    /// An error of the PPO crate (config, data, caches, checkpoints).
-    #[error(transparent)]
-    Ppo(#[from] rlhf_policy_ppo::PpoError),
+    Train(#[from] rlhf_train::TrainError),
+    /// A replica's own work failed (what [`crate::run_on_node`] runs).
+    #[error("{}", replica_message(*rank, source.as_ref()))]
+    Replica {
+        /// The failing rank.
+        rank: usize,
+        /// Its error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl DistError {
@@ -169,6 +171,16 @@ impl DistError {
             field,
             message: message.into(),
         }
+    }
+}
+
+/// A replica's error, prefixed with its rank unless it already names it.
+fn replica_message(rank: usize, e: &(dyn std::error::Error + Send + Sync)) -> String {
+    let m = e.to_string();
+    if m.starts_with(&format!("rank {rank}:")) {
+        m
+    } else {
+        format!("rank {rank}: {m}")
     }
 }
 

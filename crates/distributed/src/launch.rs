@@ -92,14 +92,18 @@ where
             .map(|h| h.join().expect("replica threads catch their panics"))
             .collect()
     });
-    // Report the root cause: a replica's own error rather than a sibling's "rank r failed".
+    // Report the root cause: the error of the replica that failed first (the group records
+    // it), else a replica's own error rather than a sibling's "rank r failed".
+    let root = group.failure().map(|(rank, _)| rank);
     let mut first_err = None;
     let mut out = Vec::with_capacity(results.len());
-    for r in results {
+    for (local, r) in results.into_iter().enumerate() {
         match r {
             Ok(v) => out.push(v),
             Err(e) => {
-                let secondary = matches!(e, DistError::RankFailed { .. });
+                let rank = Rank::new(cfg.node_rank, cfg.nodes, local, devices.len()).rank;
+                let secondary =
+                    matches!(e, DistError::RankFailed { .. }) || root.is_some_and(|r| r != rank);
                 match &first_err {
                     None => first_err = Some((secondary, e)),
                     Some((true, _)) if !secondary => first_err = Some((false, e)),
@@ -117,4 +121,33 @@ where
         }
         None => Ok(out),
     }
+}
+
+/// This node's part of a data-parallel job: `job` runs once per device of `devices` (see
+/// [`crate::replica_devices`]), each on its own thread with a joined [`Peer`] — a
+/// `rlhf_train::Collective`, so `job` is a trainer's `train_with` — and local replica 0's
+/// result comes back with its rank (global rank 0, `rank.is_main()`, is the process that
+/// should evaluate, export and report). The replicas' results are identical by construction.
+///
+/// # Errors
+/// As [`launch`]; a replica's own error is [`DistError::Replica`].
+pub fn run_on_node<B, T, E, F>(cfg: &DistConfig, devices: &[B::Device], job: F) -> Result<(Rank, T)>
+where
+    B: Backend,
+    T: Send,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    F: Fn(&Peer<B>) -> std::result::Result<T, E> + Sync,
+{
+    let mut outs = launch::<B, _, _>(cfg, devices, |peer| {
+        let rank = peer.rank();
+        let out = job(peer).map_err(|e| DistError::Replica {
+            rank: rank.rank,
+            source: e.into(),
+        })?;
+        Ok((rank.local == 0).then_some((rank, out)))
+    })?;
+    Ok(outs
+        .iter_mut()
+        .find_map(Option::take)
+        .expect("local replica 0 returns its result"))
 }

@@ -9,21 +9,17 @@
 //! burn-collective 0.21's global all-reduce hangs from its second call (`docs/distributed.md`).
 //!
 //! - [`DistConfig`], [`Rank`]: nodes, node rank, coordinator, timeouts, retries;
-//! - [`shard`], [`shard_range`], [`plan_step`]: deterministic contiguous sharding by rank and
-//!   each shard's share of the step objective, so the summed gradient equals the
-//!   single-worker gradient of the whole batch;
-//! - [`launch`], [`Peer`]: one thread per local device, each joined to the collective;
-//!   sum all-reduces of gradient buckets and scalars with a timeout, failing with an error
-//!   that names the lost ranks;
-//! - [`dp_apply`], [`dp_reward_step`], [`dp_dpo_step`]: data-parallel optimizer steps;
-//! - [`train_reward_dp`]: the resumable data-parallel reward-model loop (rank 0 alone writes
-//!   checkpoints and metrics), and [`train_reward_on_node`], one node's part of a run in the
-//!   shape of `rlhf_reward::train` (what a `--devices/--nodes` front end calls);
-//! - [`train_dpo_dp`], [`train_dpo_on_node`]: the same for DPO (sharded reference log-probs
-//!   and evaluation, LoRA, bf16);
-//! - [`train_ppo_dp`], [`train_ppo_on_node`]: the same for PPO (rollouts sharded by prompt
-//!   with per-prompt sampling streams, sharded reference-reward cache, global reward shaping,
-//!   whitening and KL controller, token-share-weighted actor and critic updates).
+//! - [`Peer`]: one replica's handle on the collective — sum all-reduces of gradient buckets
+//!   and scalars with a timeout, failing with an error that names the lost ranks — and the
+//!   `rlhf_train::Collective` of a data-parallel world: every trainer's `train_with` (reward,
+//!   SFT, DPO on `rlhf_train::fit`) runs on it unchanged;
+//! - [`launch`], [`run_on_node`]: one thread per local device, each joined to the collective,
+//!   running a trainer; [`run_on_node`] returns local replica 0's result and rank;
+//!
+//! The crate knows no trainer: PPO's one loop (`rlhf_policy_ppo::train_with`) runs on a
+//! [`Peer`] the same way (rollouts sharded by prompt with per-prompt sampling streams, a
+//! sharded reference-reward cache, global reward shaping, whitening and KL controller,
+//! token-share-weighted actor and critic updates).
 //!
 //! See `docs/distributed.md` for what burn's collective provides on which backend, the
 //! launcher, failure behaviour, resume and how PPO is split.
@@ -31,32 +27,28 @@
 //! | module (private) | what |
 //! | --- | --- |
 //! | `config` | [`DistConfig`], [`Rank`], [`replica_devices`] |
-//! | `shard` | [`shard`], [`shard_range`], [`plan_step`], [`StepPlan`], [`MicroShard`], [`Reduction`] |
 //! | `bucket` | gradients ⇄ one flat f32 bucket, in module order |
-//! | `collective` | [`Peer`] |
+//! | `collective` | [`Peer`] and its `rlhf_train::Collective` implementation |
 //! | `link` | the inter-node star all-reduce over TCP (a fallback, see its docs) |
-//! | `launch` | [`launch`] |
-//! | `step` | [`dp_apply`], [`dp_reward_step`], [`dp_dpo_step`], [`Shard`], [`Applied`] |
-//! | `dpo` | [`train_dpo_dp`], [`train_dpo_on_node`], [`DpoDpOutcome`] |
-//! | `ppo` | [`train_ppo_dp`], [`train_ppo_on_node`], [`PpoDpOutcome`] |
-//! | `train` | [`train_reward_dp`], [`train_reward_on_node`], [`DpOutcome`], [`NodeOutcome`], [`DpState`] |
+//! | `launch` | [`launch`], [`run_on_node`] |
 //! | `error` | [`DistError`], [`LostNode`] |
 //!
 //! # Example
 //! ```no_run
 //! use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
 //! use rlhf_core::{ModelConfig, ScalarModel};
-//! use rlhf_distributed::{DistConfig, launch, train_reward_dp};
+//! use rlhf_distributed::{DistConfig, run_on_node};
 //! use rlhf_reward::*;
 //!
 //! # let pairs: Vec<PreferencePair> = vec![];
 //! let cfg = RewardTrainConfig::default();
 //! let collator = PairCollator::new(TextEncoder::Bytes, cfg.max_length);
+//! let opts = rlhf_train::TrainOptions::new("runs/rm");
 //! // Two replicas on this machine (two CUDA devices in practice; two Flex threads here).
-//! let outcomes = launch::<Flex, _, _>(&DistConfig::single(), &[FlexDevice, FlexDevice], |peer| {
+//! let (rank, out) = run_on_node::<Flex, _, _, _>(&DistConfig::single(), &[FlexDevice, FlexDevice], |peer| {
 //!     let model =
-//!         ScalarModel::<CpuTrain>::init(&ModelConfig::tiny_llama(BYTE_VOCAB), 0.02, 0, peer.device());
-//!     train_reward_dp(peer, model, &collator, &pairs, &cfg, &TrainOptions::new("runs/rm"))
+//!         ScalarModel::<CpuTrain>::init(&ModelConfig::tiny_llama(BYTE_VOCAB), 0.02, 0, &FlexDevice);
+//!     train_with(peer, model, &collator, &pairs, &[], &cfg, &opts)
 //! })?;
 //! # Ok::<(), rlhf_distributed::DistError>(())
 //! ```
@@ -65,21 +57,11 @@
 mod bucket;
 mod collective;
 mod config;
-mod dpo;
 mod error;
 mod launch;
 mod link;
-mod ppo;
-mod shard;
-mod step;
-mod train;
 
 pub use collective::Peer;
 pub use config::{DistConfig, Rank, replica_devices};
-pub use dpo::{DpoDpOutcome, train_dpo_dp, train_dpo_on_node};
 pub use error::{DistError, LostNode, Result};
-pub use launch::launch;
-pub use ppo::{PpoDpOutcome, train_ppo_dp, train_ppo_on_node};
-pub use shard::{MicroShard, Reduction, StepPlan, plan_step, shard, shard_range};
-pub use step::{Applied, Shard, dp_apply, dp_dpo_step, dp_reward_step};
-pub use train::{DpOutcome, DpState, NodeOutcome, train_reward_dp, train_reward_on_node};
+pub use launch::{launch, run_on_node};

@@ -57,6 +57,9 @@ pub enum DpoError {
     /// From the reward crate (data encoding, checkpoints).
     #[error(transparent)]
     Reward(#[from] rlhf_reward::RewardError),
+    /// From the training engine (run directory, checkpoints, collective).
+    #[error(transparent)]
+    Train(rlhf_train::TrainError),
     /// From the core (models, generation, tokenizer).
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
@@ -75,6 +78,21 @@ impl DpoError {
         DpoError::Parquet {
             path: path.to_path_buf(),
             message: e.to_string(),
+        }
+    }
+}
+
+impl From<rlhf_train::TrainError> for DpoError {
+    /// The engine's IO, resume and divergence errors keep this crate's variants.
+    fn from(e: rlhf_train::TrainError) -> Self {
+        use rlhf_train::TrainError as T;
+        match e {
+            T::Io { path, source } => DpoError::Io { path, source },
+            T::ResumeMismatch { path, message } => DpoError::ResumeMismatch { path, message },
+            T::NonFinite { what, step } => DpoError::NonFinite { what, step },
+            T::Data(m) => DpoError::Data(m),
+            T::Core(c) => DpoError::Core(c),
+            other => DpoError::Train(other),
         }
     }
 }

@@ -10,8 +10,9 @@
 //!   summed reply log-probs (same encoding and truncation as the reward model);
 //! - [`compute_reference`] and a Parquet cache of reference log-probs keyed by a fingerprint of
 //!   the reference model and the data ([`write_reference_cache`], [`read_reference_cache`]);
-//! - [`train`]: the resumable loop (AdamW, warm-up + cosine, accumulation, clipping, TRL-named
-//!   metrics, checkpoints, stop flag) and [`dpo_step`], what `bench dpo` times;
+//! - [`train`] / [`train_with`]: the DPO objective on `rlhf_train::fit` (AdamW, warm-up +
+//!   cosine, accumulation, clipping, TRL-named metrics, checkpoints with exact resume, stop
+//!   flag) in a world of one or a data-parallel one, and [`dpo_step`], what `bench dpo` times;
 //! - [`build_rm_pairs`]: the paper's pair construction — k samples per prompt from the SFT
 //!   policy, scored by the reward model, best vs worst, pairs under a margin skipped.
 #![warn(missing_docs)]
@@ -43,7 +44,6 @@ pub use reference::{
     model_fingerprint, read_reference_cache, write_reference_cache,
 };
 pub use train::{
-    BatchRef, DpoOutcome, DpoStart, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
-    evaluate_pairs, prepare_examples, restore_policy, run_fingerprint, save_dpo_checkpoint,
-    start_dpo_run, train,
+    BatchRef, DpoOutcome, DpoState, DpoStepStats, attach_lora, check_vocab, dpo_step,
+    evaluate_pairs, prepare_examples, restore_policy, run_fingerprint, train, train_with,
 };

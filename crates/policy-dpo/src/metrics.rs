@@ -196,7 +196,7 @@ pub fn eval_log(step: usize, epoch: f64, loss: f64, s: &PairStats) -> EvalLog {
 /// # Errors
 /// IO errors naming the file.
 pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
-    Ok(rlhf_reward::append_jsonl(path, entry)?)
+    Ok(rlhf_train::append_jsonl(path, entry)?)
 }
 
 /// Rewrites `metrics.jsonl` with `entries` (atomically; used when a run resumes).
@@ -204,7 +204,7 @@ pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
 /// # Errors
 /// IO errors naming the file.
 pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
-    Ok(rlhf_reward::write_jsonl(path, entries)?)
+    Ok(rlhf_train::write_jsonl(path, entries)?)
 }
 
 /// Reads `metrics.jsonl`.
@@ -212,5 +212,5 @@ pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
 /// # Errors
 /// IO errors, and a malformed line named by its number.
 pub fn read_metrics(path: &Path) -> Result<Vec<LogEntry>> {
-    Ok(rlhf_reward::read_jsonl(path)?)
+    Ok(rlhf_train::read_jsonl(path)?)
 }

@@ -1,30 +1,29 @@
-//! The DPO training loop: reference log-probs precomputed once (or a resident reference),
-//! AdamW with warm-up + cosine, gradient accumulation, global-norm clipping, seeded shuffling,
-//! held-out evaluation, step checkpoints with exact resume, a stop flag, TRL-named metrics and a
-//! progress bar. Same run-dir layout as the reward model's (`rlhf_reward` checkpoint helpers).
+//! DPO training: the DPO-family objective on `rlhf_train::fit` (AdamW with warm-up + cosine,
+//! gradient accumulation, clipping, seeded shuffling, held-out evaluation from step 0, step
+//! checkpoints with exact resume, a stop flag, TRL-named metrics, a progress bar), in a world
+//! of one ([`train`]) or any data-parallel world ([`train_with`]). Reference log-probs are
+//! precomputed once (sharded over the world, cached in the run directory) or come from a
+//! resident reference model.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{CausalLm, Precision};
-use rlhf_reward::{
-    CADENCE_FIELDS, DataRngState, LrSchedule, PairCollator, PreferencePair, TrainOptions,
-    TrainStatus, clip_grad_norm, config_diff, epoch_permutation, global_grad_norm,
-    load_module_record, load_optimizer_record, progress_bar, read_state, save_checkpoint_with,
-    save_module_record, save_optimizer_record,
+use rlhf_reward::{PairCollator, PreferencePair};
+use rlhf_train::{
+    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
+    StepOut, TrainError, TrainOptions, TrainStatus, clip_grad_norm, fit, global_grad_norm,
+    load_module_record, progress_bar, save_module_record, shard_range,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::config::{DpoTrainConfig, ReferenceMode};
 use crate::data::{DpoBatch, DpoExample, batch_logps, collate_examples, encode_examples};
 use crate::error::{DpoError, Result};
 use crate::loss::{DpoLossConfig, PairLogps, dpo_loss};
-use crate::metrics::{LogEntry, PairStats, Window, append_metrics, eval_log, write_metrics};
+use crate::metrics::{LogEntry, PairStats, Window, eval_log};
 use crate::reference::{
     ReferenceLogps, cached_fingerprint, compute_reference, examples_fingerprint, model_fingerprint,
     read_reference_cache, write_reference_cache,
@@ -79,6 +78,39 @@ fn host(t: Tensor<impl Backend, 1>) -> Vec<f32> {
     t.into_data().iter::<f32>().collect()
 }
 
+/// One micro-batch's DPO loss scaled by `share` (its part of the step objective) and its
+/// per-pair statistics: the policy forward of both rows of every pair in `precision` (a bf16
+/// copy of the f32 policy for mixed precision), then [`dpo_loss`] against the reference
+/// log-probs, weighted by the pairs' weights.
+fn pair_loss<B: AutodiffBackend>(
+    policy: &CausalLm<B>,
+    batch: &DpoBatch,
+    reference: &BatchRef,
+    share: f64,
+    loss_cfg: &DpoLossConfig,
+    precision: Precision,
+    device: &B::Device,
+) -> (Tensor<B, 1>, PairStats) {
+    let compute = precision.compute(policy.clone());
+    let lp = batch_logps(&compute, batch, device);
+    let (nc, nr) = batch.token_counts::<B>(device);
+    let out = dpo_loss(
+        lp.clone(),
+        reference.tensors(device),
+        nc,
+        nr,
+        Some(batch.weights_tensor(device)),
+        loss_cfg,
+    );
+    let stats = PairStats {
+        chosen_rewards: host(out.chosen_rewards),
+        rejected_rewards: host(out.rejected_rewards),
+        logps_chosen: host(lp.chosen.detach()),
+        logps_rejected: host(lp.rejected.detach()),
+    };
+    (out.loss.mul_scalar(share), stats)
+}
+
 /// One optimizer step over the micro-batches of a gradient-accumulation cycle: policy forward
 /// of both rows of every pair (in `precision`: a bf16 copy of the f32 policy for mixed
 /// precision), [`dpo_loss`] against the given reference log-probs (scaled by the micro-batch's
@@ -111,24 +143,11 @@ where
     let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
     let mut single = None;
     for (batch, reference) in batches {
-        let compute = precision.compute(policy.clone());
-        let lp = batch_logps(&compute, batch, device);
-        let (nc, nr) = batch.token_counts::<B>(device);
-        let out = dpo_loss(
-            lp.clone(),
-            reference.tensors(device),
-            nc,
-            nr,
-            Some(batch.weights_tensor(device)),
-            loss_cfg,
+        let share = batch.n as f64 / total as f64;
+        let (loss, pairs) = pair_loss(
+            &policy, batch, reference, share, loss_cfg, precision, device,
         );
-        let loss = out.loss.mul_scalar(batch.n as f64 / total as f64);
-        stats.pairs.extend(&PairStats {
-            chosen_rewards: host(out.chosen_rewards),
-            rejected_rewards: host(out.rejected_rewards),
-            logps_chosen: host(lp.chosen.detach()),
-            logps_rejected: host(lp.rejected.detach()),
-        });
+        stats.pairs.extend(&pairs);
         stats.loss += loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &policy);
         if batches.len() == 1 {
@@ -177,32 +196,8 @@ pub fn evaluate_pairs<B: Backend>(
     (loss_sum / examples.len().max(1) as f64, stats)
 }
 
-/// Everything besides the model and optimizer records that resuming needs (`state.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DpoState {
-    /// Optimizer steps done.
-    pub step: usize,
-    /// Steps of the run.
-    pub total_steps: usize,
-    /// Data order position.
-    pub data: DataRngState,
-    /// Training pairs.
-    pub n_train: usize,
-    /// Fingerprint of the encoded training pairs and the reference.
-    pub fingerprint: String,
-    /// The run's config.
-    pub config: DpoTrainConfig,
-    /// Metrics so far.
-    pub history: Vec<LogEntry>,
-    /// The metrics window since the last log step.
-    #[serde(default)]
-    pub window: Window,
-    /// With LoRA: fingerprint of the frozen base weights (the checkpoint holds the adapters
-    /// only, so a resume must start from the same base).
-    #[serde(default)]
-    pub base_fingerprint: Option<String>,
-}
+/// The DPO trainer's `state.json` (with LoRA, `base_fingerprint` names the frozen base).
+pub type DpoState = FitState<DpoTrainConfig, LogEntry, Window>;
 
 /// What [`train`] returns.
 #[derive(Debug)]
@@ -219,41 +214,8 @@ pub struct DpoOutcome<B: AutodiffBackend> {
     pub resumed_from: Option<usize>,
     /// All metrics entries.
     pub history: Vec<LogEntry>,
-    /// The last checkpoint written.
-    pub checkpoint: Option<PathBuf>,
-}
-
-/// Writes a checkpoint of the run in `run_dir` (`state.json`, the model record or, with LoRA,
-/// the adapters alone, and the optimizer record), keeping `save_total_limit` of them.
-///
-/// # Errors
-/// IO and record errors.
-pub fn save_dpo_checkpoint<B, O>(
-    run_dir: &Path,
-    policy: &CausalLm<B>,
-    optim: &O,
-    state: &DpoState,
-) -> Result<PathBuf>
-where
-    B: AutodiffBackend,
-    O: Optimizer<CausalLm<B>, B>,
-{
-    let keep = state.config.save_total_limit;
-    Ok(save_checkpoint_with(
-        run_dir,
-        state.step,
-        state,
-        keep,
-        |dir| {
-            if policy.trunk.has_lora() {
-                // The base is frozen: the adapters are the whole trained state.
-                save_module_record(&policy.trunk.lora_adapters(), dir, "adapters")?;
-            } else {
-                save_module_record(policy, dir, "model")?;
-            }
-            save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
-        },
-    )?)
+    /// The last checkpoint written (by the main rank).
+    pub checkpoint: Option<std::path::PathBuf>,
 }
 
 /// Encodes a DPO run's training and held-out pairs and checks them: a non-empty training set,
@@ -295,112 +257,6 @@ pub fn prepare_examples(
         );
     }
     Ok((examples, eval_examples))
-}
-
-/// What a DPO run starts from: the policy (LoRA attached, or restored from a checkpoint), its
-/// AdamW optimizer and learning-rate schedule, and the run state.
-pub struct DpoStart<B: AutodiffBackend> {
-    /// The policy to train.
-    pub policy: CausalLm<B>,
-    /// AdamW with the config's betas, epsilon and weight decay.
-    pub optim: OptimizerAdaptor<AdamW, CausalLm<B>, B>,
-    /// Warm-up + cosine over `total` steps.
-    pub sched: LrSchedule,
-    /// Fresh (step 0), or the checkpoint's.
-    pub state: DpoState,
-    /// The step of the checkpoint resumed from, if any.
-    pub resumed_from: Option<usize>,
-}
-
-/// Sets a DPO run up for the single-process and the data-parallel loops alike: attaches LoRA
-/// adapters if configured, then either restores policy, optimizer and state from `ckpt`
-/// (refusing a checkpoint whose trajectory settings, data, reference or base weights differ)
-/// or starts at step 0. With `write_files` (the main process), writes `metrics.jsonl` (the
-/// checkpoint's history, or empty) and, on a fresh start, `config.json`.
-#[allow(clippy::too_many_arguments)]
-pub fn start_dpo_run<B: AutodiffBackend>(
-    policy: CausalLm<B>,
-    cfg: &DpoTrainConfig,
-    n: usize,
-    total: usize,
-    print: &str,
-    run_dir: &Path,
-    ckpt: Option<PathBuf>,
-    write_files: bool,
-    device: &B::Device,
-) -> Result<DpoStart<B>> {
-    let sched = LrSchedule {
-        peak: cfg.learning_rate,
-        warmup: cfg.warmup_steps,
-        total,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let mut optim = rlhf_reward::adamw(
-        cfg.adam_beta1,
-        cfg.adam_beta2,
-        cfg.adam_epsilon,
-        cfg.weight_decay,
-    )
-    .init::<B, CausalLm<B>>();
-    let metrics_path = run_dir.join("metrics.jsonl");
-    let (mut policy, base_print) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, device);
-    let (state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: DpoState = read_state(&dir)?;
-            let mismatch = |message: String| DpoError::ResumeMismatch {
-                path: dir.clone(),
-                message,
-            };
-            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.fingerprint != print || st.n_train != n || st.total_steps != total {
-                return Err(mismatch(format!(
-                    "data or reference differ ({n} pairs, {print}; checkpoint: {} pairs, {})",
-                    st.n_train, st.fingerprint
-                )));
-            }
-            policy = restore_policy(policy, &dir, &st, &base_print, device)?;
-            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
-            if write_files {
-                write_metrics(&metrics_path, &st.history)?;
-            }
-            tracing::info!(step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            if write_files {
-                let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-                rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
-                write_metrics(&metrics_path, &[])?;
-            }
-            let st = DpoState {
-                step: 0,
-                total_steps: total,
-                data: DataRngState {
-                    seed: cfg.seed,
-                    epoch: 0,
-                    cursor: 0,
-                },
-                n_train: n,
-                fingerprint: print.to_string(),
-                config: cfg.clone(),
-                history: Vec::new(),
-                window: Window::default(),
-                base_fingerprint: base_print,
-            };
-            (st, None)
-        }
-    };
-    Ok(DpoStart {
-        policy,
-        optim,
-        sched,
-        state,
-        resumed_from,
-    })
 }
 
 /// Checks every token id of `examples` is inside the vocabulary; the error names the `what`
@@ -491,27 +347,16 @@ pub fn attach_lora<B: AutodiffBackend>(
 }
 
 /// Restores the policy of checkpoint `dir` onto `policy` (built as at the start of the run):
-/// the whole model record, or with LoRA the adapters (the base stays frozen), after checking
-/// the base fingerprint recorded in `state`.
+/// the whole model record, or with LoRA the adapters (the base stays frozen; the engine has
+/// checked the base fingerprint recorded with the checkpoint).
 ///
 /// # Errors
-/// [`DpoError::ResumeMismatch`] for another LoRA base; record errors.
+/// Record errors.
 pub fn restore_policy<B: AutodiffBackend>(
     policy: CausalLm<B>,
     dir: &Path,
-    state: &DpoState,
-    base_print: &Option<String>,
     device: &B::Device,
 ) -> Result<CausalLm<B>> {
-    if &state.base_fingerprint != base_print {
-        return Err(DpoError::ResumeMismatch {
-            path: dir.to_path_buf(),
-            message: format!(
-                "the LoRA base model differs (fingerprint {:?}, checkpoint: {:?})",
-                base_print, state.base_fingerprint
-            ),
-        });
-    }
     Ok(if policy.trunk.has_lora() {
         let adapters = load_module_record(policy.trunk.lora_adapters(), dir, "adapters", device)?;
         CausalLm {
@@ -524,20 +369,26 @@ pub fn restore_policy<B: AutodiffBackend>(
     })
 }
 
-/// Reference log-probs of `examples`: read from `path` when it holds a cache for the same
-/// fingerprint, else computed with `reference` and written there.
+/// Reference log-probs of `examples`: read from `path` when every rank finds a cache there
+/// for the same fingerprint, else computed in shards (rank `r` scores its block of
+/// `shard_range`), summed into place over the world, and written there by the main rank.
 #[allow(clippy::too_many_arguments)]
-fn reference_logps<B: Backend>(
-    reference: Option<&CausalLm<B>>,
+fn reference_logps<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
+    reference: Option<&CausalLm<B::InnerBackend>>,
     examples: &[DpoExample],
     path: &Path,
     fingerprint: &str,
     pad: u32,
     batch_pairs: usize,
     show: bool,
-    device: &B::Device,
 ) -> Result<ReferenceLogps> {
-    if path.is_file() {
+    // Every rank must take the same branch: agree on whether the cache is there.
+    let have = world.all_reduce(
+        &[f32::from(u8::from(path.is_file()))],
+        "reference cache lookup",
+    )?;
+    if have[0] as usize == world.world() {
         let r = read_reference_cache(path, fingerprint, examples)?;
         tracing::info!(path = %path.display(), pairs = r.chosen.len(), "reference cache reused");
         return Ok(r);
@@ -548,30 +399,224 @@ fn reference_logps<B: Backend>(
             path.display()
         ))
     })?;
-    let pb = progress_bar(show, examples.len(), 0, "reference");
-    let r = compute_reference(model, examples, pad, batch_pairs, device, |d| {
-        pb.set_position(d as u64)
-    });
+    let n = examples.len();
+    let block = shard_range(n, world.rank(), world.world());
+    let pb = progress_bar(show && world.is_main(), block.len(), 0, "reference");
+    let own = compute_reference(
+        model,
+        &examples[block.clone()],
+        pad,
+        batch_pairs,
+        world.device(),
+        |d| pb.set_position(d as u64),
+    );
     pb.finish_and_clear();
-    write_reference_cache(path, fingerprint, examples, &r)?;
-    tracing::info!(path = %path.display(), pairs = examples.len(), "reference log-probs cached");
+    let mut g = Gather::new(n, 2, &[]);
+    let to32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
+    g.put(0, block.start, &to32(&own.chosen));
+    g.put(1, block.start, &to32(&own.rejected));
+    let (all, _) = g.split(&world.all_reduce(&g.values, "reference log-probs gather")?);
+    let r = ReferenceLogps {
+        chosen: all[0].iter().map(|&x| x as f64).collect(),
+        rejected: all[1].iter().map(|&x| x as f64).collect(),
+    };
+    if world.is_main() {
+        write_reference_cache(path, fingerprint, examples, &r)?;
+        tracing::info!(path = %path.display(), pairs = n, "reference log-probs cached");
+    }
     Ok(r)
 }
 
-/// Trains `policy` with DPO on `train_pairs`, evaluating on `eval_pairs` (may be empty).
-///
-/// `reference` is the frozen reference (normally the same SFT checkpoint as the starting
-/// policy: `policy.valid()`). With [`ReferenceMode::Precompute`] its log-probs for every pair
-/// are computed once, cached to `reference_logps{,_eval}.parquet` in the run dir, and the model
-/// is dropped before the first step; a rerun or resume reads the cache (the reference may then
-/// be `None`). With [`ReferenceMode::Resident`] it scores every batch. SimPO needs none.
-///
-/// Resuming (`opts.resume` and a checkpoint in the run dir) restores policy, optimizer, step,
-/// data cursor and metrics, and ends with the same parameters as an uninterrupted run; the
-/// config's trajectory fields, the data and the reference must be unchanged.
+/// The DPO objective for [`fit`]: pairs with their reference log-probs, the DPO-family loss
+/// (a weighted mean over pairs), TRL's reward metrics, and the held-out evaluation (sharded
+/// across the world, and at step 0).
+struct DpoObjective<'a, B: AutodiffBackend> {
+    cfg: &'a DpoTrainConfig,
+    pad: u32,
+    needs_ref: bool,
+    train_ref: ReferenceLogps,
+    resident: Option<CausalLm<B::InnerBackend>>,
+    eval: &'a [DpoExample],
+    eval_ref: ReferenceLogps,
+}
+
+impl<B: AutodiffBackend> Objective<B> for DpoObjective<'_, B> {
+    type Model = CausalLm<B>;
+    type Example = DpoExample;
+    type Batch = (DpoBatch, BatchRef);
+    type Config = DpoTrainConfig;
+    type Log = LogEntry;
+    type Window = Window;
+    type Eval = PairStats;
+    type Error = DpoError;
+
+    fn name(&self) -> &'static str {
+        "dpo"
+    }
+
+    fn reduction(&self) -> Reduction {
+        Reduction::WeightedMean
+    }
+
+    fn weight(&self, e: &DpoExample) -> f64 {
+        e.weight as f64
+    }
+
+    fn stat_arrays(&self) -> usize {
+        4
+    }
+
+    fn collate(
+        &self,
+        examples: &[&DpoExample],
+        indices: &[usize],
+        device: &B::Device,
+    ) -> Result<(DpoBatch, BatchRef)> {
+        let batch = collate_examples(examples, self.pad);
+        let r = if !self.needs_ref {
+            BatchRef::zeros(batch.n)
+        } else if let Some(m) = &self.resident {
+            let lp = batch_logps(m, &batch, device);
+            BatchRef {
+                chosen: host(lp.chosen),
+                rejected: host(lp.rejected),
+            }
+        } else {
+            BatchRef::gather(&self.train_ref, &batch, indices)
+        };
+        Ok((batch, r))
+    }
+
+    fn loss(
+        &self,
+        policy: &CausalLm<B>,
+        (batch, reference): &(DpoBatch, BatchRef),
+        scale: Scale,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 1>, Vec<Vec<f32>>)> {
+        let (loss, s) = pair_loss(
+            policy,
+            batch,
+            reference,
+            scale.share,
+            &self.cfg.loss,
+            self.cfg.precision,
+            device,
+        );
+        let arrays = vec![
+            s.chosen_rewards,
+            s.rejected_rewards,
+            s.logps_chosen,
+            s.logps_rejected,
+        ];
+        Ok((loss, arrays))
+    }
+
+    fn record(&self, window: &mut Window, s: &StepOut) {
+        let pairs = PairStats {
+            chosen_rewards: s.arrays[0].clone(),
+            rejected_rewards: s.arrays[1].clone(),
+            logps_chosen: s.arrays[2].clone(),
+            logps_rejected: s.arrays[3].clone(),
+        };
+        window.add_step(s.loss, s.grad_norm, &pairs);
+    }
+
+    fn log(&self, window: &mut Window, step: usize, epoch: f64, lr: f64) -> LogEntry {
+        LogEntry::Train(window.finish(step, epoch, lr))
+    }
+
+    fn describe(&self, log: &LogEntry) -> String {
+        match log {
+            LogEntry::Train(t) => format!(
+                "loss {:.4} acc {:.3} margin {:.3}",
+                t.loss, t.rewards_accuracies, t.rewards_margins
+            ),
+            LogEntry::Eval(e) => format!(
+                "accuracy {:.3} margin {:.3}",
+                e.eval_rewards_accuracies, e.eval_rewards_margins
+            ),
+        }
+    }
+
+    fn evaluate<C: Collective<B>>(
+        &self,
+        policy: &CausalLm<B>,
+        world: &C,
+        step: usize,
+        epoch: f64,
+    ) -> Result<Option<(LogEntry, PairStats)>> {
+        let n = self.eval.len();
+        if n == 0 {
+            return Ok(None);
+        }
+        let block = shard_range(n, world.rank(), world.world());
+        let sub = ReferenceLogps {
+            chosen: self.eval_ref.chosen[block.clone()].to_vec(),
+            rejected: self.eval_ref.rejected[block.clone()].to_vec(),
+        };
+        let (loss, s) = if block.is_empty() {
+            (0.0, PairStats::default())
+        } else {
+            evaluate_pairs(
+                &self.cfg.precision.compute(policy.valid()),
+                &self.eval[block.clone()],
+                &sub,
+                self.pad,
+                self.cfg.eval_batch_pairs,
+                &self.cfg.loss,
+                world.device(),
+            )
+        };
+        let mut g = Gather::new(n, 4, &[(loss * block.len() as f64) as f32]);
+        g.put(0, block.start, &s.chosen_rewards);
+        g.put(1, block.start, &s.rejected_rewards);
+        g.put(2, block.start, &s.logps_chosen);
+        g.put(3, block.start, &s.logps_rejected);
+        let (mut a, tail) = g.split(&world.all_reduce(&g.values, "held-out DPO statistics")?);
+        let stats = PairStats {
+            logps_rejected: a.pop().unwrap_or_default(),
+            logps_chosen: a.pop().unwrap_or_default(),
+            rejected_rewards: a.pop().unwrap_or_default(),
+            chosen_rewards: a.pop().unwrap_or_default(),
+        };
+        let loss = tail[0] as f64 / n as f64;
+        Ok(Some((
+            LogEntry::Eval(eval_log(step, epoch, loss, &stats)),
+            stats,
+        )))
+    }
+
+    fn eval_at_start(&self) -> bool {
+        // Step 0: the starting policy (the reference itself in the usual setup), so the
+        // held-out curves start where training starts.
+        true
+    }
+
+    fn save_model(&self, policy: &CausalLm<B>, dir: &Path) -> std::result::Result<(), TrainError> {
+        if policy.trunk.has_lora() {
+            // The base is frozen: the adapters are the whole trained state.
+            save_module_record(&policy.trunk.lora_adapters(), dir, "adapters")
+        } else {
+            save_module_record(policy, dir, "model")
+        }
+    }
+
+    fn load_model(
+        &self,
+        policy: CausalLm<B>,
+        dir: &Path,
+        device: &B::Device,
+    ) -> Result<CausalLm<B>> {
+        restore_policy(policy, dir, device)
+    }
+}
+
+/// Trains `policy` with DPO on `train_pairs` in a world of one on `device`: [`train_with`]
+/// with [`Solo`].
 ///
 /// # Errors
-/// Invalid config or data, cache and checkpoint mismatches, IO, a diverging loss.
+/// As [`train_with`].
 #[allow(clippy::too_many_arguments)]
 pub fn train<B: AutodiffBackend>(
     policy: CausalLm<B>,
@@ -583,11 +628,53 @@ pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
 ) -> Result<DpoOutcome<B>> {
+    let world = Solo::<B>::new(device.clone());
+    train_with(
+        &world,
+        policy,
+        reference,
+        collator,
+        train_pairs,
+        eval_pairs,
+        cfg,
+        opts,
+    )
+}
+
+/// Trains `policy` (this rank's replica; every rank passes the same starting weights and
+/// pairs) with DPO on `train_pairs` in `world`, evaluating on `eval_pairs` (may be empty).
+///
+/// `reference` is the frozen reference (normally the same SFT checkpoint as the starting
+/// policy: `policy.valid()`). With [`ReferenceMode::Precompute`] its log-probs for every pair
+/// are computed once (each rank its block), cached to `reference_logps{,_eval}.parquet` in the
+/// run dir, and the model is dropped before the first step; a rerun or resume reads the cache
+/// (the reference may then be `None`). With [`ReferenceMode::Resident`] it scores every
+/// batch. SimPO needs none.
+///
+/// Resuming (`opts.resume` and a checkpoint in the run dir) restores policy, optimizer, step,
+/// data cursor and metrics, and ends with the same parameters as an uninterrupted run,
+/// whatever the world sizes; the config's trajectory fields, the data and the reference must
+/// be unchanged.
+///
+/// # Errors
+/// Invalid config or data, cache and checkpoint mismatches, a locked run directory, IO, a
+/// diverging loss, the collective's errors.
+#[allow(clippy::too_many_arguments)]
+pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
+    policy: CausalLm<B>,
+    reference: Option<CausalLm<B::InnerBackend>>,
+    collator: &PairCollator<'_>,
+    train_pairs: &[PreferencePair],
+    eval_pairs: &[PreferencePair],
+    cfg: &DpoTrainConfig,
+    opts: &TrainOptions,
+) -> Result<DpoOutcome<B>> {
     cfg.validate()?;
     let (examples, eval_examples) =
         prepare_examples(collator, train_pairs, eval_pairs, cfg, policy.vocab_size())?;
-    let run_dir = &opts.run_dir;
-    std::fs::create_dir_all(run_dir).map_err(|e| DpoError::io(run_dir, e))?;
+    let run = RunDir::open(world, &opts.run_dir)?;
+    let run_dir = run.path();
     let pad = collator.encoder.pad_id();
     let n = examples.len();
 
@@ -601,199 +688,99 @@ pub fn train<B: AutodiffBackend>(
         run_dir,
     )?;
     let resident = cfg.reference == ReferenceMode::Resident && needs_ref;
-    let (train_ref, eval_ref, resident_model) = if !needs_ref {
+    let empty = || ReferenceLogps {
+        chosen: vec![],
+        rejected: vec![],
+    };
+    let cached = |set: &[DpoExample], file: &str| {
+        reference_logps(
+            world,
+            reference.as_ref(),
+            set,
+            &run_dir.join(file),
+            &print,
+            pad,
+            cfg.eval_batch_pairs,
+            opts.progress,
+        )
+    };
+    let (train_ref, eval_ref) = if !needs_ref {
         let z = |k: usize| ReferenceLogps {
             chosen: vec![0.0; k],
             rejected: vec![0.0; k],
         };
-        (z(n), z(eval_examples.len()), None)
+        (z(n), z(eval_examples.len()))
     } else {
-        let dev = device;
         let tr = if resident {
-            None
+            empty()
         } else {
-            Some(reference_logps(
-                reference.as_ref(),
-                &examples,
-                &run_dir.join("reference_logps.parquet"),
-                &print,
-                pad,
-                cfg.eval_batch_pairs,
-                opts.progress,
-                dev,
-            )?)
+            cached(&examples, "reference_logps.parquet")?
         };
         let ev = if eval_examples.is_empty() {
-            ReferenceLogps {
-                chosen: vec![],
-                rejected: vec![],
-            }
+            empty()
         } else {
-            reference_logps(
-                reference.as_ref(),
-                &eval_examples,
-                &run_dir.join("reference_logps_eval.parquet"),
-                &print,
-                pad,
-                cfg.eval_batch_pairs,
-                opts.progress,
-                dev,
-            )?
+            cached(&eval_examples, "reference_logps_eval.parquet")?
         };
-        let keep = if resident {
-            Some(reference.ok_or_else(|| {
-                DpoError::Config("reference = \"resident\" needs a reference model".into())
-            })?)
-        } else {
-            drop(reference);
-            None
-        };
-        (
-            tr.unwrap_or(ReferenceLogps {
-                chosen: vec![],
-                rejected: vec![],
-            }),
-            ev,
-            keep,
-        )
+        (tr, ev)
+    };
+    let resident = if resident {
+        Some(reference.ok_or_else(|| {
+            DpoError::Config("reference = \"resident\" needs a reference model".into())
+        })?)
+    } else {
+        drop(reference);
+        None
     };
 
     let total = cfg.total_steps(n);
-    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
-    let DpoStart {
-        mut policy,
-        mut optim,
-        sched,
-        mut state,
-        resumed_from,
-    } = start_dpo_run(policy, cfg, n, total, &print, run_dir, ckpt, true, device)?;
-    let metrics_path = run_dir.join("metrics.jsonl");
-
-    if resumed_from.is_none() && !eval_examples.is_empty() {
-        // Step 0: the starting policy (the reference itself in the usual setup), so the
-        // held-out curves start where training starts.
-        let (loss, s) = evaluate_pairs(
-            &cfg.precision.compute(policy.valid()),
-            &eval_examples,
-            &eval_ref,
-            pad,
-            cfg.eval_batch_pairs,
-            &cfg.loss,
-            device,
-        );
-        let entry = LogEntry::Eval(eval_log(0, 0.0, loss, &s));
-        append_metrics(&metrics_path, &entry)?;
-        state.history.push(entry);
-    }
-    let pb = progress_bar(opts.progress, total, state.step, "dpo");
-    let mut perm = epoch_permutation(n, cfg.seed, state.data.epoch);
-    let mut last_saved = resumed_from;
-    let mut checkpoint = None;
-    let mut status = TrainStatus::Finished;
-    let epoch_now = |st: &DpoState| st.data.epoch as f64 + st.data.cursor as f64 / n as f64;
-
-    while state.step < total {
-        if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| state.step >= s) {
-            if last_saved != Some(state.step) {
-                checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
-            }
-            tracing::info!(step = state.step, "stopped");
-            status = TrainStatus::Stopped;
-            break;
-        }
-        let micro = state.data.next_batches(
-            n,
-            cfg.batch_pairs,
-            cfg.gradient_accumulation_steps,
-            &mut perm,
-        );
-        let mut batches = Vec::with_capacity(micro.len());
-        for pos in &micro {
-            let refs: Vec<&DpoExample> = pos.iter().map(|&i| &examples[i]).collect();
-            let batch = collate_examples(&refs, pad);
-            let r = if !needs_ref {
-                BatchRef::zeros(batch.n)
-            } else if let Some(m) = &resident_model {
-                let lp = batch_logps(m, &batch, device);
-                BatchRef {
-                    chosen: host(lp.chosen),
-                    rejected: host(lp.rejected),
-                }
-            } else {
-                BatchRef::gather(&train_ref, &batch, pos)
-            };
-            batches.push((batch, r));
-        }
-        let lr = sched.lr(state.step);
-        let (p, st) = dpo_step(
-            policy,
-            &mut optim,
-            &batches,
-            &cfg.loss,
-            cfg.max_grad_norm,
-            lr,
-            cfg.precision,
-            device,
-        );
-        policy = p;
-        state.step += 1;
-        if !st.loss.is_finite() || !st.grad_norm.is_finite() {
-            return Err(DpoError::NonFinite {
-                what: "loss",
-                step: state.step,
-            });
-        }
-        state.window.add_step(st.loss, st.grad_norm, &st.pairs);
-        pb.set_position(state.step as u64);
-        let step = state.step;
-        let epoch = epoch_now(&state);
-        if step % cfg.logging_steps == 0 || step == total {
-            let log = state.window.finish(step, epoch, lr);
-            pb.set_message(format!(
-                "loss {:.4} acc {:.3} margin {:.3}",
-                log.loss, log.rewards_accuracies, log.rewards_margins
-            ));
-            tracing::info!(
-                step,
-                loss = log.loss,
-                accuracy = log.rewards_accuracies,
-                "train"
-            );
-            let entry = LogEntry::Train(log);
-            append_metrics(&metrics_path, &entry)?;
-            state.history.push(entry);
-        }
-        let eval_due = cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total;
-        if eval_due && !eval_examples.is_empty() {
-            let (loss, s) = evaluate_pairs(
-                &cfg.precision.compute(policy.valid()),
-                &eval_examples,
-                &eval_ref,
-                pad,
-                cfg.eval_batch_pairs,
-                &cfg.loss,
-                device,
-            );
-            let log = eval_log(step, epoch, loss, &s);
-            tracing::info!(step, accuracy = log.eval_rewards_accuracies, loss, "eval");
-            let entry = LogEntry::Eval(log);
-            append_metrics(&metrics_path, &entry)?;
-            state.history.push(entry);
-        }
-        let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == total;
-        if save_due {
-            checkpoint = Some(save_dpo_checkpoint(run_dir, &policy, &optim, &state)?);
-            last_saved = Some(step);
-        }
-    }
-    pb.finish_and_clear();
-    Ok(DpoOutcome {
-        policy,
-        status,
-        step: state.step,
+    let device = world.device().clone();
+    let (policy, base_fingerprint) = attach_lora(policy, cfg.lora.as_ref(), cfg.seed, &device);
+    let optim = rlhf_train::adamw(
+        cfg.adam_beta1,
+        cfg.adam_beta2,
+        cfg.adam_epsilon,
+        cfg.weight_decay,
+    )
+    .init::<B, CausalLm<B>>();
+    let args = FitArgs {
+        config: cfg,
         total_steps: total,
-        resumed_from,
-        history: state.history,
-        checkpoint,
+        batch: cfg.batch_pairs,
+        accumulation: cfg.gradient_accumulation_steps,
+        schedule: LrSchedule {
+            peak: cfg.learning_rate,
+            warmup: cfg.warmup_steps,
+            total,
+            min_ratio: cfg.min_lr_ratio,
+        },
+        max_grad_norm: cfg.max_grad_norm,
+        logging_steps: cfg.logging_steps,
+        eval_steps: cfg.eval_steps,
+        save_steps: cfg.save_steps,
+        save_total_limit: cfg.save_total_limit,
+        seed: cfg.seed,
+        fingerprint: print,
+        base_fingerprint,
+    };
+    let objective = DpoObjective {
+        cfg,
+        pad,
+        needs_ref,
+        train_ref,
+        resident,
+        eval: &eval_examples,
+        eval_ref,
+    };
+    let out = fit(
+        &objective, policy, optim, &examples, &args, &run, opts, world,
+    )?;
+    Ok(DpoOutcome {
+        policy: out.model,
+        status: out.status,
+        step: out.step,
+        total_steps: out.total_steps,
+        resumed_from: out.resumed_from,
+        history: out.history,
+        checkpoint: out.checkpoint,
     })
 }

@@ -31,7 +31,8 @@ use rlhf_policy_ppo::{
     FnScorer, PlotRun, PpoConfig, PpoData, PpoLog, PpoModels, Prompt, SftExample, decode,
     encode_prompts, encode_sft, ntp_batch, reward_kl_svg, train, write_logs,
 };
-use rlhf_reward::{BYTE_VOCAB, EncodedRow, TextEncoder, TrainOptions, epoch_permutation};
+use rlhf_reward::{BYTE_VOCAB, EncodedRow, TextEncoder};
+use rlhf_train::{TrainOptions, epoch_permutation};
 
 type B = CpuTrain;
 type Inner = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;

@@ -72,12 +72,30 @@ pub enum PpoError {
     /// An error from `rlhf-core` (generation, tokenizer, checkpoint IO, …).
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
-    /// An error from `rlhf-reward` (checkpoint records, data encoding).
+    /// An error from `rlhf-reward` (data encoding).
     #[error(transparent)]
     Reward(#[from] rlhf_reward::RewardError),
     /// An error from `rlhf-debias` (reward shaping).
     #[error(transparent)]
     Debias(#[from] rlhf_debias::Error),
+    /// An error of the training engine (run directory, checkpoints, collective).
+    #[error(transparent)]
+    Train(rlhf_train::TrainError),
+}
+
+impl From<rlhf_train::TrainError> for PpoError {
+    /// The engine's IO, JSON, resume and divergence errors keep this crate's variants.
+    fn from(e: rlhf_train::TrainError) -> Self {
+        use rlhf_train::TrainError as T;
+        match e {
+            T::Io { path, source } => PpoError::Io { path, source },
+            T::Json { path, message } => PpoError::Json { path, message },
+            T::ResumeMismatch { path, message } => PpoError::ResumeMismatch { path, message },
+            T::Data(m) => PpoError::Data(m),
+            T::Core(c) => PpoError::Core(c),
+            other => PpoError::Train(other),
+        }
+    }
 }
 
 impl PpoError {

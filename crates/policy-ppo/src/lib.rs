@@ -37,7 +37,8 @@
 //! use rlhf_core::tokenizer::Message;
 //! use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 //! use rlhf_policy_ppo::*;
-//! use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions};
+//! use rlhf_reward::{BYTE_VOCAB, TextEncoder};
+//! use rlhf_train::TrainOptions;
 //!
 //! let cfg = ModelConfig::tiny_llama(BYTE_VOCAB);
 //! let actor = CausalLm::<CpuTrain>::init(&cfg, 0.02, 0, &FlexDevice);
@@ -72,6 +73,7 @@ mod data;
 mod error;
 mod export;
 mod filter;
+mod fit;
 mod frozen;
 mod kl;
 mod loss;
@@ -97,6 +99,7 @@ pub use data::{
 pub use error::{PpoError, Result};
 pub use export::export_actor;
 pub use filter::{FilterReport, FilteredPrompt, filter_prompts, variance};
+pub use fit::{train, train_with};
 pub use frozen::{Frozen, ids_hash, module_fingerprint};
 pub use kl::{AdaptiveKl, KlConfig, KlController, KlEstimator};
 pub use loss::{PolicyLoss, ValueLoss, masked_mean, mean_entropy, policy_loss, value_loss};
@@ -114,7 +117,4 @@ pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,
 };
 pub use step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients, ppo_step};
-pub use train::{
-    Adam, Cursor, PpoData, PpoModels, PpoOutcome, PpoStart, PpoState, check_data, flatten,
-    gather_rows, mean, mix, save_ppo_checkpoint, start_ppo_run, train,
-};
+pub use train::{Cursor, PpoData, PpoModels, PpoOutcome, PpoState, check_data, mix};

@@ -4,16 +4,14 @@
 use burn::prelude::*;
 use rlhf_core::CausalLm;
 use rlhf_core::generate::{GenerationConfig, Sampling};
-use rlhf_reward::TrainOptions;
+use rlhf_train::TrainOptions;
 
 use crate::config::{PpoConfig, ReferenceDecoding};
 use crate::data::EncodedPrompt;
 use crate::error::Result;
 use crate::filter::{FilterReport, filter_prompts};
 use crate::frozen::{Frozen, ids_hash};
-use crate::refcache::{
-    ReferenceCache, ReferenceScores, build_reference_cache, generation_descriptor,
-};
+use crate::refcache::generation_descriptor;
 use crate::scorer::Scorer;
 
 /// FNV-1a of the prompts' lengths and ids.
@@ -91,55 +89,4 @@ pub fn reference_cache_path(cfg: &PpoConfig, run_dir: &std::path::Path) -> std::
         .cache
         .clone()
         .unwrap_or_else(|| run_dir.join("reference_rewards.parquet"))
-}
-
-/// The reference scores of every prompt: read from the cache when it belongs to this run,
-/// built (and written) when there is none.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn reference_scores<B: Backend>(
-    reference: &mut Frozen<B, CausalLm<B>>,
-    reward: &mut dyn Scorer<B>,
-    prompts: &[EncodedPrompt],
-    cfg: &PpoConfig,
-    base: &GenerationConfig,
-    ref_print: &str,
-    decode: &dyn Fn(&[u32]) -> Result<String>,
-    opts: &TrainOptions,
-    device: &B::Device,
-) -> Result<Option<ReferenceScores>> {
-    if !cfg.shaping.reference_baseline {
-        return Ok(None);
-    }
-    let gen_cfg = reference_generation(cfg, base);
-    let path = reference_cache_path(cfg, &opts.run_dir);
-    let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
-    let cache = if path.is_file() {
-        tracing::info!(path = %path.display(), "using the reference-reward cache");
-        ReferenceCache::read(&path)?
-    } else {
-        tracing::info!(
-            prompts = prompts.len(),
-            "building the reference-reward cache"
-        );
-        let c = build_reference_cache(
-            reference,
-            reward,
-            prompts,
-            &gen_cfg,
-            cfg.reference.batch_prompts,
-            ref_print.to_string(),
-            decode,
-            device,
-        )?;
-        c.write(&path)?;
-        c
-    };
-    let scores = cache.scores_for(
-        &path,
-        ref_print,
-        &reward.fingerprint(),
-        &descriptor,
-        prompts,
-    )?;
-    Ok(Some(scores))
 }

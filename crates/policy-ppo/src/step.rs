@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::logprobs::{gather_logprobs, nll_loss};
 use rlhf_core::{CausalLm, ScalarModel, TokenBatch};
-use rlhf_reward::{clip_grad_norm, global_grad_norm};
+use rlhf_train::{clip_grad_norm, global_grad_norm};
 
 use crate::config::PpoConfig;
 use crate::loss::{mean_entropy, policy_loss, value_loss};

@@ -207,17 +207,6 @@ pub fn write_pairs_jsonl(path: &Path, pairs: &[PreferencePair]) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a, 64 bit, with a seed mixed into the offset basis: stable across Rust versions and
-/// platforms (unlike `DefaultHasher`).
-pub fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// Splits pairs into (train, held-out) **by prompt**: every pair sharing a prompt lands on the
 /// same side, so the held-out accuracy measures generalisation to new prompts. A prompt goes to
 /// held-out when its seeded hash falls below `eval_fraction`; order within each side is kept.
@@ -237,7 +226,7 @@ pub fn split_by_prompt(
     let mut eval = Vec::new();
     for p in pairs {
         let key = serde_json::to_vec(&p.prompt).expect("serialisable");
-        let u = (fnv1a(seed, &key) >> 11) as f64 / (1u64 << 53) as f64;
+        let u = (rlhf_train::fnv1a(seed, &key) >> 11) as f64 / (1u64 << 53) as f64;
         if u < eval_fraction {
             eval.push(p);
         } else {

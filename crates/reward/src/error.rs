@@ -74,6 +74,27 @@ pub enum RewardError {
     /// An error from `rlhf-debias` (balancing, diagnostics).
     #[error(transparent)]
     Debias(#[from] rlhf_debias::Error),
+    /// An error of the training engine (run directory, checkpoints, collective).
+    #[error(transparent)]
+    Train(rlhf_train::TrainError),
+}
+
+impl From<rlhf_train::TrainError> for RewardError {
+    /// The engine's IO, JSON, record, resume and divergence errors keep this crate's variants
+    /// (so callers match one set); the rest is wrapped.
+    fn from(e: rlhf_train::TrainError) -> Self {
+        use rlhf_train::TrainError as T;
+        match e {
+            T::Io { path, source } => RewardError::Io { path, source },
+            T::Json { path, message } => RewardError::Json { path, message },
+            T::Record { path, message } => RewardError::Record { path, message },
+            T::ResumeMismatch { path, message } => RewardError::ResumeMismatch { path, message },
+            T::NonFinite { what, step } => RewardError::NonFinite { what, step },
+            T::Data(m) => RewardError::Data(m),
+            T::Core(c) => RewardError::Core(c),
+            other => RewardError::Train(other),
+        }
+    }
 }
 
 impl RewardError {

@@ -7,9 +7,10 @@
 //! - the Bradley–Terry loss plus the paper's zero-mean Gaussian prior on scores,
 //!   `−log σ(r_c − r_r [− m]) + λ (r_c² + r_r²)` ([`reward_loss`]);
 //! - bucket-based length balancing of the training set (`rlhf_debias::balance_lengths`);
-//! - an explicit, resumable training loop ([`train`]): AdamW, warm-up + cosine
-//!   ([`LrSchedule`]), gradient accumulation, global-norm clipping ([`clip_grad_norm`]), seeded
-//!   shuffling, step checkpoints, a stop flag, TRL-named metrics in `metrics.jsonl`;
+//! - training ([`train`], or [`train_with`] in a data-parallel world): the reward objective on
+//!   `rlhf_train::fit`, the engine every trainer shares (AdamW, warm-up + cosine, gradient
+//!   accumulation, global-norm clipping, seeded shuffling, step checkpoints with exact resume,
+//!   a stop flag, TRL-named metrics in `metrics.jsonl`, held-out evaluation);
 //! - the paper's Table 5 evaluation ([`evaluate`]): accuracy overall, per category and per
 //!   |Δlength| bucket, score mean/std, preference for longer replies, a per-category score plot;
 //! - export in HF `*ForSequenceClassification` layout ([`export_hf`]).
@@ -19,9 +20,7 @@
 //! | `loss` | [`reward_loss`], [`ranking_loss`], [`score_penalty`], [`per_pair_loss`] |
 //! | `data` | [`PreferencePair`], [`TextEncoder`], [`PairCollator`], [`PairBatch`], truncation rule |
 //! | `config` | [`RewardTrainConfig`] |
-//! | `schedule`, `clip` | [`LrSchedule`], [`clip_grad_norm`], [`global_grad_norm`] |
-//! | `train` | [`train`], [`train_step`], [`TrainOptions`], [`TrainOutcome`] |
-//! | `checkpoint` | run-dir layout, [`latest_checkpoint`], [`load_model_record`], [`TrainState`] |
+//! | `train` | [`train`], [`train_with`], [`train_step`], [`TrainOutcome`], [`TrainState`] |
 //! | `metrics` | [`TrainLog`], [`EvalLog`], [`LogEntry`], `metrics.jsonl` |
 //! | `score`, `eval`, `plot` | [`batch_scores`], [`evaluate`], [`EvalReport`], [`write_scores_jsonl`], [`score_distribution_svg`] |
 //! | `export`, `bench` | [`export_hf`], [`bench_train_step`] |
@@ -38,7 +37,8 @@
 //! let model = ScalarModel::<CpuTrain>::init(&model_cfg, 0.02, 0, &FlexDevice);
 //! let collator = PairCollator::new(TextEncoder::Bytes, 256);
 //! let cfg = RewardTrainConfig { learning_rate: 1e-3, ..Default::default() };
-//! let out = train(model, &collator, &pairs, &[], &cfg, &TrainOptions::new("runs/rm"), &FlexDevice)?;
+//! let opts = rlhf_train::TrainOptions::new("runs/rm");
+//! let out = train(model, &collator, &pairs, &[], &cfg, &opts, &FlexDevice)?;
 //! use burn::module::AutodiffModule;
 //! export_hf(&out.model.valid(), &model_cfg, "runs/rm/final".as_ref(),
 //!           rlhf_core::checkpoint::SaveDtype::F32, None)?;
@@ -47,8 +47,6 @@
 #![warn(missing_docs)]
 
 mod bench;
-mod checkpoint;
-mod clip;
 mod config;
 mod data;
 mod error;
@@ -57,21 +55,14 @@ mod export;
 mod loss;
 mod metrics;
 mod plot;
-mod schedule;
 mod score;
 mod train;
 
 pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch};
-pub use checkpoint::{
-    DataRngState, TrainState, checkpoints_dir, has_checkpoints, latest_checkpoint,
-    load_model_record, load_module_record, load_optimizer_record, read_state, read_train_state,
-    resume_point, save_checkpoint_with, save_module_record, save_optimizer_record,
-};
-pub use clip::{clip_grad_norm, global_grad_norm};
 pub use config::RewardTrainConfig;
 pub use data::{
     BYTE_VOCAB, EncodedPair, EncodedRow, PairBatch, PairCollator, PreferencePair, TextEncoder,
-    collate, fnv1a, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
+    collate, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
     write_pairs_jsonl,
 };
 pub use error::{Result, RewardError};
@@ -82,15 +73,13 @@ pub use eval::{
 pub use export::export_hf;
 pub use loss::{LossConfig, RewardLoss, per_pair_loss, ranking_loss, reward_loss, score_penalty};
 pub use metrics::{
-    EvalLog, LogEntry, TrainLog, Window, append_jsonl, append_metrics, read_jsonl, read_metrics,
-    write_jsonl, write_metrics,
+    EvalLog, LogEntry, TrainLog, Window, append_metrics, read_metrics, write_metrics,
 };
 pub use plot::{ScoreGroup, score_distribution_svg};
 /// Length balancing of a training set (from `rlhf-debias`): its config and report.
 pub use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport, LengthUnit};
-pub use schedule::{LrSchedule, adamw};
 pub use score::{batch_scores, score_encoded, score_replies};
 pub use train::{
-    CADENCE_FIELDS, StepStats, TrainOptions, TrainOutcome, TrainStatus, check_vocab, config_diff,
-    epoch_permutation, pairs_fingerprint, prepare_train_set, progress_bar, train, train_step,
+    StepStats, TrainOutcome, TrainState, check_vocab, pairs_fingerprint, prepare_train_set,
+    read_train_state, train, train_step, train_with,
 };

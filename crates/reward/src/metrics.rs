@@ -2,12 +2,12 @@
 //! `rewards/rejected`, `rewards/margins`, …; evaluation entries carry the `eval_` prefix as in
 //! TRL's log history), their accumulation over a logging window, and the `metrics.jsonl` file.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, RewardError};
+use crate::error::Result;
+use rlhf_train::{append_jsonl, read_jsonl, write_jsonl};
 
 /// One training log entry (a line of `metrics.jsonl`): averages over the optimizer steps since
 /// the previous entry.
@@ -156,7 +156,7 @@ impl Window {
 /// # Errors
 /// IO errors naming the file.
 pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
-    append_jsonl(path, entry)
+    Ok(append_jsonl(path, entry)?)
 }
 
 /// Rewrites `metrics.jsonl` with exactly `entries` (atomically): used on resume, so entries
@@ -165,61 +165,15 @@ pub fn append_metrics(path: &Path, entry: &LogEntry) -> Result<()> {
 /// # Errors
 /// IO errors naming the file.
 pub fn write_metrics(path: &Path, entries: &[LogEntry]) -> Result<()> {
-    write_jsonl(path, entries)
+    Ok(write_jsonl(path, entries)?)
 }
 
 /// Reads `metrics.jsonl`.
 ///
 /// # Errors
-/// IO errors and [`RewardError::Json`] naming the line.
+/// IO errors and JSON errors naming the line.
 pub fn read_metrics(path: &Path) -> Result<Vec<LogEntry>> {
-    read_jsonl(path)
-}
-
-/// Appends one JSON line (any trainer's metrics entry) to `path`.
-///
-/// # Errors
-/// IO errors naming the file.
-pub fn append_jsonl<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| RewardError::io(path, e))?;
-    let line = serde_json::to_string(entry).expect("serialisable");
-    writeln!(f, "{line}").map_err(|e| RewardError::io(path, e))
-}
-
-/// Rewrites `path` with exactly `entries`, one JSON line each, atomically.
-///
-/// # Errors
-/// IO errors naming the file.
-pub fn write_jsonl<T: Serialize>(path: &Path, entries: &[T]) -> Result<()> {
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&serde_json::to_string(e).expect("serialisable"));
-        text.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
-
-/// Reads a JSON-lines file of `T`.
-///
-/// # Errors
-/// IO errors and [`RewardError::Json`] naming the line.
-pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).map_err(|e| RewardError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| RewardError::Json {
-                path: path.to_path_buf(),
-                message: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    Ok(read_jsonl(path)?)
 }
 
 #[cfg(test)]

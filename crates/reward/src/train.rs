@@ -1,38 +1,29 @@
-//! The reward-model training loop: an explicit loop (burn's Learner checkpoints per epoch, not
-//! per step) with AdamW, warm-up + cosine, gradient accumulation, global-norm clipping, seeded
-//! shuffling, periodic evaluation, step checkpoints with exact resume, a stop flag, TRL-named
-//! metrics and a progress bar.
+//! Reward-model training: the Bradley–Terry objective with the score prior on
+//! `rlhf_train::fit`, the engine every trainer shares (AdamW, warm-up + cosine, gradient
+//! accumulation, global-norm clipping, seeded shuffling, held-out evaluation, step checkpoints
+//! with exact resume, a stop flag, TRL-named metrics, a progress bar), in a world of one
+//! ([`train`]) or any data-parallel world ([`train_with`]).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
-use rlhf_core::ScalarModel;
+use rlhf_core::{Precision, ScalarModel};
 use rlhf_debias::{BalanceReport, LengthUnit, PairLengths, balance_lengths};
-
-use crate::checkpoint::{
-    DataRngState, TrainState, load_model_record, load_optim_record, read_train_state,
-    save_checkpoint,
+use rlhf_train::{
+    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
+    StepOut, TrainOptions, TrainStatus, clip_grad_norm, fit, global_grad_norm, shard_range,
 };
-use crate::clip::{clip_grad_norm, global_grad_norm};
+
 use crate::config::RewardTrainConfig;
-use crate::data::{EncodedPair, PairBatch, PairCollator, PreferencePair, collate, fnv1a};
+use crate::data::{EncodedPair, PairBatch, PairCollator, PreferencePair, collate};
 use crate::error::{Result, RewardError};
-use crate::eval::{GroupStats, score_pairs, summarize};
+use crate::eval::{GroupStats, PairScore, score_pairs, summarize};
 use crate::loss::{LossConfig, reward_loss};
-use crate::metrics::{LogEntry, Window, append_metrics, write_metrics};
-use crate::schedule::LrSchedule;
+use crate::metrics::{LogEntry, Window};
 use crate::score::batch_scores;
-use serde::Serialize;
 
 /// What one optimizer step saw.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +36,27 @@ pub struct StepStats {
     pub chosen: Vec<f32>,
     /// Rejected scores.
     pub rejected: Vec<f32>,
+}
+
+/// One micro-batch's reward loss scaled by `share` (its part of the step objective), with its
+/// chosen and rejected scores on the host: the forward in `precision` (a bf16 copy of the f32
+/// model for mixed precision), then [`reward_loss`] weighted by the pairs' weights.
+pub(crate) fn pair_loss<B: AutodiffBackend>(
+    model: &ScalarModel<B>,
+    b: &PairBatch,
+    share: f64,
+    loss_cfg: &LossConfig,
+    precision: Precision,
+    device: &B::Device,
+) -> (Tensor<B, 1>, Vec<f32>, Vec<f32>) {
+    let scores = batch_scores(&precision.compute(model.clone()), b, device);
+    let chosen = scores.clone().narrow(0, 0, b.n);
+    let rejected = scores.clone().narrow(0, b.n, b.n);
+    let w = Tensor::<B, 1>::from_data(TensorData::new(b.weights.clone(), [b.n]), device);
+    let out = reward_loss(chosen, rejected, Some(w), loss_cfg);
+    let mut host: Vec<f32> = scores.into_data().iter::<f32>().collect();
+    let rejected = host.split_off(b.n);
+    (out.loss.mul_scalar(share), host, rejected)
 }
 
 /// One optimizer step over `batches` (the micro-batches of one gradient-accumulation cycle):
@@ -66,7 +78,7 @@ pub fn train_step<B, O>(
     loss_cfg: &LossConfig,
     max_grad_norm: Option<f64>,
     lr: f64,
-    precision: rlhf_core::Precision,
+    precision: Precision,
     device: &B::Device,
 ) -> (ScalarModel<B>, StepStats)
 where
@@ -84,16 +96,16 @@ where
     let mut acc = GradientsAccumulator::<ScalarModel<B>>::new();
     let mut single = None;
     for b in batches {
-        let compute = precision.compute(model.clone());
-        let scores = batch_scores(&compute, b, device);
-        let chosen = scores.clone().narrow(0, 0, b.n);
-        let rejected = scores.clone().narrow(0, b.n, b.n);
-        let w = Tensor::<B, 1>::from_data(TensorData::new(b.weights.clone(), [b.n]), device);
-        let out = reward_loss(chosen, rejected, Some(w), loss_cfg);
-        let loss = out.loss.mul_scalar(b.n as f64 / total as f64);
-        let host: Vec<f32> = scores.into_data().iter::<f32>().collect();
-        stats.chosen.extend_from_slice(&host[..b.n]);
-        stats.rejected.extend_from_slice(&host[b.n..]);
+        let (loss, chosen, rejected) = pair_loss(
+            &model,
+            b,
+            b.n as f64 / total as f64,
+            loss_cfg,
+            precision,
+            device,
+        );
+        stats.chosen.extend_from_slice(&chosen);
+        stats.rejected.extend_from_slice(&rejected);
         stats.loss += loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         if batches.len() == 1 {
@@ -109,77 +121,6 @@ where
     };
     let model = optim.step(lr, model, grads);
     (model, stats)
-}
-
-/// Run-time options of [`train`] that are not hyper-parameters.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// The run directory (config, metrics, checkpoints).
-    pub run_dir: PathBuf,
-    /// Set it (e.g. from a Ctrl-C handler) to stop after the current step: a checkpoint is
-    /// written and [`train`] returns [`TrainStatus::Stopped`].
-    pub stop: Arc<AtomicBool>,
-    /// Stop the same way once this many optimizer steps are done (time-boxed runs, tests).
-    pub stop_after: Option<usize>,
-    /// Continue from the latest checkpoint of `run_dir` when there is one (default `true`);
-    /// with `false` a run dir that already has checkpoints is an error.
-    pub resume: bool,
-    /// Show a progress bar on stderr (only drawn when stderr is a terminal). Default `true`.
-    pub progress: bool,
-}
-
-impl TrainOptions {
-    /// Defaults for `run_dir`: resume, progress bar, a fresh stop flag.
-    pub fn new(run_dir: impl Into<PathBuf>) -> Self {
-        TrainOptions {
-            run_dir: run_dir.into(),
-            stop: Arc::new(AtomicBool::new(false)),
-            stop_after: None,
-            resume: true,
-            progress: true,
-        }
-    }
-}
-
-/// How [`train`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TrainStatus {
-    /// All steps done.
-    Finished,
-    /// Stopped early by the stop flag or `stop_after`; a checkpoint was written.
-    Stopped,
-}
-
-/// What [`train`] returns.
-#[derive(Debug)]
-pub struct TrainOutcome<B: AutodiffBackend> {
-    /// The trained model.
-    pub model: ScalarModel<B>,
-    /// Finished or stopped.
-    pub status: TrainStatus,
-    /// Optimizer steps done.
-    pub step: usize,
-    /// Steps of the whole run.
-    pub total_steps: usize,
-    /// The step the run resumed from, if it did.
-    pub resumed_from: Option<usize>,
-    /// Every metrics entry of the run (also in `metrics.jsonl`).
-    pub history: Vec<LogEntry>,
-    /// The last held-out evaluation.
-    pub last_eval: Option<GroupStats>,
-    /// The length-balancing report, when balancing is on.
-    pub balance: Option<BalanceReport>,
-    /// The last checkpoint written.
-    pub checkpoint: Option<PathBuf>,
-}
-
-/// The data order of `epoch`: a Fisher–Yates shuffle of `0..n` driven by ChaCha8 seeded with
-/// FNV-1a of `(seed, epoch)`.
-pub fn epoch_permutation(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
-    let mut perm: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(fnv1a(seed, &(epoch as u64).to_le_bytes()));
-    perm.shuffle(&mut rng);
-    perm
 }
 
 /// Checks every token id of `pairs` is inside the vocabulary; the error names the `what` set
@@ -217,41 +158,7 @@ pub fn pairs_fingerprint(pairs: &[EncodedPair]) -> u64 {
         bytes.extend((p.chosen_len as u64).to_le_bytes());
         bytes.extend((p.rejected_len as u64).to_le_bytes());
     }
-    fnv1a(0, &bytes)
-}
-
-/// Cadence fields every trainer's config has: changing them does not change the trajectory.
-pub const CADENCE_FIELDS: &[&str] = &[
-    "logging_steps",
-    "eval_steps",
-    "eval_batch_pairs",
-    "save_steps",
-    "save_total_limit",
-];
-
-/// The top-level fields of two serialisable configs that differ, ignoring `ignore` (the
-/// cadence fields), as `"field: checkpoint A, now B"`: what a resumed run reports when its
-/// config is not the checkpoint's.
-pub fn config_diff<T: Serialize>(checkpoint: &T, now: &T, ignore: &[&str]) -> Vec<String> {
-    let (a, b) = (
-        serde_json::to_value(checkpoint).expect("serialisable"),
-        serde_json::to_value(now).expect("serialisable"),
-    );
-    let empty = serde_json::Map::new();
-    let (a, b) = (
-        a.as_object().unwrap_or(&empty),
-        b.as_object().unwrap_or(&empty),
-    );
-    a.iter()
-        .filter(|(k, _)| !ignore.contains(&k.as_str()))
-        .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| {
-            format!(
-                "{k}: checkpoint {v}, now {}",
-                b.get(k).unwrap_or(&serde_json::Value::Null)
-            )
-        })
-        .collect()
+    rlhf_train::fnv1a(0, &bytes)
 }
 
 /// Balances the encoded training set (when configured; the balancing report goes to
@@ -327,41 +234,165 @@ pub fn prepare_train_set(
     Ok((enc, report))
 }
 
-/// A progress bar labelled `what` for `total` steps starting at `start`, with elapsed time and
-/// ETA; drawn on stderr only when `show` and stderr is a terminal (hidden otherwise, so piped
-/// output stays clean). Shared by every trainer.
-pub fn progress_bar(show: bool, total: usize, start: usize, what: &str) -> ProgressBar {
-    let target = if show && std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    };
-    let pb = ProgressBar::with_draw_target(Some(total as u64), target);
-    if let Ok(style) = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30.cyan/blue}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
-    )) {
-        pb.set_style(style);
-    }
-    pb.set_position(start as u64);
-    pb
+/// What [`train`] returns.
+#[derive(Debug)]
+pub struct TrainOutcome<B: AutodiffBackend> {
+    /// The trained model.
+    pub model: ScalarModel<B>,
+    /// Finished or stopped.
+    pub status: TrainStatus,
+    /// Optimizer steps done.
+    pub step: usize,
+    /// Steps of the whole run.
+    pub total_steps: usize,
+    /// The step the run resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// Every metrics entry of the run (also in `metrics.jsonl`).
+    pub history: Vec<LogEntry>,
+    /// The last held-out evaluation.
+    pub last_eval: Option<GroupStats>,
+    /// The length-balancing report, when balancing is on.
+    pub balance: Option<BalanceReport>,
+    /// The last checkpoint written (by the main rank).
+    pub checkpoint: Option<PathBuf>,
 }
 
-/// Trains `model` on `train_pairs`, evaluating on `eval_pairs` (may be empty), with checkpoints
-/// and metrics in `opts.run_dir`.
-///
-/// `model` is the starting point of a fresh run (random, or an SFT/pretrained trunk with a new
-/// head) and the skeleton the checkpoint is loaded into when the run resumes: if
-/// `opts.run_dir` holds a checkpoint (and `opts.resume`), training continues from it and ends
-/// with the same parameters as an uninterrupted run. Resuming checks that the trajectory
-/// fields of the config and the encoded training set are unchanged.
-///
-/// Every `logging_steps` steps a [`crate::TrainLog`] is appended to `metrics.jsonl`, every
-/// `eval_steps` (and at the end) an [`crate::EvalLog`]; every `save_steps` (and at the end, and
-/// when stopped) a checkpoint is written.
+/// The reward trainer's `state.json`.
+pub type TrainState = FitState<RewardTrainConfig, LogEntry, Window>;
+
+/// Reads `state.json` of a reward-model checkpoint.
 ///
 /// # Errors
-/// Invalid config or data, IO and record errors, [`RewardError::ResumeMismatch`], and
-/// [`RewardError::NonFinite`] when the loss diverges.
+/// IO and JSON errors naming the file.
+pub fn read_train_state(ckpt: &Path) -> Result<TrainState> {
+    Ok(rlhf_train::read_state(ckpt)?)
+}
+
+/// The reward objective for [`fit`]: pairs, the Bradley–Terry loss with the score prior, the
+/// window of TRL-named metrics, and the held-out evaluation (sharded across the world).
+struct RewardObjective<'a> {
+    cfg: &'a RewardTrainConfig,
+    loss_cfg: LossConfig,
+    eval: &'a [EncodedPair],
+    pad: u32,
+}
+
+impl<B: AutodiffBackend> Objective<B> for RewardObjective<'_> {
+    type Model = ScalarModel<B>;
+    type Example = EncodedPair;
+    type Batch = PairBatch;
+    type Config = RewardTrainConfig;
+    type Log = LogEntry;
+    type Window = Window;
+    type Eval = GroupStats;
+    type Error = RewardError;
+
+    fn name(&self) -> &'static str {
+        "reward"
+    }
+
+    fn reduction(&self) -> Reduction {
+        Reduction::Mean
+    }
+
+    fn stat_arrays(&self) -> usize {
+        2
+    }
+
+    fn collate(&self, examples: &[&EncodedPair], _: &[usize], _: &B::Device) -> Result<PairBatch> {
+        Ok(collate(examples, self.pad))
+    }
+
+    fn loss(
+        &self,
+        model: &ScalarModel<B>,
+        b: &PairBatch,
+        scale: Scale,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 1>, Vec<Vec<f32>>)> {
+        let (loss, chosen, rejected) = pair_loss(
+            model,
+            b,
+            scale.share,
+            &self.loss_cfg,
+            self.cfg.precision,
+            device,
+        );
+        Ok((loss, vec![chosen, rejected]))
+    }
+
+    fn record(&self, window: &mut Window, s: &StepOut) {
+        window.add_step(s.loss, s.grad_norm, &s.arrays[0], &s.arrays[1]);
+    }
+
+    fn log(&self, window: &mut Window, step: usize, epoch: f64, lr: f64) -> LogEntry {
+        LogEntry::Train(window.finish(step, epoch, lr))
+    }
+
+    fn describe(&self, log: &LogEntry) -> String {
+        match log {
+            LogEntry::Train(t) => format!(
+                "loss {:.4} acc {:.3} score_std {:.3}",
+                t.loss, t.accuracy, t.score_std
+            ),
+            LogEntry::Eval(e) => format!("accuracy {:.3} loss {:.4}", e.eval_accuracy, e.eval_loss),
+        }
+    }
+
+    fn evaluate<C: Collective<B>>(
+        &self,
+        model: &ScalarModel<B>,
+        world: &C,
+        step: usize,
+        epoch: f64,
+    ) -> Result<Option<(LogEntry, GroupStats)>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let n = self.eval.len();
+        let mine = shard_range(n, world.rank(), world.world());
+        let compute = self.cfg.precision.compute(model.valid());
+        let local = score_pairs(
+            &compute,
+            &self.eval[mine.clone()],
+            self.pad,
+            self.cfg.eval_batch_pairs,
+            world.device(),
+        );
+        let mut g = Gather::new(n, 2, &[]);
+        g.put(
+            0,
+            mine.start,
+            &local.iter().map(|s| s.chosen).collect::<Vec<_>>(),
+        );
+        g.put(
+            1,
+            mine.start,
+            &local.iter().map(|s| s.rejected).collect::<Vec<_>>(),
+        );
+        let summed = world.all_reduce(&g.values, "held-out reward scores")?;
+        let (arrays, _) = g.split(&summed);
+        let scores: Vec<PairScore> = self
+            .eval
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PairScore {
+                chosen: arrays[0][i],
+                rejected: arrays[1][i],
+                chosen_len: p.chosen_len,
+                rejected_len: p.rejected_len,
+            })
+            .collect();
+        let stats = summarize(&scores, &self.loss_cfg);
+        Ok(Some((LogEntry::Eval(stats.to_log(step, epoch)), stats)))
+    }
+}
+
+/// Trains `model` on `train_pairs` in a world of one on `device`: [`train_with`] with
+/// [`Solo`].
+///
+/// # Errors
+/// As [`train_with`].
 pub fn train<B: AutodiffBackend>(
     model: ScalarModel<B>,
     collator: &PairCollator<'_>,
@@ -371,243 +402,103 @@ pub fn train<B: AutodiffBackend>(
     opts: &TrainOptions,
     device: &B::Device,
 ) -> Result<TrainOutcome<B>> {
+    let world = Solo::<B>::new(device.clone());
+    train_with(&world, model, collator, train_pairs, eval_pairs, cfg, opts)
+}
+
+/// Trains `model` (this rank's replica on `world.device()`; every rank passes the same
+/// starting parameters and the same pairs) on `train_pairs`, evaluating on `eval_pairs` (may
+/// be empty), with checkpoints and metrics in `opts.run_dir` written by the main rank.
+///
+/// `model` is the starting point of a fresh run (random, or an SFT/pretrained trunk with a new
+/// head) and the skeleton the checkpoint is loaded into when the run resumes: if
+/// `opts.run_dir` holds a checkpoint (and `opts.resume`), training continues from it and ends
+/// with the same parameters as an uninterrupted run, whatever the world sizes of the two runs.
+/// Resuming checks that the trajectory fields of the config and the encoded training set are
+/// unchanged.
+///
+/// Every `logging_steps` steps a [`crate::TrainLog`] is appended to `metrics.jsonl`, every
+/// `eval_steps` (and at the end) an [`crate::EvalLog`]; every `save_steps` (and at the end, and
+/// when stopped) a checkpoint is written.
+///
+/// # Errors
+/// Invalid config or data, IO and record errors, a locked run directory,
+/// [`RewardError::ResumeMismatch`], [`RewardError::NonFinite`] when the loss diverges, and the
+/// collective's errors.
+pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
+    model: ScalarModel<B>,
+    collator: &PairCollator<'_>,
+    train_pairs: &[PreferencePair],
+    eval_pairs: &[PreferencePair],
+    cfg: &RewardTrainConfig,
+    opts: &TrainOptions,
+) -> Result<TrainOutcome<B>> {
     cfg.validate()?;
     if train_pairs.is_empty() {
         return Err(RewardError::Data("the training set is empty".into()));
     }
-    let run_dir = &opts.run_dir;
-    std::fs::create_dir_all(run_dir).map_err(|e| RewardError::io(run_dir, e))?;
+    let run = RunDir::open(world, &opts.run_dir)?;
     let vocab = model.trunk.embed.weight.dims()[0];
-    let pad = collator.encoder.pad_id();
     let enc = collator.encode_all(train_pairs)?;
     check_vocab(&enc, vocab, "training")?;
     let eval_enc = collator.encode_all(eval_pairs)?;
     check_vocab(&eval_enc, vocab, "held-out")?;
     let n_trunc = enc.iter().filter(|e| e.truncated).count();
-    if n_trunc > 0 {
+    if n_trunc > 0 && world.is_main() {
         tracing::warn!(
             pairs = n_trunc,
             max_length = cfg.max_length,
             "truncated training pairs"
         );
     }
-    let (enc, balance) = prepare_train_set(enc, train_pairs, cfg, Some(run_dir))?;
-    let n = enc.len();
-    let total = cfg.total_steps(n);
-    let print = format!("{:016x}", pairs_fingerprint(&enc));
-    let loss_cfg = cfg.loss();
-    let sched = LrSchedule {
-        peak: cfg.learning_rate,
-        warmup: cfg.warmup_steps,
-        total,
-        min_ratio: cfg.min_lr_ratio,
+    // Balancing is seeded, so every rank keeps the same pairs; the main rank writes the report.
+    let report_dir = world.is_main().then_some(run.path());
+    let (enc, balance) = prepare_train_set(enc, train_pairs, cfg, report_dir)?;
+    let total = cfg.total_steps(enc.len());
+    let objective = RewardObjective {
+        cfg,
+        loss_cfg: cfg.loss(),
+        eval: &eval_enc,
+        pad: collator.encoder.pad_id(),
     };
-    let mut optim = crate::adamw(
+    let args = FitArgs {
+        config: cfg,
+        total_steps: total,
+        batch: cfg.batch_pairs,
+        accumulation: cfg.gradient_accumulation_steps,
+        schedule: LrSchedule {
+            peak: cfg.learning_rate,
+            warmup: cfg.warmup_steps,
+            total,
+            min_ratio: cfg.min_lr_ratio,
+        },
+        max_grad_norm: cfg.max_grad_norm,
+        logging_steps: cfg.logging_steps,
+        eval_steps: cfg.eval_steps,
+        save_steps: cfg.save_steps,
+        save_total_limit: cfg.save_total_limit,
+        seed: cfg.seed,
+        fingerprint: format!("{:016x}", pairs_fingerprint(&enc)),
+        base_fingerprint: None,
+    };
+    let optim = rlhf_train::adamw(
         cfg.adam_beta1,
         cfg.adam_beta2,
         cfg.adam_epsilon,
         cfg.weight_decay,
     )
     .init::<B, ScalarModel<B>>();
-    let metrics_path = run_dir.join("metrics.jsonl");
-
-    let mut model = model;
-    let ckpt = crate::checkpoint::resume_point(run_dir, opts.resume)?;
-    let (mut state, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st = read_train_state(&dir)?;
-            let diff = config_diff(&st.config, cfg, CADENCE_FIELDS);
-            let mismatch = |message: String| RewardError::ResumeMismatch {
-                path: dir.clone(),
-                message,
-            };
-            if !diff.is_empty() {
-                return Err(mismatch(format!("config differs: {}", diff.join("; "))));
-            }
-            if st.data_fingerprint != print || st.n_train != n || st.total_steps != total {
-                return Err(mismatch(format!(
-                    "training data differs ({} pairs, fingerprint {}; checkpoint: {} pairs, {})",
-                    n, print, st.n_train, st.data_fingerprint
-                )));
-            }
-            model = load_model_record(model, &dir, device)?;
-            optim = load_optim_record(optim, &dir, device)?;
-            write_metrics(&metrics_path, &st.history)?;
-            tracing::info!(step = st.step, dir = %dir.display(), "resuming");
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-            rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
-            write_metrics(&metrics_path, &[])?;
-            let st = TrainState {
-                step: 0,
-                total_steps: total,
-                data: DataRngState {
-                    seed: cfg.seed,
-                    epoch: 0,
-                    cursor: 0,
-                },
-                n_train: n,
-                data_fingerprint: print,
-                config: cfg.clone(),
-                history: Vec::new(),
-                window: Window::default(),
-            };
-            (st, None)
-        }
-    };
-
-    let pb = progress_bar(opts.progress, total, state.step, "reward");
-    let mut perm = epoch_permutation(n, cfg.seed, state.data.epoch);
-    let mut last_saved = resumed_from;
-    let mut checkpoint = None;
-    let mut last_eval = None;
-    let epoch_now = |st: &TrainState| st.data.epoch as f64 + st.data.cursor as f64 / n as f64;
-    let mut status = TrainStatus::Finished;
-
-    while state.step < total {
-        let stop_now =
-            opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| state.step >= s);
-        if stop_now {
-            if last_saved != Some(state.step) {
-                checkpoint = Some(save_checkpoint(
-                    run_dir,
-                    &model,
-                    &optim,
-                    &state,
-                    cfg.save_total_limit,
-                )?);
-            }
-            tracing::info!(step = state.step, "stopped");
-            status = TrainStatus::Stopped;
-            break;
-        }
-        let batches: Vec<_> = state
-            .data
-            .next_batches(
-                n,
-                cfg.batch_pairs,
-                cfg.gradient_accumulation_steps,
-                &mut perm,
-            )
-            .iter()
-            .map(|ids| collate(&ids.iter().map(|&i| &enc[i]).collect::<Vec<_>>(), pad))
-            .collect();
-        let lr = sched.lr(state.step);
-        let (m, st) = train_step(
-            model,
-            &mut optim,
-            &batches,
-            &loss_cfg,
-            cfg.max_grad_norm,
-            lr,
-            cfg.precision,
-            device,
-        );
-        model = m;
-        state.step += 1;
-        if !st.loss.is_finite() || !st.grad_norm.is_finite() {
-            return Err(RewardError::NonFinite {
-                what: "loss",
-                step: state.step,
-            });
-        }
-        state
-            .window
-            .add_step(st.loss, st.grad_norm, &st.chosen, &st.rejected);
-        pb.set_position(state.step as u64);
-        let step = state.step;
-        let epoch = epoch_now(&state);
-        if step % cfg.logging_steps == 0 || step == total {
-            let log = state.window.finish(step, epoch, lr);
-            pb.set_message(format!("loss {:.4} acc {:.3}", log.loss, log.accuracy));
-            tracing::info!(
-                step,
-                loss = log.loss,
-                accuracy = log.accuracy,
-                score_std = log.score_std,
-                lr,
-                "train"
-            );
-            let entry = LogEntry::Train(log);
-            append_metrics(&metrics_path, &entry)?;
-            state.history.push(entry);
-        }
-        let eval_due = cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total;
-        if eval_due && !eval_enc.is_empty() {
-            let scores = score_pairs(
-                &cfg.precision.compute(model.valid()),
-                &eval_enc,
-                pad,
-                cfg.eval_batch_pairs,
-                device,
-            );
-            let stats = summarize(&scores, &loss_cfg);
-            tracing::info!(step, accuracy = stats.accuracy, loss = stats.loss, "eval");
-            let entry = LogEntry::Eval(stats.to_log(step, epoch));
-            append_metrics(&metrics_path, &entry)?;
-            state.history.push(entry);
-            last_eval = Some(stats);
-        }
-        let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == total;
-        if save_due {
-            checkpoint = Some(save_checkpoint(
-                run_dir,
-                &model,
-                &optim,
-                &state,
-                cfg.save_total_limit,
-            )?);
-            last_saved = Some(step);
-        }
-    }
-    pb.finish_and_clear();
+    let out = fit(&objective, model, optim, &enc, &args, &run, opts, world)?;
     Ok(TrainOutcome {
-        model,
-        status,
-        step: state.step,
-        total_steps: total,
-        resumed_from,
-        history: state.history,
-        last_eval,
+        model: out.model,
+        status: out.status,
+        step: out.step,
+        total_steps: out.total_steps,
+        resumed_from: out.resumed_from,
+        history: out.history,
+        last_eval: out.last_eval,
         balance,
-        checkpoint,
+        checkpoint: out.checkpoint,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn permutations_are_seeded_per_epoch() {
-        let a = epoch_permutation(50, 1, 0);
-        assert_eq!(a, epoch_permutation(50, 1, 0));
-        assert_ne!(a, epoch_permutation(50, 1, 1));
-        assert_ne!(a, epoch_permutation(50, 2, 0));
-        let mut s = a.clone();
-        s.sort();
-        assert_eq!(s, (0..50).collect::<Vec<_>>());
-    }
-
-    #[test]
-    fn config_diff_ignores_cadence_fields() {
-        let a = RewardTrainConfig::default();
-        let b = RewardTrainConfig {
-            logging_steps: 1,
-            save_steps: Some(3),
-            eval_steps: Some(2),
-            ..a.clone()
-        };
-        assert!(config_diff(&a, &b, CADENCE_FIELDS).is_empty());
-        let c = RewardTrainConfig {
-            learning_rate: 1.0,
-            ..a.clone()
-        };
-        let d = config_diff(&a, &c, CADENCE_FIELDS);
-        assert_eq!(d.len(), 1);
-        assert!(d[0].starts_with("learning_rate"), "{d:?}");
-    }
 }

@@ -16,19 +16,18 @@
 #![warn(missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::logprobs::target_logprobs;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
-use rlhf_reward::{
-    DataRngState, EncodedRow, LrSchedule, TextEncoder, TrainOptions, TrainStatus, clip_grad_norm,
-    epoch_permutation, global_grad_norm, load_module_record, load_optimizer_record, read_state,
-    save_checkpoint_with, save_module_record, save_optimizer_record, truncate_row,
+use rlhf_reward::{EncodedRow, TextEncoder, truncate_row};
+use rlhf_train::{
+    Collective, FitArgs, FitState, LrSchedule, Objective, Reduction, RunDir, Scale, Solo, StepOut,
+    TrainError, TrainOptions, TrainStatus, fit, shard_range,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,12 +59,30 @@ pub enum SftError {
         /// The cause.
         source: std::io::Error,
     },
-    /// From the reward crate (encoding, checkpoints).
+    /// From the reward crate (text encoding).
     #[error(transparent)]
     Reward(#[from] rlhf_reward::RewardError),
+    /// From the training engine (run directory, checkpoints, collective).
+    #[error(transparent)]
+    Train(TrainError),
     /// From the core.
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
+}
+
+impl From<TrainError> for SftError {
+    /// The engine's resume and divergence errors keep this crate's variants.
+    fn from(e: TrainError) -> Self {
+        match e {
+            TrainError::ResumeMismatch { path, message } => {
+                SftError::ResumeMismatch { path, message }
+            }
+            TrainError::NonFinite { step, .. } => SftError::NonFinite(step),
+            TrainError::Io { path, source } => SftError::Io { path, source },
+            TrainError::Data(m) => SftError::Data(m),
+            other => SftError::Train(other),
+        }
+    }
 }
 
 /// Result alias.
@@ -399,28 +416,9 @@ pub enum SftLog {
     },
 }
 
-/// Resume state (`state.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SftState {
-    /// Steps done.
-    pub step: usize,
-    /// Steps of the run.
-    pub total_steps: usize,
-    /// Data order position.
-    pub data: DataRngState,
-    /// Training examples.
-    pub n_train: usize,
-    /// Fingerprint of the encoded data.
-    pub fingerprint: String,
-    /// The config.
-    pub config: SftConfig,
-    /// Metrics so far.
-    pub history: Vec<SftLog>,
-    /// Sums since the last log: (steps, loss, grad norm).
-    #[serde(default)]
-    pub window: (usize, f64, f64),
-}
+/// Resume state (`state.json`); the window holds the sums since the last log: (steps, loss,
+/// grad norm).
+pub type SftState = FitState<SftConfig, SftLog, (usize, f64, f64)>;
 
 /// What [`train`] returns.
 #[derive(Debug)]
@@ -442,50 +440,132 @@ pub struct SftOutcome<B: AutodiffBackend> {
 }
 
 fn fingerprint(ex: &[SftExample]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: &[u8]| {
-        for &x in b {
-            h ^= x as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut bytes = Vec::new();
     for e in ex {
-        eat(&(e.ids.len() as u64).to_le_bytes());
-        eat(&(e.reply as u64).to_le_bytes());
-        e.ids.iter().for_each(|i| eat(&i.to_le_bytes()));
+        bytes.extend((e.ids.len() as u64).to_le_bytes());
+        bytes.extend((e.reply as u64).to_le_bytes());
+        e.ids.iter().for_each(|i| bytes.extend(i.to_le_bytes()));
     }
-    format!("{h:016x}")
+    format!("{:016x}", rlhf_train::fnv1a(0, &bytes))
 }
 
-fn append(path: &Path, e: &SftLog) -> Result<()> {
-    Ok(rlhf_reward::append_jsonl(path, e)?)
+/// Reply tokens of `e` the loss counts: every reply token with a token before it.
+fn targets(e: &SftExample) -> usize {
+    let start = e.ids.len() - e.reply;
+    e.reply - usize::from(start == 0 && e.reply > 0)
 }
 
-fn rewrite(path: &Path, entries: &[SftLog]) -> Result<()> {
-    Ok(rlhf_reward::write_jsonl(path, entries)?)
+/// The SFT objective for [`fit`]: the token-mean reply NLL over the whole step.
+struct SftObjective<'a> {
+    eval: &'a [SftExample],
+    pad_id: u32,
+    batch_size: usize,
 }
 
-fn save<B, O>(run_dir: &Path, model: &CausalLm<B>, optim: &O, st: &SftState) -> Result<PathBuf>
-where
-    B: AutodiffBackend,
-    O: Optimizer<CausalLm<B>, B>,
-{
-    Ok(save_checkpoint_with(
-        run_dir,
-        st.step,
-        st,
-        st.config.save_total_limit,
-        |dir| {
-            save_module_record(model, dir, "model")?;
-            save_optimizer_record::<B, CausalLm<B>, O>(optim, dir, "optim")
-        },
-    )?)
+impl<B: AutodiffBackend> Objective<B> for SftObjective<'_> {
+    type Model = CausalLm<B>;
+    type Example = SftExample;
+    type Batch = SftBatch;
+    type Config = SftConfig;
+    type Log = SftLog;
+    type Window = (usize, f64, f64);
+    type Eval = f64;
+    type Error = SftError;
+
+    fn name(&self) -> &'static str {
+        "sft"
+    }
+
+    fn reduction(&self) -> Reduction {
+        Reduction::Sum
+    }
+
+    fn weight(&self, e: &SftExample) -> f64 {
+        targets(e) as f64
+    }
+
+    fn stat_arrays(&self) -> usize {
+        0
+    }
+
+    fn collate(&self, ex: &[&SftExample], _: &[usize], _: &B::Device) -> Result<SftBatch> {
+        Ok(collate_sft(ex, self.pad_id))
+    }
+
+    fn loss(
+        &self,
+        model: &CausalLm<B>,
+        b: &SftBatch,
+        scale: Scale,
+        device: &B::Device,
+    ) -> Result<(Tensor<B, 1>, Vec<Vec<f32>>)> {
+        // Token mean over the whole step: each shard's sum is divided by the step's count.
+        let (sum, _) = batch_nll(model, b, device);
+        Ok((sum.div_scalar(scale.units.max(1.0)), Vec::new()))
+    }
+
+    fn record(&self, w: &mut (usize, f64, f64), s: &StepOut) {
+        w.0 += 1;
+        w.1 += s.loss;
+        w.2 += s.grad_norm;
+    }
+
+    fn log(&self, w: &mut (usize, f64, f64), step: usize, epoch: f64, lr: f64) -> SftLog {
+        let k = w.0.max(1) as f64;
+        let e = SftLog::Train {
+            step,
+            epoch,
+            loss: w.1 / k,
+            grad_norm: w.2 / k,
+            learning_rate: lr,
+        };
+        *w = (0, 0.0, 0.0);
+        e
+    }
+
+    fn describe(&self, log: &SftLog) -> String {
+        match log {
+            SftLog::Train { loss, .. } => format!("loss {loss:.3}"),
+            SftLog::Eval { eval_loss, .. } => format!("eval_loss {eval_loss:.3}"),
+        }
+    }
+
+    fn evaluate<C: Collective<B>>(
+        &self,
+        model: &CausalLm<B>,
+        world: &C,
+        step: usize,
+        _epoch: f64,
+    ) -> Result<Option<(SftLog, f64)>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        // Each rank sums its shard; the sums and counts are added over the world.
+        let mine = &self.eval[shard_range(self.eval.len(), world.rank(), world.world())];
+        let (mut sum, mut count) = (0.0, 0.0);
+        let m = model.valid();
+        for chunk in mine.chunks(self.batch_size.max(1)) {
+            let refs: Vec<&SftExample> = chunk.iter().collect();
+            let (s, c) = batch_nll(&m, &collate_sft(&refs, self.pad_id), world.device());
+            sum += s.into_scalar().elem::<f64>();
+            count += c;
+        }
+        let all = world.all_reduce(&[sum as f32, count as f32], "held-out SFT loss")?;
+        let l = all[0] as f64 / (all[1] as f64).max(1.0);
+        let e = SftLog::Eval {
+            step,
+            eval_loss: l,
+            eval_perplexity: l.exp(),
+        };
+        Ok(Some((e, l)))
+    }
 }
 
-/// Trains `model` on `train` (evaluating on `eval`), resumable from `opts.run_dir`.
+/// Trains `model` on `train_set` (evaluating on `eval_set`) in a world of one on `device`:
+/// [`train_with`] with [`Solo`].
 ///
 /// # Errors
-/// Invalid config or data, checkpoint mismatch, IO, divergence.
+/// As [`train_with`].
 pub fn train<B: AutodiffBackend>(
     model: CausalLm<B>,
     train_set: &[SftExample],
@@ -494,6 +574,25 @@ pub fn train<B: AutodiffBackend>(
     cfg: &SftConfig,
     opts: &TrainOptions,
     device: &B::Device,
+) -> Result<SftOutcome<B>> {
+    let world = Solo::<B>::new(device.clone());
+    train_with(&world, model, train_set, eval_set, pad_id, cfg, opts)
+}
+
+/// Trains `model` (this rank's replica) on `train_set`, evaluating on `eval_set`, in `world`,
+/// resumable from `opts.run_dir` (on `rlhf_train::fit`).
+///
+/// # Errors
+/// Invalid config or data, checkpoint mismatch, IO, divergence, the collective's errors.
+#[allow(clippy::too_many_arguments)]
+pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
+    model: CausalLm<B>,
+    train_set: &[SftExample],
+    eval_set: &[SftExample],
+    pad_id: u32,
+    cfg: &SftConfig,
+    opts: &TrainOptions,
 ) -> Result<SftOutcome<B>> {
     cfg.validate()?;
     if train_set.is_empty() {
@@ -510,176 +609,47 @@ pub fn train<B: AutodiffBackend>(
             "token id {id} is outside the model's vocabulary of {vocab}"
         )));
     }
-    let run_dir = &opts.run_dir;
-    std::fs::create_dir_all(run_dir).map_err(|e| io_err(run_dir, e))?;
-    let n = train_set.len();
-    let total = cfg.total_steps(n);
-    let print = fingerprint(train_set);
-    let sched = LrSchedule {
-        peak: cfg.learning_rate,
-        warmup: cfg.warmup_steps,
-        total,
-        min_ratio: cfg.min_lr_ratio,
-    };
-    let mut optim = AdamWConfig::new()
+    let run = RunDir::open(world, &opts.run_dir)?;
+    let total = cfg.total_steps(train_set.len());
+    let optim = AdamWConfig::new()
         .with_weight_decay(cfg.weight_decay as f32)
         .with_epsilon(1e-8)
         .init::<B, CausalLm<B>>();
-    let metrics = run_dir.join("metrics.jsonl");
-    let mut model = model;
-    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
-    let (mut st, resumed_from) = match ckpt {
-        Some(dir) => {
-            let st: SftState = read_state(&dir)?;
-            let diff = rlhf_reward::config_diff(&st.config, cfg, rlhf_reward::CADENCE_FIELDS);
-            let message = if !diff.is_empty() {
-                Some(format!("config differs: {}", diff.join("; ")))
-            } else if st.fingerprint != print || st.total_steps != total {
-                Some(format!(
-                    "training data differ ({n} examples, {print}; checkpoint: {} examples, {})",
-                    st.n_train, st.fingerprint
-                ))
-            } else {
-                None
-            };
-            if let Some(message) = message {
-                return Err(SftError::ResumeMismatch { path: dir, message });
-            }
-            model = load_module_record(model, &dir, "model", device)?;
-            optim = load_optimizer_record::<B, CausalLm<B>, _>(optim, &dir, "optim", device)?;
-            rewrite(&metrics, &st.history)?;
-            let from = st.step;
-            (st, Some(from))
-        }
-        None => {
-            let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-            rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
-            rewrite(&metrics, &[])?;
-            (
-                SftState {
-                    step: 0,
-                    total_steps: total,
-                    data: DataRngState {
-                        seed: cfg.seed,
-                        epoch: 0,
-                        cursor: 0,
-                    },
-                    n_train: n,
-                    fingerprint: print,
-                    config: cfg.clone(),
-                    history: Vec::new(),
-                    window: (0, 0.0, 0.0),
-                },
-                None,
-            )
-        }
-    };
-    let pb = rlhf_reward::progress_bar(opts.progress, total, st.step, "sft");
-    let mut perm = epoch_permutation(n, cfg.seed, st.data.epoch);
-    let mut last_saved = resumed_from;
-    let mut status = TrainStatus::Finished;
-    let mut last_eval_loss = None;
-    while st.step < total {
-        if opts.stop.load(Ordering::SeqCst) || opts.stop_after.is_some_and(|s| st.step >= s) {
-            if last_saved != Some(st.step) {
-                save(run_dir, &model, &optim, &st)?;
-            }
-            status = TrainStatus::Stopped;
-            break;
-        }
-        let batches: Vec<_> = st
-            .data
-            .next_batches(
-                n,
-                cfg.batch_size,
-                cfg.gradient_accumulation_steps,
-                &mut perm,
-            )
-            .iter()
-            .map(|ids| {
-                collate_sft(
-                    &ids.iter().map(|&i| &train_set[i]).collect::<Vec<_>>(),
-                    pad_id,
-                )
-            })
-            .collect();
-        let lr = sched.lr(st.step);
-        // Token-mean over the whole step: each micro-batch's sum is divided by the step's count.
-        let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
-        let mut single = None;
-        let mut loss_sum = 0.0;
-        let n_micro = batches.len();
-        let mut parts = Vec::with_capacity(n_micro);
-        for b in &batches {
-            parts.push(batch_nll(&model, b, device));
-        }
-        let step_count: f64 = parts.iter().map(|(_, c)| *c).sum::<f64>().max(1.0);
-        for (sum, _) in parts {
-            let loss = sum.div_scalar(step_count);
-            loss_sum += loss.clone().into_scalar().elem::<f64>();
-            let g = GradientsParams::from_grads(loss.backward(), &model);
-            if n_micro == 1 {
-                single = Some(g);
-            } else {
-                acc.accumulate(&model, g);
-            }
-        }
-        let mut grads = single.unwrap_or_else(|| acc.grads());
-        let gn = match cfg.max_grad_norm {
-            Some(c) => clip_grad_norm::<B, _>(&model, &mut grads, c),
-            None => global_grad_norm::<B, _>(&model, &grads),
-        };
-        model = optim.step(lr, model, grads);
-        st.step += 1;
-        if !loss_sum.is_finite() || !gn.is_finite() {
-            return Err(SftError::NonFinite(st.step));
-        }
-        st.window.0 += 1;
-        st.window.1 += loss_sum;
-        st.window.2 += gn;
-        pb.set_position(st.step as u64);
-        let step = st.step;
-        if step % cfg.logging_steps == 0 || step == total {
-            let k = st.window.0.max(1) as f64;
-            let e = SftLog::Train {
-                step,
-                epoch: st.data.epoch as f64 + st.data.cursor as f64 / n as f64,
-                loss: st.window.1 / k,
-                grad_norm: st.window.2 / k,
-                learning_rate: lr,
-            };
-            pb.set_message(format!("loss {:.3}", st.window.1 / k));
-            tracing::info!(step, loss = st.window.1 / k, "sft");
-            st.window = (0, 0.0, 0.0);
-            append(&metrics, &e)?;
-            st.history.push(e);
-        }
-        if (cfg.eval_steps.is_some_and(|k| step % k == 0) || step == total) && !eval_set.is_empty()
-        {
-            let l = evaluate_nll(&model.valid(), eval_set, pad_id, cfg.batch_size, device);
-            let e = SftLog::Eval {
-                step,
-                eval_loss: l,
-                eval_perplexity: l.exp(),
-            };
-            tracing::info!(step, eval_loss = l, "sft eval");
-            append(&metrics, &e)?;
-            st.history.push(e);
-            last_eval_loss = Some(l);
-        }
-        if cfg.save_steps.is_some_and(|k| step % k == 0) || step == total {
-            save(run_dir, &model, &optim, &st)?;
-            last_saved = Some(step);
-        }
-    }
-    pb.finish_and_clear();
-    Ok(SftOutcome {
-        model,
-        status,
-        step: st.step,
+    let args = FitArgs {
+        config: cfg,
         total_steps: total,
-        resumed_from,
-        history: st.history,
-        last_eval_loss,
+        batch: cfg.batch_size,
+        accumulation: cfg.gradient_accumulation_steps,
+        schedule: LrSchedule {
+            peak: cfg.learning_rate,
+            warmup: cfg.warmup_steps,
+            total,
+            min_ratio: cfg.min_lr_ratio,
+        },
+        max_grad_norm: cfg.max_grad_norm,
+        logging_steps: cfg.logging_steps,
+        eval_steps: cfg.eval_steps,
+        save_steps: cfg.save_steps,
+        save_total_limit: cfg.save_total_limit,
+        seed: cfg.seed,
+        fingerprint: fingerprint(train_set),
+        base_fingerprint: None,
+    };
+    let objective = SftObjective {
+        eval: eval_set,
+        pad_id,
+        batch_size: cfg.batch_size,
+    };
+    let out = fit(
+        &objective, model, optim, train_set, &args, &run, opts, world,
+    )?;
+    Ok(SftOutcome {
+        model: out.model,
+        status: out.status,
+        step: out.step,
+        total_steps: out.total_steps,
+        resumed_from: out.resumed_from,
+        history: out.history,
+        last_eval_loss: out.last_eval,
     })
 }

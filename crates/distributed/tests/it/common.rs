@@ -10,17 +10,18 @@ use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 
-use rlhf_distributed::{
-    DistConfig, Peer, Reduction, Shard, dp_dpo_step, dp_reward_step, plan_step,
-    train_reward_on_node,
-};
+use burn::optim::GradientsParams;
+use rlhf_distributed::{DistConfig, Peer, run_on_node};
 use rlhf_policy_dpo::{
-    BatchRef, DpoExample, DpoLossConfig, collate_examples, dpo_step, encode_examples,
+    BatchRef, DpoExample, DpoLossConfig, PairLogps, batch_logps, collate_examples, dpo_loss,
+    dpo_step, encode_examples,
 };
 use rlhf_reward::{
     BYTE_VOCAB, EncodedPair, LossConfig, PairCollator, PreferencePair, RewardTrainConfig,
-    TextEncoder, TrainOptions, TrainStatus, collate, train_step,
+    TextEncoder, batch_scores, collate, reward_loss, train_step, train_with,
 };
+use rlhf_train::{Reduction, plan_step};
+use rlhf_train::{TrainOptions, TrainStatus};
 
 /// Pairs per worker per step in the equivalence tests (2 workers × `B` = 1 worker × `2B`).
 pub(crate) const B: usize = 3;
@@ -140,7 +141,28 @@ pub(crate) fn reward_single() -> Vec<f32> {
     flat_params(&model)
 }
 
-/// Reward model: the same steps, data parallel: this rank's shard of each batch.
+/// This rank's gradients of `losses` (one per shard) summed, then `rlhf_train::apply`: the
+/// engine's synchronising half (all-reduce, clip, AdamW).
+fn apply_shards<M, O>(
+    peer: &Peer<Flex>,
+    model: M,
+    optim: &mut O,
+    losses: Vec<Tensor<CpuTrain, 1>>,
+) -> rlhf_distributed::Result<M>
+where
+    M: burn::module::AutodiffModule<CpuTrain>,
+    O: burn::optim::Optimizer<M, CpuTrain>,
+{
+    let mut acc = burn::optim::GradientsAccumulator::<M>::new();
+    for l in losses {
+        acc.accumulate(&model, GradientsParams::from_grads(l.backward(), &model));
+    }
+    let (m, _) = rlhf_train::apply(peer, model, optim, acc.grads(), &[], CLIP, LR, "test step")?;
+    Ok(m)
+}
+
+/// Reward model: the same steps, data parallel: this rank's shard of each batch, weighted by
+/// its share ([`plan_step`]), through the engine's `apply`.
 pub(crate) fn reward_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>> {
     let enc = encoded();
     let r = peer.rank();
@@ -150,33 +172,25 @@ pub(crate) fn reward_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>>
         let plan = plan_step(&[step_indices(k)], r.rank, r.world, Reduction::Mean, |i| {
             enc[i].weight as f64
         });
-        let shards: Vec<Shard<_>> = plan
+        let losses = plan
             .micro
             .iter()
             .filter(|m| !m.indices.is_empty())
             .map(|m| {
                 let refs: Vec<&EncodedPair> = m.indices.iter().map(|&i| &enc[i]).collect();
-                Shard {
-                    batch: collate(&refs, 0),
-                    offset: m.offset,
-                    share: m.share,
-                }
+                let b = collate(&refs, 0);
+                let scores = batch_scores(&model, &b, peer.device());
+                let w = Tensor::from_data(TensorData::new(b.weights.clone(), [b.n]), peer.device());
+                let out = reward_loss(
+                    scores.clone().narrow(0, 0, b.n),
+                    scores.narrow(0, b.n, b.n),
+                    Some(w),
+                    &LossConfig::default(),
+                );
+                out.loss.mul_scalar(m.share)
             })
             .collect();
-        let (m, _, _) = dp_reward_step(
-            peer,
-            model,
-            &mut optim,
-            &shards,
-            plan.global_examples,
-            &LossConfig::default(),
-            CLIP,
-            LR,
-            &[],
-            rlhf_core::Precision::F32,
-            peer.device(),
-        )?;
-        model = m;
+        model = apply_shards(peer, model, &mut optim, losses)?;
     }
     Ok(flat_params(&model))
 }
@@ -217,11 +231,12 @@ pub(crate) fn dpo_single() -> Vec<f32> {
     flat_params(&policy)
 }
 
-/// DPO: the same steps, data parallel.
+/// DPO: the same steps, data parallel, through the engine's `apply`.
 pub(crate) fn dpo_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>> {
     let ex = examples();
     let r = peer.rank();
-    let mut policy = CausalLm::<CpuTrain>::init(&model_cfg(), 0.02, 9, peer.device());
+    let dev = peer.device();
+    let mut policy = CausalLm::<CpuTrain>::init(&model_cfg(), 0.02, 9, dev);
     let mut optim = AdamWConfig::new().init::<CpuTrain, CausalLm<CpuTrain>>();
     for k in 0..STEPS {
         let plan = plan_step(
@@ -231,33 +246,27 @@ pub(crate) fn dpo_dp(peer: &Peer<Flex>) -> rlhf_distributed::Result<Vec<f32>> {
             Reduction::WeightedMean,
             |i| ex[i].weight as f64,
         );
-        let shards: Vec<Shard<_>> = plan
+        let losses = plan
             .micro
             .iter()
             .filter(|m| !m.indices.is_empty())
             .map(|m| {
                 let refs: Vec<&DpoExample> = m.indices.iter().map(|&i| &ex[i]).collect();
-                Shard {
-                    batch: (collate_examples(&refs, 0), reference(&m.indices)),
-                    offset: m.offset,
-                    share: m.share,
-                }
+                let batch = collate_examples(&refs, 0);
+                let rf = reference(&m.indices);
+                let n = batch.n;
+                let lp = batch_logps(&policy, &batch, dev);
+                let (nc, nr) = batch.token_counts::<CpuTrain>(dev);
+                let refs = PairLogps {
+                    chosen: Tensor::from_data(TensorData::new(rf.chosen, [n]), dev),
+                    rejected: Tensor::from_data(TensorData::new(rf.rejected, [n]), dev),
+                };
+                let w = Some(batch.weights_tensor(dev));
+                let out = dpo_loss(lp, refs, nc, nr, w, &DpoLossConfig::default());
+                out.loss.mul_scalar(m.share)
             })
             .collect();
-        let (p, _, _) = dp_dpo_step(
-            peer,
-            policy,
-            &mut optim,
-            &shards,
-            plan.global_examples,
-            &DpoLossConfig::default(),
-            CLIP,
-            LR,
-            &[],
-            rlhf_core::Precision::F32,
-            peer.device(),
-        )?;
-        policy = p;
+        policy = apply_shards(peer, policy, &mut optim, losses)?;
     }
     Ok(flat_params(&policy))
 }
@@ -289,9 +298,10 @@ pub(crate) fn train_run(
         progress: false,
         ..TrainOptions::new(run_dir)
     };
-    let init = |d: &FlexDevice| Ok(ScalarModel::<CpuTrain>::init(&model_cfg(), 0.02, 3, d));
-    let node = train_reward_on_node(cfg, devices, init, &collator(), &data, &train_cfg(), &opts)?;
-    let o = node.outcome;
+    let (_, o) = run_on_node::<Flex, _, _, _>(cfg, devices, |peer| {
+        let model = ScalarModel::<CpuTrain>::init(&model_cfg(), 0.02, 3, peer.device());
+        train_with(peer, model, &collator(), &data, &[], &train_cfg(), &opts)
+    })?;
     Ok((o.status, o.step, o.resumed_from, flat_params(&o.model)))
 }
 

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use burn::module::AutodiffModule;
 use rlhf_core::CausalLm;
+use rlhf_core::backend::Flex;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
-use rlhf_distributed::{DistConfig, train_dpo_on_node};
+use rlhf_distributed::{DistConfig, run_on_node};
 use rlhf_policy_dpo::{DpoTrainConfig, LogEntry, read_metrics};
-use rlhf_reward::{TrainOptions, TrainStatus};
+use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{collator, flat_params, max_abs_diff, model_cfg, pairs};
 
@@ -53,26 +54,13 @@ fn run(
         progress: false,
         ..TrainOptions::new(dir)
     };
-    let out = train_dpo_on_node::<CpuTrain, _>(
-        &dist(),
-        &vec![FlexDevice; devices],
-        |_| {
-            let p = policy();
-            let r = p.valid();
-            Ok((p, Some(r)))
-        },
-        &col,
-        &train,
-        &eval,
-        cfg,
-        &opts,
-    )
+    let (_, out) = run_on_node::<Flex, _, _, _>(&dist(), &vec![FlexDevice; devices], |peer| {
+        let p = policy();
+        let r = p.valid();
+        rlhf_policy_dpo::train_with(peer, p, Some(r), &col, &train, &eval, cfg, &opts)
+    })
     .expect("data-parallel DPO");
-    (
-        out.outcome.status,
-        out.outcome.resumed_from,
-        flat_params(&out.outcome.policy),
-    )
+    (out.status, out.resumed_from, flat_params(&out.policy))
 }
 
 fn single(dir: &Path, cfg: &DpoTrainConfig) -> Vec<f32> {
@@ -193,21 +181,16 @@ fn the_reward_loop_balances_lengths_like_the_single_process_loop() {
         &FlexDevice,
     )
     .unwrap();
-    let two = rlhf_distributed::train_reward_on_node::<CpuTrain, _>(
-        &dist(),
-        &[FlexDevice, FlexDevice],
-        |_| Ok(model()),
-        &collator(),
-        &data,
-        &cfg,
-        &opts(&tmp.path().join("two")),
-    )
+    let (_, two) = run_on_node::<Flex, _, _, _>(&dist(), &[FlexDevice, FlexDevice], |peer| {
+        let o = opts(&tmp.path().join("two"));
+        rlhf_reward::train_with(peer, model(), &collator(), &data, &[], &cfg, &o)
+    })
     .unwrap();
-    let (b1, b2) = (one.balance.unwrap(), two.outcome.balance.unwrap());
+    let (b1, b2) = (one.balance.unwrap(), two.balance.unwrap());
     assert_eq!(b1, b2, "every rank balances the same way");
     assert!(b1.n_kept < b1.n_input, "balancing dropped pairs: {b1:?}");
     assert!(tmp.path().join("two/balance_report.md").is_file());
-    let d = max_abs_diff(&flat_params(&one.model), &flat_params(&two.outcome.model));
+    let d = max_abs_diff(&flat_params(&one.model), &flat_params(&two.model));
     eprintln!("balanced reward loop, 2 devices vs single process: max |Δθ| {d:e}");
     // Same gradient terms added in another order (per-replica products, then the all-reduce);
     // AdamW's first steps turn rounding-level differences into ~1e-5 in the parameters.

@@ -7,7 +7,7 @@ use rlhf_core::backend::{Flex, FlexDevice};
 use rlhf_distributed::{DistConfig, DistError, launch};
 
 use crate::common::{TOL, dpo_dp, dpo_single, max_abs_diff, reward_dp, reward_single, train_run};
-use rlhf_reward::TrainStatus;
+use rlhf_train::TrainStatus;
 
 fn two_devices() -> DistConfig {
     DistConfig::single().with_timeouts(Duration::from_secs(60), Duration::from_secs(60))

@@ -8,6 +8,7 @@
 
 mod common;
 mod dpo_loop;
+mod engine;
 mod inprocess;
 mod multiprocess;
 mod ppo;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rlhf_core::backend::{Flex, FlexDevice};
 use rlhf_distributed::{DistConfig, launch};
-use rlhf_reward::TrainStatus;
+use rlhf_train::TrainStatus;
 use serde_json::json;
 
 use crate::common::{TOL, dpo_dp, dpo_single, max_abs_diff, reward_dp, reward_single, train_run};

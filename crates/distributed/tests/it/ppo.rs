@@ -1,4 +1,4 @@
-//! Data-parallel PPO (`train_ppo_dp`): two in-process CPU replicas stay identical (parameters
+//! Data-parallel PPO (`rlhf_policy_ppo::train_with` on a `Peer`): two in-process CPU replicas stay identical (parameters
 //! and KL coefficient), follow the single-process `rlhf_policy_ppo::train` within float error,
 //! build the same reference-reward cache, and a stopped and resumed run ends where an
 //! uninterrupted one ends.
@@ -16,12 +16,13 @@ use burn::module::AutodiffModule;
 use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
-use rlhf_distributed::{DistConfig, PpoDpOutcome, launch, train_ppo_dp, train_ppo_on_node};
+use rlhf_distributed::{DistConfig, DistError, Peer, Rank, launch, run_on_node};
 use rlhf_policy_ppo::{
-    AdaptiveKl, FnScorer, PpoConfig, PpoData, PpoModels, Prompt, ReferenceCache, SftExample,
-    decode, encode_prompts, encode_sft, train,
+    AdaptiveKl, FnScorer, KlController, PpoConfig, PpoData, PpoModels, PpoOutcome, Prompt,
+    ReferenceCache, SftExample, decode, encode_prompts, encode_sft, train, train_with,
 };
-use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions, TrainStatus};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder};
+use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{flat_params, max_abs_diff};
 
@@ -123,8 +124,54 @@ fn two() -> DistConfig {
     DistConfig::single().with_timeouts(Duration::from_secs(60), Duration::from_secs(60))
 }
 
+/// One replica's result: its rank, its outcome and its KL controller.
+struct Replica {
+    rank: Rank,
+    outcome: PpoOutcome<CpuTrain>,
+    kl: KlController,
+}
+
+fn replica(rank: Rank, outcome: PpoOutcome<CpuTrain>) -> Replica {
+    Replica {
+        rank,
+        kl: outcome.kl.clone(),
+        outcome,
+    }
+}
+
+/// PPO's one loop on a replica of the world of `peer`.
+fn ppo_on(
+    peer: &Peer<Flex>,
+    d: &PpoData,
+    cfg: &PpoConfig,
+    o: &TrainOptions,
+) -> rlhf_distributed::Result<Replica> {
+    let out = train_with(peer, models(peer.device()), d, &dec, cfg, o).map_err(|e| {
+        DistError::Replica {
+            rank: peer.rank().rank,
+            source: Box::new(e),
+        }
+    })?;
+    Ok(replica(peer.rank(), out))
+}
+
+/// Local replica 0 of a run on `devices`.
+fn on_node(
+    dist: &DistConfig,
+    devices: &[FlexDevice],
+    d: &PpoData,
+    cfg: &PpoConfig,
+    o: &TrainOptions,
+) -> Replica {
+    let (rank, out) = run_on_node::<Flex, _, _, _>(dist, devices, |peer| {
+        train_with(peer, models(peer.device()), d, &dec, cfg, o)
+    })
+    .expect("PPO on a node");
+    replica(rank, out)
+}
+
 /// Both replicas' outcomes of a 2-replica run.
-fn run_two(dir: &Path, o: &TrainOptions) -> Vec<PpoDpOutcome<CpuTrain>> {
+fn run_two(dir: &Path, o: &TrainOptions) -> Vec<Replica> {
     let d = data();
     let cfg = config();
     let o = TrainOptions {
@@ -132,7 +179,7 @@ fn run_two(dir: &Path, o: &TrainOptions) -> Vec<PpoDpOutcome<CpuTrain>> {
         ..o.clone()
     };
     launch::<Flex, _, _>(&two(), &[FlexDevice, FlexDevice], |peer| {
-        train_ppo_dp(peer, models(peer.device()), &d, &dec, &cfg, &o)
+        ppo_on(peer, &d, &cfg, &o)
     })
     .expect("two replicas")
 }
@@ -205,8 +252,8 @@ fn two_replicas_stay_identical_and_match_one_process() {
             dm = dm.max((a - b).abs() / b.abs().max(1.0));
         }
     }
-    let kl1 = rlhf_reward::read_state::<rlhf_policy_ppo::PpoState>(
-        &rlhf_reward::latest_checkpoint(&dir1).unwrap().unwrap(),
+    let kl1 = rlhf_train::read_state::<rlhf_policy_ppo::PpoState>(
+        &rlhf_train::latest_checkpoint(&dir1).unwrap().unwrap(),
     )
     .unwrap()
     .kl;
@@ -221,16 +268,13 @@ fn two_replicas_stay_identical_and_match_one_process() {
 
     // A world of one (no collective) is the single-process loop too.
     let dir_solo = tmp.path().join("solo");
-    let solo = train_ppo_on_node::<CpuTrain, _>(
+    let solo = on_node(
         &DistConfig::single(),
         &[FlexDevice],
-        |dev| Ok(models(dev)),
         &data(),
-        &dec,
         &config(),
         &opts(&dir_solo),
-    )
-    .expect("one replica");
+    );
     let ds = max_abs_diff(&flat_params(&solo.outcome.actor), &flat_params(&one.actor));
     eprintln!("PPO, 1 replica vs 1 process: max |Δθ| actor {ds:e}");
     assert!(ds < 2e-5, "one replica vs one process: {ds}");
@@ -271,16 +315,13 @@ fn stopped_and_resumed_run_equals_uninterrupted() {
     // the reference cache is read back on both replicas).
     let cfg = config();
     let d = data();
-    let node = train_ppo_on_node::<CpuTrain, _>(
+    let node = on_node(
         &two(),
         &[FlexDevice, FlexDevice],
-        |dev| Ok(models(dev)),
         &d,
-        &dec,
         &cfg,
         &opts(&resumed_dir),
-    )
-    .expect("resumed");
+    );
     assert!(node.rank.is_main());
     let o = &node.outcome;
     assert_eq!(o.resumed_from, Some(1));
@@ -310,16 +351,13 @@ fn stopped_and_resumed_run_equals_uninterrupted() {
             ..opts(&other_dir)
         },
     );
-    let one = train_ppo_on_node::<CpuTrain, _>(
+    let one = on_node(
         &DistConfig::single(),
         &[FlexDevice],
-        |dev| Ok(models(dev)),
         &d,
-        &dec,
         &cfg,
         &opts(&other_dir),
-    )
-    .expect("resumed on one replica");
+    );
     assert_eq!(one.outcome.resumed_from, Some(1));
     let d1 = max_abs_diff(
         &flat_params(&s.outcome.actor),

@@ -6,7 +6,8 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use rlhf_core::backend::FlexDevice;
 use rlhf_policy_dpo::{DpoError, DpoTrainConfig, LogEntry, ReferenceMode, read_metrics, train};
-use rlhf_reward::{PairCollator, TextEncoder, TrainOptions, TrainStatus};
+use rlhf_reward::{PairCollator, TextEncoder};
+use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{flat_params, marker_pairs, max_abs_diff, tiny_policy};
 

@@ -8,7 +8,8 @@ use rlhf_policy_ppo::{
     FilterConfig, FnScorer, Frozen, PpoConfig, PpoError, ReferenceCache, build_reference_cache,
     decode, filter_prompts, generation_descriptor, ids_hash, module_fingerprint, train,
 };
-use rlhf_reward::{TextEncoder, TrainOptions};
+use rlhf_reward::TextEncoder;
+use rlhf_train::TrainOptions;
 
 use crate::common::{DEV, byte, data, encoded_prompts, letters_scorer, models, tiny_cfg};
 

@@ -2,7 +2,8 @@
 //! lower-case letters in the response) while the KL to the reference stays bounded.
 
 use rlhf_policy_ppo::{PpoConfig, decode, train};
-use rlhf_reward::{TextEncoder, TrainOptions, TrainStatus};
+use rlhf_reward::TextEncoder;
+use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{DEV, data, models};
 

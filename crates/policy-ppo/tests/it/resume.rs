@@ -2,7 +2,8 @@
 //! metrics and state (KL controller, running reward statistics, prompt and SFT cursors).
 
 use rlhf_policy_ppo::{AdaptiveKl, PpoConfig, PpoState, decode, read_logs, train};
-use rlhf_reward::{TextEncoder, TrainOptions, TrainStatus, latest_checkpoint, read_state};
+use rlhf_reward::TextEncoder;
+use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint, read_state};
 
 use crate::common::{DEV, data, flat_params, max_abs_diff, models};
 

@@ -4,7 +4,8 @@
 
 use rlhf_core::backend::FlexDevice;
 use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport};
-use rlhf_reward::{PairCollator, RewardTrainConfig, TextEncoder, TrainOptions, train};
+use rlhf_reward::{PairCollator, RewardTrainConfig, TextEncoder, train};
+use rlhf_train::TrainOptions;
 
 use crate::common::{marker_pairs, tiny_model};
 

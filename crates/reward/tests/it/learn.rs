@@ -6,9 +6,10 @@ use burn::module::AutodiffModule;
 use rlhf_core::backend::{Cpu, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_scalar_model};
 use rlhf_reward::{
-    EvalOptions, LogEntry, PairCollator, TextEncoder, TrainOptions, TrainStatus, evaluate_to_dir,
-    export_hf, read_metrics, score_pairs, split_by_prompt, train,
+    EvalOptions, LogEntry, PairCollator, TextEncoder, evaluate_to_dir, export_hf, read_metrics,
+    score_pairs, split_by_prompt, train,
 };
+use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{marker_pairs, quick_config, tiny_model};
 

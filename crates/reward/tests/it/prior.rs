@@ -2,7 +2,8 @@
 //! keeps the score spread (and the score level) bounded while accuracy is the same.
 
 use rlhf_core::backend::FlexDevice;
-use rlhf_reward::{LogEntry, PairCollator, RewardTrainConfig, TextEncoder, TrainOptions, train};
+use rlhf_reward::{LogEntry, PairCollator, RewardTrainConfig, TextEncoder, train};
+use rlhf_train::TrainOptions;
 
 use crate::common::{marker_pairs, quick_config, tiny_model};
 

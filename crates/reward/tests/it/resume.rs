@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use rlhf_core::backend::FlexDevice;
 use rlhf_reward::{
-    LogEntry, PairCollator, RewardError, RewardTrainConfig, TextEncoder, TrainOptions, TrainStatus,
-    latest_checkpoint, read_metrics, read_train_state, train,
+    LogEntry, PairCollator, RewardError, RewardTrainConfig, TextEncoder, read_metrics,
+    read_train_state, train,
 };
+use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint};
 
 use crate::common::{flat_params, marker_pairs, tiny_model};
 

@@ -7,9 +7,8 @@ use rlhf_core::backend::{Cpu, CpuTrain, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_scalar_model};
 use rlhf_core::tokenizer::{BpeTrainingConfig, Message, Tokenizer, train_bpe};
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_reward::{
-    PairCollator, RewardTrainConfig, TextEncoder, TrainOptions, export_hf, score_pairs, train,
-};
+use rlhf_reward::{PairCollator, RewardTrainConfig, TextEncoder, export_hf, score_pairs, train};
+use rlhf_train::TrainOptions;
 
 use crate::common::marker_pairs;
 

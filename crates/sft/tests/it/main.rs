@@ -6,10 +6,11 @@ use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_reward::{BYTE_VOCAB, TextEncoder, TrainOptions, TrainStatus};
+use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_sft::{
     SftConfig, SftLog, SftRecord, collate_sft, encode_sft, evaluate_nll, read_sft, train,
 };
+use rlhf_train::{TrainOptions, TrainStatus};
 
 fn records(n: usize, offset: usize) -> Vec<SftRecord> {
     (0..n)

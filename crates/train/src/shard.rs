@@ -14,7 +14,10 @@
 //! - [`Reduction::Mean`] (`L = (1/n) Σ w_i ℓ_i`, the reward loss): `L_k = Σ_s (n_s/n_k) L_s`,
 //!   so shard `s` enters with share `n_s / N`;
 //! - [`Reduction::WeightedMean`] (`L = Σ w_i ℓ_i / Σ w_i`, the DPO loss): `L_k = Σ_s (W_s/W_k)
-//!   L_s`, so shard `s` enters with share `(n_k/N)(W_s/W_k)`.
+//!   L_s`, so shard `s` enters with share `(n_k/N)(W_s/W_k)`;
+//! - [`Reduction::Sum`] (`L = Σ_i ℓ_i / U`, a sum over the whole step divided by the step's
+//!   total units `U = Σ_i u_i`, e.g. SFT's mean over every reply token of the step): shard `s`
+//!   divides its sum by [`StepPlan::units`], and its share is `U_s / U` (informational).
 //!
 //! Each rank back-propagates `share × L_s`; summing the gradients over ranks (the all-reduce)
 //! gives exactly the single-worker gradient.
@@ -28,6 +31,8 @@ pub enum Reduction {
     Mean,
     /// `Σ_i w_i ℓ_i / Σ_i w_i` (the DPO loss).
     WeightedMean,
+    /// `Σ_i ℓ_i / U` over the whole step, `U` the step's units (SFT's reply tokens).
+    Sum,
 }
 
 /// The block of `0..n` that rank `rank` of `world` takes: contiguous, in rank order, sizes
@@ -67,6 +72,9 @@ pub struct StepPlan {
     pub micro: Vec<MicroShard>,
     /// Examples in the global step (all ranks, all micro-batches).
     pub global_examples: usize,
+    /// `Σ weight(i)` over every example of the global step (the divisor of
+    /// [`Reduction::Sum`]).
+    pub units: f64,
 }
 
 impl StepPlan {
@@ -82,8 +90,8 @@ impl StepPlan {
 }
 
 /// Rank `rank` of `world`'s part of the step made of `micro_batches` (data-set indices, the
-/// same on every rank). `weight(i)` is example `i`'s loss weight (used by
-/// [`Reduction::WeightedMean`] only).
+/// same on every rank). `weight(i)` is example `i`'s loss weight for
+/// [`Reduction::WeightedMean`] and its units (e.g. reply tokens) for [`Reduction::Sum`].
 ///
 /// # Panics
 /// If `world == 0`, `rank >= world` or there is no example at all.
@@ -96,6 +104,7 @@ pub fn plan_step(
 ) -> StepPlan {
     let total: usize = micro_batches.iter().map(Vec::len).sum();
     assert!(total > 0, "a step needs at least one example");
+    let units: f64 = micro_batches.iter().flatten().map(|&i| weight(i)).sum();
     let mut offset = 0;
     let mut micro = Vec::with_capacity(micro_batches.len());
     for mb in micro_batches {
@@ -106,6 +115,10 @@ pub fn plan_step(
         } else {
             match reduction {
                 Reduction::Mean => indices.len() as f64 / total as f64,
+                Reduction::Sum => {
+                    let u_s: f64 = indices.iter().map(|&i| weight(i)).sum();
+                    if units > 0.0 { u_s / units } else { 0.0 }
+                }
                 Reduction::WeightedMean => {
                     let w_k: f64 = mb.iter().map(|&i| weight(i)).sum();
                     let w_s: f64 = indices.iter().map(|&i| weight(i)).sum();
@@ -124,6 +137,7 @@ pub fn plan_step(
     StepPlan {
         micro,
         global_examples: total,
+        units,
     }
 }
 

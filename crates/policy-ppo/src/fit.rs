@@ -1,34 +1,32 @@
-//! [`train_ppo_dp`]: the PPO loop of `rlhf_policy_ppo::train`, data parallel.
+//! The PPO loop, once, generic over the [`Collective`] world it runs in: [`train`] is
+//! [`train_with`] on [`Solo`], a data-parallel run passes `rlhf_distributed::Peer`.
 //!
 //! Per iteration every rank takes the same global prompt batch (the seeded prompt order read
 //! at the checkpointed cursor), generates rollouts for its contiguous shard
-//! ([`crate::shard_range`]) with the random stream of each prompt's position in the whole
-//! batch ([`rlhf_policy_ppo::rollout_rows`]), and computes per-token rewards and GAE for its own
-//! rows. What needs the whole batch goes through the collective:
+//! ([`shard_range`]) with the random stream of each prompt's position in the whole batch
+//! ([`crate::rollout_rows`]), and computes per-token rewards and GAE for its own rows. What
+//! needs the whole batch goes through the world (the identity for [`Solo`]):
 //!
-//! - one all-reduce after the rollout gathers every row's score, EOS flag, response length,
-//!   summed KL, non-score reward and entropy (and the stop flag): every rank then shapes the
-//!   sequence rewards of the whole batch (reference baseline, running normalisation, with the
-//!   same running statistics everywhere), updates the KL controller with the global mean KL
-//!   over the global number of rows, and computes the metrics of the single-process loop;
+//! - one f64 all-reduce after the rollout gathers every row's score, EOS flag, response
+//!   length, summed KL, non-score reward and entropy (and the stop flag): every rank then
+//!   shapes the sequence rewards of the whole batch (reference baseline, running
+//!   normalisation, with the same running statistics everywhere), updates the KL controller
+//!   with the global mean KL, and computes the metrics;
 //! - advantage whitening, when on, uses the global mean and unbiased variance over every real
-//!   token (two reductions of per-rank f64 partial sums);
+//!   token;
 //! - each optimizer step (a minibatch of the global rollout, ordered by the seeded
-//!   permutation of the single-process loop) has every rank back-propagate the rows of the
-//!   minibatch it generated, each loss term weighted by the rank's share of the tokens the
-//!   term averages over (response tokens for the policy, entropy and value terms, SFT target
-//!   tokens for the NTP term, whose batch is split by rows), so the summed gradient is the
-//!   single-process gradient of the minibatch; [`crate::dp_apply`] then sums, clips and steps
-//!   the actor and the critic, with the step's statistics riding in the actor's all-reduce.
+//!   permutation) has every rank back-propagate the rows of the minibatch it generated, each
+//!   loss term weighted by the rank's share of the tokens the term averages over (response
+//!   tokens for the policy, entropy and value terms, SFT target tokens for the NTP term, whose
+//!   batch is split by rows), so the summed gradient is that of the whole minibatch;
+//!   `rlhf_train::apply` then sums, clips and steps the actor and the critic.
 //!
-//! The reference-reward cache is built before step 0 by every rank for its contiguous share of
-//! the cache's generation batches (the same batches and seeds as one process, hence the same
-//! cache); the entries are gathered and rank 0 writes the Parquet file, which every rank reads
-//! on resume. The prompt filter, when on, runs on rank 0 alone (the others read its report).
-//!
-//! Global rank 0 alone writes `config.json`, `metrics.jsonl`, the plot and the checkpoints,
-//! in `rlhf_policy_ppo`'s layout ([`PpoState`]): a data-parallel checkpoint resumes with any
-//! world size, or with the single-process loop, and the other way round.
+//! The reference-reward cache is built before step 0, each rank generating its contiguous
+//! share of the cache's generation batches (the same batches and seeds whatever the world);
+//! the main rank writes the Parquet file, which every rank reads on resume. The prompt filter,
+//! when on, runs on the main rank alone (the others read its report). The main rank alone
+//! writes `config.json`, `metrics.jsonl`, the plot and the checkpoints ([`PpoState`]): a
+//! checkpoint resumes with any world size.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -37,71 +35,58 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::generate::GenerationConfig;
 use rlhf_core::{CausalLm, ScalarModel};
-use rlhf_policy_ppo::{
-    Frozen, KlController, Minibatch, NtpBatch, PpoConfig, PpoData, PpoError, PpoLog, PpoModels,
-    PpoOutcome, PpoStart, PpoState, ReferenceCache, ReferenceEntry, ReferenceScores, StepConfig,
-    StepShares, StepStats, append_log, apply_eos_penalty, build_reference_cache, check_data,
-    compute_gae, flatten, gather_rows, generation_descriptor, ids_hash, mean, mix,
-    module_fingerprint, ntp_batch, ppo_gradients, prompts_fingerprint, reference_cache_path,
-    reference_generation, reward_kl_svg, rollout_rows, run_filter, save_ppo_checkpoint,
-    sequence_rewards, start_ppo_run, token_rewards,
+use rlhf_reward::EncodedRow;
+use rlhf_train::{
+    Collective, RunDir, Solo, TrainError, TrainOptions, TrainStatus, agree, apply,
+    epoch_permutation, param_checksum, progress_bar, resume_point, shard_range, u64_chunks,
+    write_config,
 };
-use rlhf_reward::{EncodedRow, TrainOptions, TrainStatus, epoch_permutation};
 
-use crate::collective::Peer;
-use crate::config::Rank;
-use crate::error::{DistError, Result};
-use crate::launch::launch;
-use crate::shard::shard_range;
-use crate::step::dp_apply;
-use crate::train::{agree, at_step, param_checksum, u64_chunks};
+use crate::advantage::compute_gae;
+use crate::config::PpoConfig;
+use crate::data::{EncodedPrompt, ntp_batch};
+use crate::error::{PpoError, Result};
+use crate::frozen::ids_hash;
+use crate::frozen::{Frozen, module_fingerprint};
+use crate::metrics::{PpoLog, append_log};
+use crate::plot::{PlotRun, reward_kl_svg};
+use crate::prepare::{prompts_fingerprint, reference_cache_path, reference_generation, run_filter};
+use crate::refcache::{
+    ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
+};
+use crate::reward::{apply_eos_penalty, sequence_rewards, token_rewards};
+use crate::rollout::rollout_rows;
+use crate::scorer::Scorer;
+use crate::step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients};
+use crate::train::{
+    PpoData, PpoModels, PpoOutcome, PpoStart, PpoState, check_data, flatten, gather_rows, mean,
+    mix, save_ppo_checkpoint, start_ppo_run,
+};
 
-/// What [`train_ppo_dp`] returns on every rank, and [`train_ppo_on_node`] for the node.
-#[derive(Debug)]
-pub struct PpoDpOutcome<B: AutodiffBackend> {
-    /// The outcome in the shape of `rlhf_policy_ppo::train`'s (models identical on every
-    /// rank; `checkpoint` is set on rank 0 only).
-    pub outcome: PpoOutcome<B>,
-    /// The KL controller after the last iteration (identical on every rank).
-    pub kl: KlController,
-    /// The rank that returned it: global rank 0 (`rank.is_main()`) is the process that should
-    /// export and report.
-    pub rank: Rank,
-}
+/// Per-row values gathered after the rollout.
+const ROW_SLOTS: usize = 6;
 
-/// Per-row values gathered after the rollout (f64 ones as two f32 halves, exact through a
-/// slot all-reduce).
-const ROW_SLOTS: usize = 9;
-
-fn split(x: f64) -> [f64; 2] {
-    let hi = x as f32;
-    [hi as f64, (x - hi as f64) as f32 as f64]
-}
-
-fn join(hi: f64, lo: f64) -> f64 {
-    hi + lo
-}
-
-/// Sums f64 `values` over every rank, to about 48 bits: each rank's values travel as two f32
-/// halves in its own slot, and every rank adds the slots in rank order (the same result
-/// everywhere).
-fn sum_f64<B: burn::prelude::Backend>(
-    peer: &Peer<B>,
-    values: &[f64],
-    op: &str,
-) -> Result<Vec<f64>> {
-    let halves: Vec<f32> = values
-        .iter()
-        .flat_map(|&x| split(x).map(|h| h as f32))
-        .collect();
-    let all = peer.all_gather_scalars(&halves, op)?;
-    let mut out = vec![0.0; values.len()];
-    for slot in &all {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o += join(slot[2 * i] as f64, slot[2 * i + 1] as f64);
-        }
-    }
-    Ok(out)
+/// Trains `models.actor` and `models.critic` with PPO on `data` in a world of one on `device`:
+/// [`train_with`] with [`Solo`].
+///
+/// # Errors
+/// As [`train_with`].
+pub fn train<B: AutodiffBackend>(
+    models: PpoModels<B>,
+    data: &PpoData,
+    decode: &dyn Fn(&[u32]) -> Result<String>,
+    cfg: &PpoConfig,
+    opts: &TrainOptions,
+    device: &B::Device,
+) -> Result<PpoOutcome<B>> {
+    train_with(
+        &Solo::<B>::new(device.clone()),
+        models,
+        data,
+        decode,
+        cfg,
+        opts,
+    )
 }
 
 /// SFT target tokens of a row (what `nll_loss` averages over: positions ≥ 1 of the response).
@@ -111,8 +96,8 @@ fn ntp_targets(row: &EncodedRow) -> usize {
 
 /// Whitens `adv` (row-major `[lens.len(), width]`) over the real tokens of every rank, as
 /// `rlhf_debias::whiten(.., shift_mean = true, 1e-8)` does over one batch.
-fn whiten_global<B: burn::prelude::Backend>(
-    peer: &Peer<B>,
+fn whiten_global<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
     adv: &mut [f32],
     lens: &[usize],
     width: usize,
@@ -124,16 +109,15 @@ fn whiten_global<B: burn::prelude::Backend>(
     };
     let local_sum: f64 = real().map(|i| adv[i] as f64).sum();
     let local_n = real().count() as f64;
-    let s = sum_f64(peer, &[local_sum, local_n], "advantage mean")?;
+    let s = world.all_reduce_f64(&[local_sum, local_n], "advantage mean")?;
     let (mean, n) = (s[0] / s[1], s[1]);
     if n < 2.0 {
         return Err(PpoError::Data(format!(
             "advantage whitening needs at least 2 response tokens, the rollout has {n}"
-        ))
-        .into());
+        )));
     }
     let local_sq: f64 = real().map(|i| (adv[i] as f64 - mean).powi(2)).sum();
-    let sq = sum_f64(peer, &[local_sq], "advantage variance")?[0];
+    let sq = world.all_reduce_f64(&[local_sq], "advantage variance")?[0];
     let inv = 1.0 / (sq / (n - 1.0) + 1e-8).sqrt();
     for i in real().collect::<Vec<_>>() {
         adv[i] = ((adv[i] as f64 - mean) * inv) as f32;
@@ -141,44 +125,45 @@ fn whiten_global<B: burn::prelude::Backend>(
     Ok(())
 }
 
-/// The reference scores of every prompt, built data parallel when the cache does not exist:
-/// rank `r` generates and scores the cache's generation batches `shard_range(batches, r, w)`
-/// (batch `c` seeded `seed + c`, as in one process), the entries are gathered through one
-/// all-reduce, and rank 0 writes the Parquet file. Every rank reads an existing cache.
+/// The reference scores of every prompt (`None` without the reference baseline): read from
+/// the cache when every rank sees it, else built with the world: rank `r` generates and scores
+/// the cache's generation batches `shard_range(batches, r, w)` (batch `c` seeded `seed + c`,
+/// whatever the world), the entries are gathered through one all-reduce, and the main rank
+/// writes the Parquet file.
 #[allow(clippy::too_many_arguments)]
-fn reference_scores_dp<B: burn::prelude::Backend>(
-    peer: &Peer<B>,
-    reference: &mut Frozen<B, CausalLm<B>>,
-    reward: &mut dyn rlhf_policy_ppo::Scorer<B>,
-    prompts: &[rlhf_policy_ppo::EncodedPrompt],
+fn reference_scores<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
+    reference: &mut Frozen<B::InnerBackend, CausalLm<B::InnerBackend>>,
+    reward: &mut dyn Scorer<B::InnerBackend>,
+    prompts: &[EncodedPrompt],
     cfg: &PpoConfig,
     base: &GenerationConfig,
     ref_print: &str,
-    decode: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String>,
+    decode: &dyn Fn(&[u32]) -> Result<String>,
     opts: &TrainOptions,
 ) -> Result<Option<ReferenceScores>> {
     if !cfg.shaping.reference_baseline {
         return Ok(None);
     }
-    let rank = peer.rank();
-    let device = peer.device().clone();
+    let (rank, n_ranks, main) = (world.rank(), world.world(), world.is_main());
+    let device = world.device().clone();
     let gen_cfg = reference_generation(cfg, base);
     let path = reference_cache_path(cfg, &opts.run_dir);
     let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
-    let have = peer.all_reduce_scalars(
+    let have = world.all_reduce_f64(
         &[f64::from(u8::from(path.is_file()))],
         "reference-cache check",
     )?[0];
-    let cache = if have == rank.world as f64 {
+    let cache = if have == n_ranks as f64 {
         tracing::info!(path = %path.display(), "using the reference-reward cache");
         ReferenceCache::read(&path)?
     } else if have == 0.0 {
         let n = prompts.len();
         let bp = cfg.reference.batch_prompts.max(1);
-        let batches = shard_range(n.div_ceil(bp), rank.rank, rank.world);
+        let batches = shard_range(n.div_ceil(bp), rank, n_ranks);
         let (lo, hi) = ((batches.start * bp).min(n), (batches.end * bp).min(n));
         tracing::info!(
-            rank = rank.rank,
+            rank,
             prompts = hi - lo,
             total = n,
             "building this rank's share of the reference-reward cache"
@@ -190,8 +175,7 @@ fn reference_scores_dp<B: burn::prelude::Backend>(
             };
             // Only rank 0 needs the text (it writes the file): the others skip decoding.
             let no_text = |_: &[u32]| Ok(String::new());
-            let dec: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> =
-                if rank.is_main() { decode } else { &no_text };
+            let dec: &dyn Fn(&[u32]) -> Result<String> = if main { decode } else { &no_text };
             build_reference_cache(
                 reference,
                 reward,
@@ -218,7 +202,7 @@ fn reference_scores_dp<B: burn::prelude::Backend>(
                 s[3 + j] = id as f64;
             }
         }
-        let v = peer.all_reduce_scalars(&v, "reference-cache gather")?;
+        let v = world.all_reduce_f64(&v, "reference-cache gather")?;
         let mut entries = Vec::with_capacity(n);
         for (i, p) in prompts.iter().enumerate() {
             let s = &v[i * w..(i + 1) * w];
@@ -226,11 +210,7 @@ fn reference_scores_dp<B: burn::prelude::Backend>(
             entries.push(ReferenceEntry {
                 prompt_id: p.id.clone(),
                 prompt_hash: ids_hash(&p.ids),
-                response: if rank.is_main() {
-                    decode(&ids)?
-                } else {
-                    String::new()
-                },
+                response: if main { decode(&ids)? } else { String::new() },
                 response_ids: ids,
                 finished: s[1] > 0.5,
                 score: s[2],
@@ -242,20 +222,21 @@ fn reference_scores_dp<B: burn::prelude::Backend>(
             generation: descriptor.clone(),
             entries,
         };
-        if rank.is_main() {
+        if main {
             cache.write(&path)?;
         }
         cache
     } else {
-        return Err(DistError::Mismatch {
-            rank: rank.rank,
+        return Err(TrainError::Mismatch {
+            rank,
             what: format!(
                 "whether the reference-reward cache {} exists ({have} of {} ranks see it; \
                  the run directory must be shared)",
                 path.display(),
-                rank.world
+                n_ranks
             ),
-        });
+        }
+        .into());
     };
     Ok(Some(cache.scores_for(
         &path,
@@ -267,38 +248,38 @@ fn reference_scores_dp<B: burn::prelude::Backend>(
 }
 
 /// Trains `models.actor` and `models.critic` with PPO on `data` (the whole data set, the same
-/// on every rank), data parallel over the world of `peer` (see the module docs): this rank's
-/// replica of the four models, built on `peer.device()` with the same parameters on every
-/// rank. Checkpoints and metrics go to `opts.run_dir`, written by global rank 0; every rank
-/// resumes from the latest checkpoint there when `opts.resume` (the default). `decode` turns
-/// ids into text for the reference-reward cache (used on rank 0).
+/// on every rank) in `world` (see the module docs): this rank's replica of the four models,
+/// built on `world.device()` with the same parameters on every rank. Checkpoints and metrics
+/// go to `opts.run_dir`, written by the main rank; every rank resumes from the latest
+/// checkpoint there when `opts.resume` (the default), and ends with the same parameters as an
+/// uninterrupted run, whatever the world sizes; the trajectory fields of the config and the
+/// (filtered) prompts must be unchanged. `decode` turns ids into text for the
+/// reference-reward cache (used on the main rank).
 ///
-/// The run follows the single-process `rlhf_policy_ppo::train` on the same config within float
-/// error (exactly the same prompts, sampling streams, minibatches and learning rates), with
-/// one difference: a stop request (`opts.stop`) is agreed on through the next rollout's
+/// A stop request (`opts.stop`, on any rank) is agreed on through the next rollout's
 /// all-reduce, so all ranks stop after the same iteration.
 ///
 /// # Errors
-/// Invalid config or data ([`DistError::Ppo`]; also `batch_prompts` smaller than the world),
-/// resume mismatches, ranks disagreeing ([`DistError::Mismatch`]), and the collective's
-/// errors naming the lost ranks and the iteration.
-pub fn train_ppo_dp<B: AutodiffBackend>(
-    peer: &Peer<B::InnerBackend>,
+/// Invalid config or data (also `batch_prompts` smaller than the world), generation errors, a
+/// reference cache from another run, IO and record errors, a locked run directory,
+/// [`PpoError::ResumeMismatch`], [`PpoError::NonFinite`] on divergence, ranks disagreeing, and
+/// the collective's errors naming the lost ranks.
+pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
+    world: &C,
     models: PpoModels<B>,
     data: &PpoData,
-    decode: &dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String>,
+    decode: &dyn Fn(&[u32]) -> Result<String>,
     cfg: &PpoConfig,
     opts: &TrainOptions,
-) -> Result<PpoDpOutcome<B>> {
-    let rank = peer.rank();
-    let world = rank.world;
-    let device = peer.device().clone();
+) -> Result<PpoOutcome<B>> {
+    let (rank, n_ranks, main) = (world.rank(), world.world(), world.is_main());
+    let device = world.device().clone();
     cfg.validate()?;
-    if cfg.batch_prompts < world {
-        return Err(DistError::config(
-            "devices",
+    if cfg.batch_prompts < n_ranks {
+        return Err(PpoError::config(
+            "batch_prompts",
             format!(
-                "batch_prompts ({}) is smaller than the number of replicas ({world}): every \
+                "batch_prompts ({}) is smaller than the number of replicas ({n_ranks}): every \
                  replica needs at least one prompt per rollout",
                 cfg.batch_prompts
             ),
@@ -315,21 +296,14 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
         return Err(PpoError::Data(format!(
             "the reference model's vocabulary ({}) differs from the policy's ({vocab})",
             reference.vocab_size()
-        ))
-        .into());
+        )));
     }
     check_data(data, vocab, cfg, actor.trunk.rope.max_len())?;
-    let run_dir = &opts.run_dir;
-    if rank.is_main() {
-        std::fs::create_dir_all(run_dir).map_err(|source| PpoError::Io {
-            path: run_dir.clone(),
-            source,
-        })?;
-    }
-    let ckpt = rlhf_reward::resume_point(run_dir, opts.resume)?;
-    if rank.is_main() && ckpt.is_none() {
-        let json = serde_json::to_string_pretty(cfg).expect("serialisable");
-        rlhf_core::io::write_atomic(&run_dir.join("config.json"), json.as_bytes())?;
+    let run = RunDir::open(world, &opts.run_dir)?;
+    let run_dir = run.path();
+    let ckpt = resume_point(run_dir, opts.resume)?;
+    if main && ckpt.is_none() {
+        write_config(run_dir, cfg)?;
     }
 
     let mut reference = Frozen::new(reference, cfg.offload_frozen);
@@ -344,7 +318,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     let prompts = if cfg.filter.is_some() {
         // Rank 0 filters (and writes prompt_filter.json); the others then read its report.
         let mut kept = None;
-        if rank.is_main() {
+        if main {
             kept = Some(run_filter(
                 &mut reference,
                 reward.as_mut(),
@@ -356,7 +330,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
                 &device,
             )?);
         }
-        peer.all_reduce_scalars(&[0.0], "prompt filter")?;
+        world.all_reduce(&[0.0], "prompt filter")?;
         match kept {
             Some(k) => k,
             None => run_filter(
@@ -376,15 +350,15 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     let n = prompts.len();
     let print = prompts_fingerprint(&prompts);
     let mut check = vec![n as f32];
-    check.extend(u64_chunks(rlhf_reward::fnv1a(0, print.as_bytes())));
-    check.extend(u64_chunks(rlhf_reward::fnv1a(0, ref_print.as_bytes())));
-    agree(
-        peer,
+    check.extend(u64_chunks(rlhf_train::fnv1a(0, print.as_bytes())));
+    check.extend(u64_chunks(rlhf_train::fnv1a(0, ref_print.as_bytes())));
+    agree::<B, _>(
+        world,
         &check,
         "prompts (after the filter) and reference model",
     )?;
-    let refs = reference_scores_dp(
-        peer,
+    let refs = reference_scores(
+        world,
         &mut reference,
         reward.as_mut(),
         &prompts,
@@ -404,20 +378,10 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
         sched_critic: sched_c,
         mut state,
         resumed_from,
-    } = start_ppo_run(
-        actor,
-        critic,
-        cfg,
-        n,
-        print,
-        run_dir,
-        ckpt,
-        rank.is_main(),
-        &device,
-    )?;
+    } = start_ppo_run(actor, critic, cfg, n, print, run_dir, ckpt, main, &device)?;
     let metrics_path = run_dir.join("metrics.jsonl");
-    agree(
-        peer,
+    agree::<B, _>(
+        world,
         &[
             state.step as f32,
             state.optimizer_steps as f32,
@@ -427,7 +391,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     )?;
     let mut sums = param_checksum(&actor).to_vec();
     sums.extend(param_checksum(&critic));
-    agree(peer, &sums, "starting actor and critic parameters")?;
+    agree::<B, _>(world, &sums, "starting actor and critic parameters")?;
 
     let step_cfg = StepConfig::from(cfg);
     let mut last_saved = resumed_from;
@@ -438,14 +402,16 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
     };
 
     let bp = cfg.batch_prompts;
-    let mine = shard_range(bp, rank.rank, world);
-    let mut stop_agreed = false;
+    let mine = shard_range(bp, rank, n_ranks);
+    let pb = progress_bar(opts.progress && main, cfg.total_steps, state.step, "ppo");
+    let stop_flag = || f64::from(u8::from(opts.stop.load(Ordering::SeqCst)));
+    let mut stop_agreed = world.all_reduce_f64(&[stop_flag()], "stop flag")?[0] > 0.0;
     while state.step < cfg.total_steps {
         if stop_agreed || opts.stop_after.is_some_and(|s| state.step >= s) {
-            if rank.is_main() && last_saved != Some(state.step) {
+            if main && last_saved != Some(state.step) {
                 checkpoint = Some(save(&actor, &critic, &actor_optim, &critic_optim, &state)?);
             }
-            tracing::info!(rank = rank.rank, step = state.step, "stopped");
+            tracing::info!(rank, step = state.step, "stopped");
             status = TrainStatus::Stopped;
             break;
         }
@@ -488,38 +454,31 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
             cfg.kl.estimator,
         )?;
 
-        // Every row's statistics (and the stop flag), gathered into slots.
+        // Every row's statistics (and the stop flag), each rank filling its rows' slots.
         let mut v = vec![0.0f64; bp * ROW_SLOTS + 1];
         for r in 0..rows {
             let entropy = -ro.logprobs[r].iter().map(|&x| x as f64).sum::<f64>();
-            let [kh, kl] = split(pre.kl_sum[r]);
-            let [nh, nl] = split(pre.non_score[r]);
-            let [eh, el] = split(entropy);
             let s = &mut v[(mine.start + r) * ROW_SLOTS..(mine.start + r + 1) * ROW_SLOTS];
             s.copy_from_slice(&[
                 ro.scores[r] as f64,
                 f64::from(u8::from(ro.finished[r])),
                 lens[r] as f64,
-                kh,
-                kl,
-                nh,
-                nl,
-                eh,
-                el,
+                pre.kl_sum[r],
+                pre.non_score[r],
+                entropy,
             ]);
         }
-        v[bp * ROW_SLOTS] = f64::from(u8::from(opts.stop.load(Ordering::SeqCst)));
-        let g = peer
-            .all_reduce_scalars(&v, "PPO rollout statistics all-reduce")
-            .map_err(|e| at_step(e, iteration))?;
+        v[bp * ROW_SLOTS] = stop_flag();
+        let op = format!("PPO rollout statistics all-reduce of step {iteration}");
+        let g = world.all_reduce_f64(&v, &op)?;
         stop_agreed = g[bp * ROW_SLOTS] > 0.0;
         let slot = |r: usize, k: usize| g[r * ROW_SLOTS + k];
         let scores_g: Vec<f32> = (0..bp).map(|r| slot(r, 0) as f32).collect();
         let finished_g: Vec<bool> = (0..bp).map(|r| slot(r, 1) > 0.5).collect();
         let lens_g: Vec<usize> = (0..bp).map(|r| slot(r, 2) as usize).collect();
-        let kl_sum_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 3), slot(r, 4))).collect();
-        let non_score_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 5), slot(r, 6))).collect();
-        let entropy_g: Vec<f64> = (0..bp).map(|r| join(slot(r, 7), slot(r, 8))).collect();
+        let kl_sum_g: Vec<f64> = (0..bp).map(|r| slot(r, 3)).collect();
+        let non_score_g: Vec<f64> = (0..bp).map(|r| slot(r, 4)).collect();
+        let entropy_g: Vec<f64> = (0..bp).map(|r| slot(r, 5)).collect();
 
         // Sequence rewards of the whole batch (identical running statistics on every rank),
         // then this rank's per-token rewards and advantages.
@@ -558,8 +517,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
             false,
         )?;
         if cfg.whiten_advantages {
-            whiten_global(peer, &mut adv.advantages, &lens, width)
-                .map_err(|e| at_step(e, iteration))?;
+            whiten_global(world, &mut adv.advantages, &lens, width)?;
         }
         let old_lp = flatten(&ro.logprobs, width);
 
@@ -589,7 +547,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
                     let k = state
                         .sft
                         .take(data.sft.len(), cfg.ntp_batch_size, mix(cfg.seed, 1));
-                    let part = &k[shard_range(k.len(), rank.rank, world)];
+                    let part = &k[shard_range(k.len(), rank, n_ranks)];
                     let all: usize = k.iter().map(|&i| ntp_targets(&data.sft[i])).sum();
                     let here: usize = part.iter().map(|&i| ntp_targets(&data.sft[i])).sum();
                     if all > 0 {
@@ -637,28 +595,28 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
                 .map(|x| x as f32);
                 lr_a = sched_a.lr(state.optimizer_steps);
                 let lr_c = sched_c.lr(state.optimizer_steps);
-                let (a, applied_a) = dp_apply(
-                    peer,
+                let op = format!("PPO actor gradient all-reduce of step {iteration}");
+                let (a, applied_a) = apply(
+                    world,
                     actor,
                     &mut actor_optim,
                     ga,
                     &extras,
                     cfg.max_grad_norm,
                     lr_a,
-                    "PPO actor gradient all-reduce",
-                )
-                .map_err(|e| at_step(e, iteration))?;
-                let (c, applied_c) = dp_apply(
-                    peer,
+                    &op,
+                )?;
+                let op = format!("PPO critic gradient all-reduce of step {iteration}");
+                let (c, applied_c) = apply(
+                    world,
                     critic,
                     &mut critic_optim,
                     gc,
                     &[],
                     cfg.max_grad_norm,
                     lr_c,
-                    "PPO critic gradient all-reduce",
-                )
-                .map_err(|e| at_step(e, iteration))?;
+                    &op,
+                )?;
                 actor = a;
                 critic = c;
                 state.optimizer_steps += 1;
@@ -690,8 +648,7 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
                     return Err(PpoError::NonFinite {
                         what: "loss or gradient",
                         step: iteration,
-                    }
-                    .into());
+                    });
                 }
                 steps.push(st);
             }
@@ -738,7 +695,8 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
                 time_rollout,
                 time_update,
             };
-            if rank.is_main() {
+            pb.set_message(format!("reward {:.3} kl {:.3}", log.shaped_scores, log.kl));
+            if main {
                 tracing::info!(
                     step,
                     reward = log.shaped_scores,
@@ -751,73 +709,33 @@ pub fn train_ppo_dp<B: AutodiffBackend>(
             }
             state.history.push(log);
         }
+        pb.set_position(step as u64);
         let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == cfg.total_steps;
         if save_due {
-            if rank.is_main() {
+            if main {
                 checkpoint = Some(save(&actor, &critic, &actor_optim, &critic_optim, &state)?);
             }
             last_saved = Some(step);
         }
     }
-    if rank.is_main() && !state.history.is_empty() {
+    pb.finish_and_clear();
+    if main && !state.history.is_empty() {
         let svg = reward_kl_svg(
             "PPO: reward and KL",
-            &[rlhf_policy_ppo::PlotRun::from_logs(
-                "this run",
-                &state.history,
-            )],
+            &[PlotRun::from_logs("this run", &state.history)],
         )?;
         rlhf_core::io::write_atomic(&run_dir.join("reward_kl.svg"), svg.as_bytes())?;
     }
-    Ok(PpoDpOutcome {
-        outcome: PpoOutcome {
-            actor,
-            critic,
-            status,
-            step: state.step,
-            total_steps: cfg.total_steps,
-            resumed_from,
-            history: state.history,
-            n_prompts: n,
-            checkpoint,
-        },
+    Ok(PpoOutcome {
+        actor,
+        critic,
+        status,
+        step: state.step,
+        total_steps: cfg.total_steps,
+        resumed_from,
+        history: state.history,
+        n_prompts: n,
+        checkpoint,
         kl: state.kl,
-        rank,
     })
-}
-
-/// This node's part of a data-parallel PPO run: one replica per device of `devices` (see
-/// [`crate::replica_devices`]), each with the four models built by `init` on its device and
-/// trained by [`train_ppo_dp`], launched with [`launch`]. What `rlhf train-ppo
-/// --devices/--nodes` runs: a drop-in for `rlhf_policy_ppo::train` whose `outcome` is local
-/// replica 0's (`checkpoint` set on global rank 0 only).
-///
-/// # Errors
-/// As [`launch`] and [`train_ppo_dp`]; `init`'s errors are [`DistError::Init`].
-pub fn train_ppo_on_node<B, F>(
-    dist: &crate::DistConfig,
-    devices: &[B::Device],
-    init: F,
-    data: &PpoData,
-    decode: &(dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> + Sync),
-    cfg: &PpoConfig,
-    opts: &TrainOptions,
-) -> Result<PpoDpOutcome<B>>
-where
-    B: AutodiffBackend,
-    F: Fn(&B::Device) -> std::result::Result<PpoModels<B>, String> + Sync,
-{
-    let mut outs = launch::<B::InnerBackend, _, _>(dist, devices, |peer| {
-        let models = init(peer.device()).map_err(|message| DistError::Init {
-            rank: peer.rank().rank,
-            message,
-        })?;
-        let out = train_ppo_dp(peer, models, data, decode, cfg, opts)?;
-        // Only local replica 0's models leave the node; the others are identical.
-        Ok((out.rank.local == 0).then_some(out))
-    })?;
-    Ok(outs
-        .iter_mut()
-        .find_map(Option::take)
-        .expect("local replica 0 returns its outcome"))
 }

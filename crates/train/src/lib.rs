@@ -1,0 +1,62 @@
+//! # rlhf-train
+//!
+//! The training engine every trainer of the workspace shares (reward model, SFT, DPO, PPO):
+//!
+//! - the run directory and its resume contract ([`RunDir`], [`resume_point`],
+//!   [`save_checkpoint_with`], [`config_diff`]): an exclusive lock, atomic checkpoints named by
+//!   `checkpoints/latest` only once complete, a config-trajectory check and a data fingerprint;
+//! - metrics JSONL ([`append_jsonl`], [`write_jsonl`], [`read_jsonl`]), the warm-up + cosine
+//!   schedule ([`LrSchedule`]), AdamW from a config ([`adamw`]), global-norm clipping
+//!   ([`clip_grad_norm`]), the seeded data cursor ([`DataRngState`]) and the progress bar;
+//! - [`Collective`], the world a loop runs in, with [`Solo`] (a world of one) here and the
+//!   data-parallel world in `rlhf-distributed`; [`plan_step`] shards a step's batches by
+//!   rank, [`apply`] sums, clips and steps;
+//! - [`fit`], the one loop of the reward model, SFT and DPO over an [`Objective`].
+//!
+//! | module (private) | what |
+//! | --- | --- |
+//! | `run`, `lock` | run-dir layout, checkpoints, records, [`TrainOptions`], [`RunDir`] |
+//! | `cursor`, `schedule`, `clip`, `progress`, `jsonl` | the helpers above |
+//! | `collective`, `shard` | [`Collective`], [`Solo`], [`apply`], [`agree`], [`Gather`], [`plan_step`] |
+//! | `fit` | [`fit`], [`Objective`], [`FitArgs`], [`FitState`], [`FitOutcome`] |
+//! | `error` | [`TrainError`] |
+#![warn(missing_docs)]
+
+mod clip;
+mod collective;
+mod cursor;
+mod error;
+mod fit;
+mod jsonl;
+mod lock;
+mod progress;
+mod run;
+mod schedule;
+mod shard;
+
+pub use clip::{clip_grad_norm, global_grad_norm};
+pub use collective::{Applied, Collective, Gather, Solo, agree, apply, param_checksum, u64_chunks};
+pub use cursor::{DataRngState, epoch_permutation};
+pub use error::{Result, TrainError};
+pub use fit::{FitArgs, FitOutcome, FitState, Objective, Scale, StepOut, fit};
+pub use jsonl::{append_jsonl, read_jsonl, write_jsonl};
+pub use lock::RunDir;
+pub use progress::progress_bar;
+pub use run::{
+    CADENCE_FIELDS, TrainOptions, TrainStatus, checkpoints_dir, config_diff, has_checkpoints,
+    latest_checkpoint, load_module_record, load_optimizer_record, read_state, resume_point,
+    save_checkpoint_with, save_module_record, save_optimizer_record, write_config,
+};
+pub use schedule::{LrSchedule, adamw};
+pub use shard::{MicroShard, Reduction, StepPlan, plan_step, shard, shard_range};
+
+/// FNV-1a, 64 bit, with a seed mixed into the offset basis (seed 0 is plain FNV-1a): stable
+/// across Rust versions and platforms, unlike `DefaultHasher`.
+pub fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
