@@ -118,6 +118,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// An atomic write failed (the message names the file, once).
+    #[error(transparent)]
+    Util(#[from] rlhf_util::Error),
     /// An answer store already holds an answer to this question.
     #[error("{}: question {question_id} is already answered", path.display())]
     DuplicateAnswer {

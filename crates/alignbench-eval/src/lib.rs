@@ -62,7 +62,6 @@ pub use crate::dataset::{
 };
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::eval::{judge_jobs, judged_items};
-pub use crate::io::write_atomic;
 pub use crate::judge::{
     BoxedJudge, DynJudge, Judge, JudgeAllOptions, JudgeJob, JudgeOutcome, JudgedText, judge_all,
 };
@@ -89,6 +88,7 @@ pub use crate::report::{COLUMNS, ModelResult, ReportRow, ResultsTable};
 pub use crate::score::{
     CategoryScore, DimensionScore, JudgedItem, ScoreMode, Summary, aggregate, group_scores,
 };
+pub use rlhf_util::write_atomic;
 
 /// Compiles the examples of the crate's README as doctests.
 #[cfg(doctest)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
+use rlhf_util::write_atomic;
 
 /// A verdict about the two answers *as shown* (first/left vs second/right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -365,9 +365,12 @@ pub fn rating_sheet_csv(items: &[PairItem], seed: u64) -> Result<String> {
 /// Writes [`rating_sheet_csv`] to `path` atomically.
 ///
 /// # Errors
-/// As [`rating_sheet_csv`], or [`Error::Io`].
+/// As [`rating_sheet_csv`], or [`Error::Util`] when the write fails.
 pub fn write_rating_sheet(path: &Path, items: &[PairItem], seed: u64) -> Result<()> {
-    write_atomic(path, rating_sheet_csv(items, seed)?.as_bytes())
+    Ok(write_atomic(
+        path,
+        rating_sheet_csv(items, seed)?.as_bytes(),
+    )?)
 }
 
 /// Reads a rater's verdict: `left`/`l`/`左`, `right`/`r`/`右`, `tie`/`t`/`平`/`平局`/`=`

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Category;
 use crate::error::{Error, Result};
-use crate::io::write_atomic;
 use crate::score::{ScoreMode, Summary};
+use rlhf_util::write_atomic;
 
 /// One model's row.
 #[derive(Debug, Clone, PartialEq)]
@@ -276,24 +276,24 @@ impl ResultsTable {
     /// Writes [`ResultsTable::to_markdown`] atomically.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Util`] when the write fails.
     pub fn write_markdown(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_markdown().as_bytes())
+        Ok(write_atomic(path, self.to_markdown().as_bytes())?)
     }
 
     /// Writes [`ResultsTable::to_json`] atomically.
     ///
     /// # Errors
-    /// [`Error::Io`].
+    /// [`Error::Serialize`], or [`Error::Util`] when the write fails.
     pub fn write_json(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_json()?.as_bytes())
+        Ok(write_atomic(path, self.to_json()?.as_bytes())?)
     }
 
     /// Writes [`ResultsTable::to_svg`] atomically.
     ///
     /// # Errors
-    /// [`Error::Plot`] or [`Error::Io`].
+    /// [`Error::Plot`], or [`Error::Util`] when the write fails.
     pub fn write_svg(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_svg()?.as_bytes())
+        Ok(write_atomic(path, self.to_svg()?.as_bytes())?)
     }
 }

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::util::{hex, now_ms, random_bytes, unhex, write_atomic_mode};
+use crate::util::{hex, now_ms, random_bytes, unhex};
+use rlhf_util::write_atomic_mode;
 
 /// File of the annotator accounts inside the session directory.
 pub const ANNOTATORS_FILE: &str = "annotators.json";

@@ -53,6 +53,9 @@ pub enum Error {
     /// The preference-data crate reported an error (writing the export).
     #[error(transparent)]
     Prefdata(#[from] rlhf_prefdata::Error),
+    /// An atomic write failed (the message names the file, once).
+    #[error(transparent)]
+    Util(#[from] rlhf_util::Error),
     /// JSON serialisation failed.
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),

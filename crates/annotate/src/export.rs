@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::journal::{Choice, JOURNAL_FILE, JournalRecord, Response, VoteRecord, read_journal};
 use crate::pairs::{CandidatePair, file_sha256, read_pairs};
 use crate::session::SessionInfo;
-use crate::util::write_atomic;
+use rlhf_util::write_atomic;
 
 /// Category names of the agreement statistics, in [`Choice::index`] order.
 pub const CATEGORIES: [&str; 3] = ["a", "b", "tie"];

@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::util::{hex, write_atomic};
+use crate::util::hex;
+use rlhf_util::write_atomic;
 
 /// Column names of the candidate-pair Parquet file, in schema order.
 pub mod pair_col {
@@ -197,7 +198,7 @@ pub fn write_pairs(path: &Path, rows: &[CandidatePair]) -> Result<()> {
         writer.write(&pairs_to_batch(chunk)?)?;
     }
     let bytes = writer.into_inner()?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 fn check_ids<'a>(path: &Path, ids: impl Iterator<Item = &'a str>) -> Result<()> {

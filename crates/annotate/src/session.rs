@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::util::write_atomic;
+use rlhf_util::write_atomic;
 
 /// File name inside the session directory.
 pub const SESSION_FILE: &str = "session.json";
@@ -54,6 +54,9 @@ impl SessionInfo {
     /// # Errors
     /// I/O errors.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(SESSION_FILE), &serde_json::to_vec_pretty(self)?)
+        Ok(write_atomic(
+            &dir.join(SESSION_FILE),
+            &serde_json::to_vec_pretty(self)?,
+        )?)
     }
 }

@@ -102,6 +102,9 @@ pub enum CoreError {
         /// `max_position_embeddings`.
         max: usize,
     },
+    /// An atomic write failed (the message names the file or directory, once).
+    #[error(transparent)]
+    Util(#[from] rlhf_util::Error),
 }
 
 /// Result alias of this crate.

@@ -42,8 +42,8 @@
 #![warn(missing_docs)]
 
 mod clean;
-mod collate;
 mod columns;
+mod core_link;
 mod error;
 mod histogram;
 mod import;
@@ -58,8 +58,8 @@ mod stats;
 mod tokens;
 
 pub use crate::clean::{CleanOptions, clean_comparisons};
-pub use crate::collate::{PairBatch, TokenKind, collate_pairs, prompt_messages};
 pub use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch, comparisons_to_batch};
+pub use crate::core_link::prompt_messages;
 pub use crate::error::{Error, Result};
 pub use crate::histogram::{HistogramOptions, length_diff_histogram_svg};
 pub use crate::import::{

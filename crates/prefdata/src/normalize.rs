@@ -1,5 +1,6 @@
 //! Text normalisation and stable hashing, shared by cleaning, deduplication and splitting.
 
+use rlhf_util::{FNV_OFFSET, Fnv1a, splitmix64};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::schema::Message;
@@ -113,21 +114,10 @@ pub fn context_key(history: &[Message], prompt: &str) -> String {
 ///
 /// Used for split assignment, so changing it would move records between splits.
 pub fn stable_hash(bytes: &[u8], seed: u64) -> u64 {
-    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut h = FNV_OFFSET ^ splitmix64(seed);
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(FNV_PRIME);
-    }
-    splitmix64(h)
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    // The seed enters through SplitMix64, not `rlhf_util::fnv1a`'s multiplier: this hash
+    // predates it and its values are pinned (see the test).
+    let basis = FNV_OFFSET ^ splitmix64(seed);
+    splitmix64(Fnv1a::from_state(basis).write(bytes).finish())
 }
 
 #[cfg(test)]

@@ -16,16 +16,20 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
-    /// A JSON file or line could not be parsed.
+    /// A whole-file JSON document (`world.json`) could not be parsed.
     #[error("{path}:{line}: {source}")]
     Json {
         /// The file.
         path: PathBuf,
-        /// 1-based line (0 for a whole-file JSON document).
+        /// Always 0 (a whole-file document; JSON-lines errors are [`Error::Util`]).
         line: usize,
         /// The cause.
         source: serde_json::Error,
     },
+    /// A data file could not be written or a JSON-lines file read (the message names the file,
+    /// and the line of a bad record).
+    #[error(transparent)]
+    Util(#[from] rlhf_util::Error),
     /// The gold judge does not know a prompt id.
     #[error("unknown prompt id `{0}`")]
     UnknownPrompt(String),

@@ -1,9 +1,7 @@
 //! Writing the data files and reading them back.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::annotator::DecidedBy;
@@ -210,21 +208,7 @@ struct AlignBenchLine<'a> {
 }
 
 fn jsonl<T: Serialize>(rows: impl IntoIterator<Item = T>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for r in rows {
-        serde_json::to_writer(&mut out, &r).expect("serialising to memory cannot fail");
-        out.push(b'\n');
-    }
-    out
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    rlhf_util::to_jsonl(rows).expect("these records serialise (string keys only)")
 }
 
 impl Dataset {
@@ -315,56 +299,41 @@ impl Dataset {
     /// Returns the paths and sizes in bytes.
     ///
     /// # Errors
-    /// [`Error::Io`] when a file cannot be written.
+    /// [`Error::Io`] when `dir` cannot be created, [`Error::Util`] when a file cannot be written.
     pub fn write(&self, dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let mut out = Vec::new();
         for (name, bytes) in self.files() {
             let path = dir.join(name);
-            write_file(&path, &bytes)?;
+            rlhf_util::write_atomic(&path, &bytes)?;
             out.push((path, bytes.len() as u64));
         }
         Ok(out)
     }
 }
 
-fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|source| Error::Json {
-                path: path.to_owned(),
-                line: i + 1,
-                source,
-            })
-        })
-        .collect()
-}
-
 /// Reads `prompts.jsonl` / `eval_prompts.jsonl`.
 ///
 /// # Errors
-/// [`Error::Io`] or [`Error::Json`] (with the line).
+/// [`Error::Util`] naming the file (and the line of a bad record).
 pub fn read_prompts(path: &Path) -> Result<Vec<Prompt>> {
-    read_jsonl(path)
+    Ok(rlhf_util::read_jsonl(path)?)
 }
 
 /// Reads `sft.jsonl`.
 ///
 /// # Errors
-/// [`Error::Io`] or [`Error::Json`] (with the line).
+/// [`Error::Util`] naming the file (and the line of a bad record).
 pub fn read_sft(path: &Path) -> Result<Vec<SftRecord>> {
-    read_jsonl(path)
+    Ok(rlhf_util::read_jsonl(path)?)
 }
 
 /// Reads `pairs_meta.jsonl`.
 ///
 /// # Errors
-/// [`Error::Io`] or [`Error::Json`] (with the line).
+/// [`Error::Util`] naming the file (and the line of a bad record).
 pub fn read_pair_meta(path: &Path) -> Result<Vec<PairMeta>> {
-    read_jsonl(path)
+    Ok(rlhf_util::read_jsonl(path)?)
 }
 
 /// Reads `world.json`.

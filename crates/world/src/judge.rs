@@ -333,7 +333,7 @@ impl GoldJudge {
     /// prompts equal the files (`prompts.jsonl` and `eval_prompts.jsonl` when present).
     ///
     /// # Errors
-    /// [`Error::Io`] / [`Error::Json`] for unreadable files, [`Error::Mismatch`] when the files
+    /// [`Error::Io`] / [`Error::Json`] / [`Error::Util`] for unreadable files, [`Error::Mismatch`] when the files
     /// were generated differently (another generator version or hand edits).
     pub fn load(dir: &Path) -> Result<GoldJudge> {
         let file = crate::io::read_world_file(&dir.join(crate::io::WORLD_FILE))?;

@@ -1,6 +1,6 @@
 //! Integration tests of `rlhf-prefdata`: the crate's single test binary.
 
-mod collate;
+mod core_link;
 mod corrupt;
 mod quality;
 mod real_data;

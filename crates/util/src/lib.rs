@@ -1,0 +1,30 @@
+//! Small helpers shared across the workspace, in one copy and without burn.
+//!
+//! | module (private) | what |
+//! | --- | --- |
+//! | `hash` | [`fnv1a`] / [`Fnv1a`]: 64-bit FNV-1a, stable across platforms and Rust releases (unlike `DefaultHasher`); [`splitmix64`], its usual bit mixer |
+//! | `fs` | [`write_atomic`], [`write_atomic_mode`]: temp file in the same directory, fsync, rename |
+//! | `jsonl` | JSON-lines files: [`append_jsonl`], [`write_jsonl`] (atomic), [`read_jsonl`] (errors name file and line), [`to_jsonl`] |
+//! | `error` | [`Error`]: every variant names the file at fault, once |
+//!
+//! # Example
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("log.jsonl");
+//! rlhf_util::write_jsonl(&path, [1u32, 2])?;
+//! rlhf_util::append_jsonl(&path, &3u32)?;
+//! assert_eq!(rlhf_util::read_jsonl::<u32>(&path)?, vec![1, 2, 3]);
+//! assert_eq!(rlhf_util::fnv1a(0, b"a"), 0xaf63_dc4c_8601_ec8c);
+//! # Ok::<(), rlhf_util::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+mod error;
+mod fs;
+mod hash;
+mod jsonl;
+
+pub use crate::error::{Error, Result};
+pub use crate::fs::{write_atomic, write_atomic_mode};
+pub use crate::hash::{FNV_OFFSET, FNV_PRIME, Fnv1a, fnv1a, splitmix64};
+pub use crate::jsonl::{append_jsonl, read_jsonl, to_jsonl, write_jsonl};
