@@ -183,7 +183,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     }
     assign_splits(&mut rows, &split)?;
     if let Some(dir) = &a.tokenizer {
-        let tok = Tokenizer::from_dir(dir)?;
+        let tok = CoreTokens(Tokenizer::from_dir(dir)?);
         for c in &mut rows {
             fill_token_lengths(c, &tok);
         }
@@ -251,7 +251,7 @@ fn stats(a: StatsArgs) -> anyhow::Result<()> {
     let json = match &a.tokenizer {
         Some(t) => write_stats(
             &rows,
-            Tokenizer::from_dir(t)?,
+            CoreTokens(Tokenizer::from_dir(t)?),
             &t.display().to_string(),
             &dir,
         )?,
@@ -290,5 +290,37 @@ pub(crate) fn run(a: DataArgs) -> anyhow::Result<()> {
         DataCommand::Import(a) => import(a),
         DataCommand::Stats(a) => stats(a),
         DataCommand::Export(a) => export(a),
+    }
+}
+
+/// A core tokenizer as prefdata's [`TokenCounter`] (prefdata links no burn, so the bridge
+/// lives here, at the edge).
+struct CoreTokens(Tokenizer);
+
+impl TokenCounter for CoreTokens {
+    fn count(&self, text: &str) -> usize {
+        self.0.encode(text, false).map(|ids| ids.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_core::tokenizer::{BpeTrainingConfig, train_bpe};
+
+    #[test]
+    fn the_core_tokenizer_counts_tokens() {
+        let corpus = [
+            "What is the capital of France? Paris is the capital.",
+            "Tell me a joke. No. 你好 世界",
+        ];
+        let cfg = BpeTrainingConfig {
+            vocab_size: 400,
+            min_frequency: 1,
+            special_tokens: vec!["<|endoftext|>".into()],
+        };
+        let tok = CoreTokens(train_bpe(corpus.iter().cycle().take(20), &cfg).unwrap());
+        let n = tok.count("What is the capital of France?");
+        assert!(n > 0 && n < "What is the capital of France?".len());
     }
 }

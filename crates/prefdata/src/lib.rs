@@ -43,7 +43,6 @@
 
 mod clean;
 mod columns;
-mod core_link;
 mod error;
 mod histogram;
 mod import;
@@ -59,7 +58,6 @@ mod tokens;
 
 pub use crate::clean::{CleanOptions, clean_comparisons};
 pub use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch, comparisons_to_batch};
-pub use crate::core_link::prompt_messages;
 pub use crate::error::{Error, Result};
 pub use crate::histogram::{HistogramOptions, length_diff_histogram_svg};
 pub use crate::import::{

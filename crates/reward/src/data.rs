@@ -158,13 +158,29 @@ pub fn read_pairs_jsonl(path: &Path) -> Result<Vec<PreferencePair>> {
     Ok(out)
 }
 
+/// A comparison's history and prompt as core chat messages (the prompt last, as a user turn).
+pub fn prompt_messages(c: &rlhf_prefdata::Comparison) -> Vec<Message> {
+    use rlhf_prefdata::Role as R;
+    let conv = |m: &rlhf_prefdata::Message| Message {
+        role: match m.role {
+            R::System => Role::System,
+            R::User => Role::User,
+            R::Assistant => Role::Assistant,
+        },
+        content: m.content.clone(),
+    };
+    let mut out: Vec<Message> = c.history.iter().map(conv).collect();
+    out.push(Message::user(c.prompt.clone()));
+    out
+}
+
 impl From<&rlhf_prefdata::Comparison> for PreferencePair {
-    /// History + prompt become the conversation (`rlhf_prefdata::prompt_messages`); weight 1.
+    /// History + prompt become the conversation ([`prompt_messages`]); weight 1.
     fn from(c: &rlhf_prefdata::Comparison) -> Self {
         PreferencePair {
             id: c.id.clone(),
             category: c.category.clone(),
-            prompt: rlhf_prefdata::prompt_messages(c),
+            prompt: prompt_messages(c),
             chosen: c.chosen.clone(),
             rejected: c.rejected.clone(),
             weight: 1.0,
@@ -515,6 +531,35 @@ pub fn collate(pairs: &[&EncodedPair], pad_id: u32) -> PairBatch {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn prompt_messages_are_the_history_then_the_prompt_as_a_user_turn() {
+        use rlhf_prefdata::{Comparison, Message as M, Role as R};
+        let mut c = Comparison::new("id", "test", "And Italy?", "Rome.", "No.");
+        let m = |role, content: &str| M {
+            role,
+            content: content.into(),
+        };
+        c.history = vec![
+            m(R::System, "Be brief."),
+            m(R::User, "Capital of France?"),
+            m(R::Assistant, "Paris."),
+        ];
+        let got: Vec<(Role, String)> = prompt_messages(&c)
+            .into_iter()
+            .map(|m| (m.role, m.content))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Role::System, "Be brief.".to_owned()),
+                (Role::User, "Capital of France?".to_owned()),
+                (Role::Assistant, "Paris.".to_owned()),
+                (Role::User, "And Italy?".to_owned()),
+            ]
+        );
+    }
+
     use super::*;
 
     fn pair(id: &str, prompt: &str, c: &str, r: &str) -> PreferencePair {

@@ -62,7 +62,7 @@ pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch
 pub use config::RewardTrainConfig;
 pub use data::{
     BYTE_VOCAB, EncodedPair, EncodedRow, PairBatch, PairCollator, PreferencePair, TextEncoder,
-    collate, plain_prompt, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
+    collate, plain_prompt, prompt_messages, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
     write_pairs_jsonl,
 };
 pub use error::{Result, RewardError};

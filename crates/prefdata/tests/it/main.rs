@@ -1,6 +1,5 @@
 //! Integration tests of `rlhf-prefdata`: the crate's single test binary.
 
-mod core_link;
 mod corrupt;
 mod quality;
 mod real_data;
