@@ -298,8 +298,6 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
                            "device": a.device.to_string(),
                            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
                 "ppo_step": {"ms": r.ms_per_step, "phases": phases},
-                "pytorch_eager_reference_ms": {"total": 1079, "generate": 454, "reference_logprobs": 129,
-                                               "reward": 75, "forward_backward": 374, "optimizer": 26},
                 "memory_plan": r.memory,
                 "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
             }))

@@ -32,7 +32,8 @@ pub enum DpoLossType {
     Robust,
     /// Hinge loss (SLiC).
     Hinge,
-    /// Identity preference optimisation.
+    /// Identity preference optimisation, on summed log-probs unless `length_normalize` is on
+    /// (TRL always divides IPO's log-probs by the length: that is `length_normalize = true`).
     Ipo,
     /// Reference-free, length-normalised, with target margin γ.
     Simpo,

@@ -1,6 +1,5 @@
 //! Timing of one PPO step on the "tiny-bench" config, phase by phase: what `rlhf bench ppo`
-//! measures. Issue target (PyTorch eager on the reference machine's CPU): 1,079 ms per step =
-//! generate 454 + reference log-probs 129 + reward 75 + forward/backward 374 + optimizer 26.
+//! measures. `bench/peers/` runs the same step in PyTorch eager, timed by the same phases.
 //!
 //! One step: 8 prompts of `prompt_len` random tokens, 32 sampled new tokens each (no EOS, so
 //! every row is full length), the reference's log-probs, the critic's values, the reward

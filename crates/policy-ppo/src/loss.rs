@@ -190,6 +190,135 @@ mod tests {
         assert!((scalar(out.clipfrac) - f).abs() < 1e-6);
     }
 
+    /// A two-token example worked by hand: every term of the PPO step loss, and the total as
+    /// `step::ppo_gradients` assembles it from these pure functions with the crate's
+    /// coefficients. step.rs: `actor_terms` computes `policy_loss − ent_coef × entropy`,
+    /// `critic_terms` returns `vf_coef × value_loss`, and the fused branch of `ppo_gradients`
+    /// adds the two, then `ntp_coef × nll_loss` of the SFT batch (the unfused branch
+    /// backpropagates the same three terms separately).
+    ///
+    /// The inputs are exact in f32; the only rounding is f32 `exp`/`ln`, hence 1e-6.
+    #[test]
+    fn two_token_example_worked_by_hand() {
+        use crate::config::PpoConfig;
+        use crate::step::StepConfig;
+
+        let cfg = StepConfig::from(&PpoConfig::default());
+        // The crate's coefficients, which the arithmetic below uses.
+        assert_eq!(
+            (cfg.cliprange, cfg.cliprange_value, cfg.vf_coef),
+            (0.2, 0.2, 0.1)
+        );
+        assert_eq!((cfg.ent_coef, cfg.ntp_coef), (0.0, 0.0));
+        let close = |got: f64, want: f64, what: &str| {
+            assert!(
+                got.is_finite() && (got - want).abs() < 1e-6,
+                "{what}: {got}, by hand {want}"
+            );
+        };
+        let mask = t(&[1.0, 1.0], 1);
+
+        // Clipped surrogate, ε = 0.2, one row of two tokens.
+        // Token 0, inside the clip range: log π − log π_old = −1 − (−1.125) = 0.125,
+        //   ρ = e^0.125 = 1.1331484530668263 ∈ [0.8, 1.2], A = 2:
+        //   max(−2 × 1.1331484530668263, −2 × 1.1331484530668263) = −2.2662969061336526.
+        // Token 1, outside: log π − log π_old = −2 − (−1.5) = −0.5, ρ = e^−0.5 =
+        //   0.6065306597126334 < 0.8, A = −1: max(1 × 0.6065306597126334, 1 × 0.8) = 0.8
+        //   (the clipped term wins).
+        // Mean: (−2.2662969061336526 + 0.8) / 2 = −0.7331484530668263; clip fraction 1/2;
+        // approx KL ½ (0.125² + 0.5²) / 2 = ½ × 0.265625 / 2 = 0.06640625.
+        let pl = policy_loss(
+            t(&[-1.0, -2.0], 1),
+            t(&[-1.125, -1.5], 1),
+            t(&[2.0, -1.0], 1),
+            mask.clone(),
+            cfg.cliprange,
+        );
+        let policy = scalar(pl.loss);
+        close(policy, -0.7331484530668263, "policy loss");
+        close(scalar(pl.clipfrac), 0.5, "policy clipfrac");
+        close(scalar(pl.approx_kl), 0.06640625, "approx KL");
+
+        // Clipped value loss, clip 0.2.
+        // Token 0, inside: V = 1.5, V_old = 1.375, R = 2: V − V_old = 0.125 is kept, so both
+        //   terms are (1.5 − 2)² = 0.25.
+        // Token 1, outside: V = 0.5, V_old = 1, R = 0.25: V − V_old = −0.5 → −0.2, V_clip = 0.8;
+        //   (0.5 − 0.25)² = 0.0625 vs (0.8 − 0.25)² = 0.3025 → 0.3025.
+        // ½ × (0.25 + 0.3025) / 2 = 0.138125; clip fraction 1/2.
+        let vl = value_loss(
+            t(&[1.5, 0.5], 1),
+            t(&[1.375, 1.0], 1),
+            t(&[2.0, 0.25], 1),
+            mask.clone(),
+            cfg.cliprange_value,
+        );
+        let value = scalar(vl.loss);
+        close(value, 0.138125, "value loss");
+        close(scalar(vl.clipfrac), 0.5, "value clipfrac");
+
+        // Entropy, vocab 4. Token 0: logits 0,0,0,0 → uniform, H = ln 4 = 1.3862943611198906.
+        // Token 1: logits ln 2,0,0,0 → p = (0.4, 0.2, 0.2, 0.2),
+        //   H = 0.4 ln 2.5 + 0.6 ln 5 = 0.36651629274966204 + 0.9656627474604602
+        //     = 1.3321790402101222.
+        // Mean: 1.3592367006650064.
+        let ln2 = std::f32::consts::LN_2;
+        let logits = Tensor::<Flex, 3>::from_data(
+            TensorData::new(vec![0.0, 0.0, 0.0, 0.0, ln2, 0.0, 0.0, 0.0], [1, 2, 4]),
+            &FlexDevice,
+        );
+        let entropy = scalar(mean_entropy(logits, mask));
+        close(entropy, 1.3592367006650064, "entropy");
+
+        // NTP term: one SFT row ids (0, 1, 2), targets 1 and 2 counted (mask 0, 1, 1).
+        // Target 1 from the logits at position 0 (0,0,0,0): −ln ¼ = ln 4.
+        // Target 2 from position 1 (0,0,ln 2,0): −ln 0.4 = ln 2.5.
+        // The last position's logits predict nothing (set large to show they are unused).
+        // Mean NLL: (ln 4 + ln 2.5) / 2 = ln 10 / 2 = 1.1512925464970229.
+        let ntp_logits = Tensor::<Flex, 3>::from_data(
+            TensorData::new(
+                vec![
+                    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, ln2, 0.0, 50.0, -50.0, 9.0, 0.0,
+                ],
+                [1, 3, 4],
+            ),
+            &FlexDevice,
+        );
+        let ids = Tensor::<Flex, 2, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2], [1, 3]),
+            &FlexDevice,
+        );
+        let ntp = scalar(rlhf_core::logprobs::nll_loss(
+            ntp_logits,
+            ids,
+            t(&[0.0, 1.0, 1.0], 1),
+        ));
+        close(ntp, std::f64::consts::LN_10 / 2.0, "NTP loss");
+
+        // The total, as step.rs assembles it: policy − ent_coef·H + vf_coef·V + ntp_coef·NTP.
+        let total =
+            |c: &StepConfig| policy - c.ent_coef * entropy + c.vf_coef * value + c.ntp_coef * ntp;
+        // Crate defaults (entropy bonus and NTP off): −0.7331484530668263 + 0.1 × 0.138125
+        //   = −0.7331484530668263 + 0.0138125 = −0.7193359530668263.
+        close(
+            total(&cfg),
+            -0.7193359530668263,
+            "total, default coefficients",
+        );
+        // With ent_coef = 0.01 and ntp_coef = 0.5 switched on:
+        //   −0.7331484530668263 − 0.013592367006650064 + 0.0138125 + 0.5756462732485114
+        //   = −0.15728204682496505.
+        let on = StepConfig {
+            ent_coef: 0.01,
+            ntp_coef: 0.5,
+            ..cfg
+        };
+        close(
+            total(&on),
+            -0.15728204682496505,
+            "total, entropy and NTP on",
+        );
+    }
+
     // Uniform logits over V tokens: entropy ln V at every position.
     #[test]
     fn entropy_of_uniform_is_log_vocab() {
