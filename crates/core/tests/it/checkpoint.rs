@@ -12,7 +12,9 @@ use rlhf_core::checkpoint::{
 use rlhf_core::logprobs::nll_loss;
 use rlhf_core::{CausalLm, Family, ModelConfig, PadSide, RopeStyle, ScalarModel, TokenBatch};
 
-use crate::common::{B, device, fixture, max_abs_diff};
+use rlhf_testkit::{assert_close, assert_differ, assert_finite};
+
+use crate::common::{B, device, fixture};
 
 type Ad = rlhf_core::backend::CpuTrain;
 
@@ -56,8 +58,9 @@ fn save_then_load_gives_the_same_logits_for_every_family() {
         let (back, cfg2) =
             load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
         assert_eq!(cfg2, cfg, "{:?}: config round trip", cfg.family);
-        let d = max_abs_diff(&logits(&model), &logits(&back));
-        assert!(d == 0.0, "{:?}: logits differ by {d}", cfg.family);
+        let before = logits(&model);
+        assert_finite(&format!("{:?}: logits", cfg.family), &before);
+        assert_eq!(before, logits(&back), "{:?}: logits differ", cfg.family);
     }
 }
 
@@ -87,11 +90,13 @@ fn bf16_checkpoints_load_within_bf16_rounding() {
     let dir = tempfile::tempdir().unwrap();
     save_causal_lm(&model, &cfg, dir.path(), SaveDtype::Bf16).unwrap();
     let (back, _) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
-    let d = max_abs_diff(&logits(&model), &logits(&back));
-    assert!(
-        d > 0.0 && d < 0.05,
-        "bf16 weights change logits a little: {d}"
+    let d = assert_close(
+        "bf16 weights change logits a little",
+        &logits(&back),
+        &logits(&model),
+        0.05,
     );
+    assert!(d > 0.0, "bf16 weights change logits a little: {d}");
 }
 
 #[test]
@@ -130,7 +135,9 @@ fn sharded_checkpoints_load() {
     )
     .unwrap();
     let (back, _) = load_causal_lm::<B>(sharded.path(), LoadOptions::default(), &device()).unwrap();
-    assert_eq!(logits(&model), logits(&back));
+    let want = logits(&model);
+    assert_finite("logits", &want);
+    assert_eq!(logits(&back), want);
 }
 
 fn copy_without(src: &Path, dst: &Path, drop: &str, reshape: Option<(&str, Vec<usize>)>) {
@@ -250,6 +257,7 @@ fn scalar_model_round_trips_in_sequence_classification_layout() {
         .into_data()
         .to_vec()
         .unwrap();
+    assert_finite("rewards", &a);
     assert_eq!(a, b);
 }
 
@@ -287,11 +295,8 @@ fn every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss() {
         collect_params(&after, &mut p_after);
         assert_eq!(p_before.len(), p_after.len());
         for (i, (x, y)) in p_before.iter().zip(&p_after).enumerate() {
-            assert!(
-                max_abs_diff(x, y) > 0.0,
-                "{:?}: parameter {i} did not change",
-                cfg.family
-            );
+            let what = format!("{:?}: parameter {i} changed", cfg.family);
+            assert_differ(&what, x, y, 0.0);
         }
     }
 }

@@ -12,6 +12,8 @@ use rlhf_core::{
     TokenBatch,
 };
 
+use rlhf_testkit::assert_close_rel;
+
 use crate::common::{B, device};
 
 type Ad = rlhf_core::backend::CpuTrain;
@@ -36,15 +38,6 @@ fn rand<Bk: Backend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Bk,
 
 fn vec_of<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
-/// Largest `|a − b| / (1 + |b|)`.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0, f32::max)
 }
 
 /// Output and input gradient of `f` at `x`, for the loss `sum(f(x) · w)` with fixed random `w`.
@@ -74,9 +67,8 @@ fn check<const D: usize, const E: usize>(
         "{what}: the fused kernel was not used"
     );
     let (y2, g2) = value_and_grad(x, generic);
-    let (dy, dg) = (rel_diff(&y1, &y2), rel_diff(&g1, &g2));
-    assert!(dy < 2e-6, "{what}: values differ by {dy}");
-    assert!(dg < 2e-6, "{what}: gradients differ by {dg}");
+    assert_close_rel(&format!("{what}: values"), &y1, &y2, 2e-6);
+    assert_close_rel(&format!("{what}: gradients"), &g1, &g2, 2e-6);
 }
 
 #[test]
@@ -96,11 +88,12 @@ fn swiglu_matches_silu_times_up() {
     );
     // Inference backend, no graph.
     let x = rand::<B, 2>([4, 20], 3);
-    let d = rel_diff(
+    assert_close_rel(
+        "swiglu on Flex",
         &vec_of(kernels::swiglu(x.clone())),
         &vec_of(reference::swiglu(x)),
+        2e-6,
     );
-    assert!(d < 2e-6, "swiglu on Flex: {d}");
 }
 
 fn tables(rot: usize, style: RopeStyle) -> RopeTables<Ad> {
@@ -200,8 +193,8 @@ fn linear_matches_burns_linear_in_value_and_both_gradients() {
     };
     let (w1, b1) = grads_of(&|| kernels::linear(x.clone().swap_dims(1, 2), &lin));
     let (w2, b2) = grads_of(&|| lin.forward(x.clone().swap_dims(1, 2)));
-    assert!(rel_diff(&w1, &w2) < 2e-6, "weight gradients differ");
-    assert!(rel_diff(&b1, &b2) < 2e-6, "bias gradients differ");
+    assert_close_rel("linear: weight gradients", &w1, &w2, 2e-6);
+    assert_close_rel("linear: bias gradients", &b1, &b2, 2e-6);
 }
 
 #[test]
@@ -255,8 +248,7 @@ fn rms_norm_matches_burns_and_trains_its_scale() {
     };
     let fused = dgamma(&|| kernels::rms_norm(x.clone(), gamma.clone(), 1e-6));
     let generic = dgamma(&|| reference::rms_norm(x.clone(), gamma.clone(), 1e-6));
-    let d = rel_diff(&fused, &generic);
-    assert!(d < 2e-6, "gamma gradients differ by {d}");
+    assert_close_rel("rms_norm: gamma gradients", &fused, &generic, 2e-6);
 }
 
 /// Loss and every parameter gradient of a model, with the kernels on or off.
@@ -323,11 +315,8 @@ fn whole_models_train_the_same_with_and_without_the_kernels() {
         let (l2, g2) = loss_and_grads(&cfg, false);
         assert!((l1 - l2).abs() < 1e-5, "{name}: loss {l1} vs {l2}");
         assert_eq!(g1.len(), g2.len());
-        let worst = g1
-            .iter()
-            .zip(&g2)
-            .map(|(a, b)| rel_diff(a, b))
-            .fold(0.0, f32::max);
-        assert!(worst < 1e-5, "{name}: gradients differ by {worst}");
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert_close_rel(&format!("{name}: gradient of parameter {i}"), a, b, 1e-5);
+        }
     }
 }
