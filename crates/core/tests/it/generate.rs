@@ -1,5 +1,6 @@
-//! Generation: greedy ids equal transformers' on every fixture, batched equals unbatched,
-//! returned log-probs equal a fresh forward pass, EOS stops rows, sampling is seeded.
+//! Generation: greedy ids equal transformers' on every fixture, batched equals unbatched (both
+//! on the fused CPU kernels and on the generic path CUDA runs), returned log-probs equal a
+//! fresh forward pass, EOS stops rows, sampling is seeded.
 
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, open_file};
 use rlhf_core::generate::{GenerationConfig, Sampling, generate, generate_rows};
@@ -8,7 +9,7 @@ use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch};
 
 use rlhf_testkit::assert_close;
 
-use crate::common::{B, device, fixture};
+use crate::common::{B, device, fixture, on_both_kernel_paths};
 
 fn greedy_matches(name: &str) {
     let Some(dir) = fixture(name) else { return };
@@ -26,8 +27,7 @@ fn greedy_matches(name: &str) {
         .map(|r| r.iter().map(|&i| i as u32).collect())
         .collect();
     let cfg = GenerationConfig::greedy(ws[1], 0);
-    let path = "fused kernels";
-    {
+    on_both_kernel_paths(name, |path| {
         let got = generate(&model, &prompts, &cfg, &dev).unwrap();
         assert_eq!(got.new_ids, want, "{name} ({path}): batched greedy ids");
         for (i, p) in prompts.iter().enumerate() {
@@ -37,7 +37,7 @@ fn greedy_matches(name: &str) {
                 "{name} ({path}): unbatched greedy ids, prompt {i}"
             );
         }
-    }
+    });
 }
 
 #[test]
@@ -75,8 +75,7 @@ fn batched_greedy_equals_unbatched_for_prompts_of_different_lengths() {
         vec![1, 30, 31, 80],
     ];
     let cfg = GenerationConfig::greedy(12, 0);
-    let path = "fused kernels";
-    {
+    on_both_kernel_paths("batched greedy", |path| {
         let batched = generate(&model, &prompts, &cfg, &dev).unwrap();
         for (i, p) in prompts.iter().enumerate() {
             let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
@@ -84,7 +83,7 @@ fn batched_greedy_equals_unbatched_for_prompts_of_different_lengths() {
             let what = format!("{path}: logprobs of prompt {i}, alone vs batched");
             assert_close(&what, &one.logprobs[0], &batched.logprobs[i], 1e-4);
         }
-    }
+    });
 }
 
 #[test]

@@ -320,3 +320,44 @@ fn whole_models_train_the_same_with_and_without_the_kernels() {
         }
     }
 }
+
+// The counters the parity tests rely on to prove which path ran: per thread, so tests running
+// in parallel do not disturb each other.
+#[test]
+fn thread_counters_tell_the_fused_path_from_the_generic_one() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let batch = TokenBatch::from_rows(&[vec![1, 5, 9], vec![1, 7]], 0, PadSide::Right);
+    let run = |fused: bool| {
+        let before = kernels::thread_calls();
+        let logits = kernels::with_enabled(fused, || vec_of(model.forward(&batch, &device())));
+        let after = kernels::thread_calls();
+        let delta = (after.fused - before.fused, after.generic - before.generic);
+        (logits, delta)
+    };
+    let (fused, (f1, g1)) = run(true);
+    let (generic, (f2, g2)) = run(false);
+    // Per layer: 2 norms, linear ×4, split, attention, swiglu; plus the final norm and head.
+    assert!(f1 >= 2 * 9 + 2, "fused run: {f1} fused calls");
+    assert_eq!(g1, 0, "fused run: {g1} generic calls");
+    assert_eq!(f2, 0, "generic run: {f2} fused calls");
+    assert_eq!(
+        g2, f1,
+        "generic run: {g2} generic calls, as many ops as the fused run"
+    );
+    assert_close_rel(
+        "tiny llama logits, fused vs generic",
+        &fused,
+        &generic,
+        1e-5,
+    );
+    // Another thread's work does not show on this one.
+    let here = kernels::thread_calls();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+            kernels::with_enabled(true, || model.forward(&batch, &device()))
+        });
+    });
+    assert_eq!(kernels::thread_calls(), here);
+}

@@ -1,13 +1,14 @@
 //! Parity with HF transformers on the fixtures of `../shared/fixtures` (see its README):
 //! logits within 1e-4 on valid positions, token log-probs within 1e-4, identical greedy ids,
-//! rewards within 1e-5.
+//! rewards within 1e-5. Each check runs twice in the same test: on the fused CPU kernels and on
+//! the generic burn path (`kernels::reference`), which is what CUDA runs.
 
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model, open_file};
 use rlhf_core::logprobs::sequence_logprobs;
 use rlhf_core::{PadSide, TokenBatch};
 use rlhf_testkit::{assert_close, assert_finite};
 
-use crate::common::{B, device, fixture};
+use crate::common::{B, device, fixture, on_both_kernel_paths};
 
 fn rows(v: &[i64], shape: &[usize]) -> Vec<Vec<i64>> {
     v.chunks(shape[1]).map(<[i64]>::to_vec).collect()
@@ -49,8 +50,7 @@ fn check_causal(name: &str) {
     let want = reference.read_f32("logits", &[b, t, v]).unwrap();
     let want_lp = reference.read_f32("token_logprobs", &[b, t - 1]).unwrap();
     let want_sum = reference.read_f32("sequence_logprob_sum", &[b]).unwrap();
-    let path = "fused kernels";
-    {
+    on_both_kernel_paths(name, |path| {
         let logits = model.forward(&batch, &dev);
         let got: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
         let (g, w) = valid_logits(&got, &want, &mask, (b, t, v));
@@ -76,7 +76,7 @@ fn check_causal(name: &str) {
             "{name} ({path}): max|Δlogits| {d_logits:.2e}, max|Δlogprob| {d_lp:.2e}, \
              max|Δsum| {d_sum:.2e}"
         );
-    }
+    });
 }
 
 #[test]
@@ -125,8 +125,7 @@ fn reward_model_matches_transformers() {
     let want_loss = reference
         .read_f32("pairwise_loss_row0_chosen", &[1])
         .unwrap()[0] as f64;
-    let path = "fused kernels";
-    {
+    on_both_kernel_paths("llama_reward", |path| {
         let rewards: Vec<f32> = model
             .rewards(&batch, cfg.pad_token_id, &dev)
             .into_data()
@@ -152,7 +151,7 @@ fn reward_model_matches_transformers() {
             "{path}: pairwise loss {loss} vs {want_loss}"
         );
         eprintln!("llama_reward ({path}): max|Δreward| {d:.2e}");
-    }
+    });
 }
 
 #[test]
@@ -174,8 +173,7 @@ fn left_padded_rows_give_the_same_logits_as_right_padded_ones() {
         .collect();
     let left = TokenBatch::from_rows(&real, 0, PadSide::Left);
     let want = reference.read_f32("logits", &[b, t, v]).unwrap();
-    let path = "fused kernels";
-    {
+    on_both_kernel_paths("left padding", |path| {
         let got: Vec<f32> = model.forward(&left, &dev).into_data().to_vec().unwrap();
         // Every position, padding included: no NaN from fully padded rows.
         assert_finite(&format!("left-padded logits ({path})"), &got);
@@ -190,5 +188,5 @@ fn left_padded_rows_give_the_same_logits_as_right_padded_ones() {
             }
         }
         assert_close(&format!("left padding ({path}): logits"), &g, &w, 1e-4);
-    }
+    });
 }
