@@ -293,9 +293,10 @@ pub(crate) struct ScoreArgs {
     /// Pairs only: tokenizer directory (default: the model's, else byte-level ids).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Pairs only: longest row in tokens (the oldest prompt tokens are dropped first).
-    #[arg(long, default_value_t = 1024)]
-    max_length: usize,
+    /// Pairs only: longest row in tokens (the oldest prompt tokens are dropped first; default:
+    /// the model's `max_position_embeddings`).
+    #[arg(long)]
+    max_length: Option<usize>,
     /// Pairs only: pairs per forward batch.
     #[arg(long, default_value_t = 16)]
     batch_pairs: usize,

@@ -135,9 +135,9 @@ pub(crate) struct EvalArgs {
     /// Tokenizer directory (default: the model's, else byte-level ids).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
-    /// Longest row in tokens.
-    #[arg(long, default_value_t = 1024)]
-    max_length: usize,
+    /// Longest row in tokens (default: the model's `max_position_embeddings`).
+    #[arg(long)]
+    max_length: Option<usize>,
     /// Pairs per batch.
     #[arg(long, default_value_t = 16)]
     batch_pairs: usize,
@@ -335,7 +335,9 @@ fn run_train<A: AutodiffBackend>(
 }
 
 /// Loads the reward model in `model_dir` (HF `*ForSequenceClassification`) with its text
-/// encoder, then runs `f` with the model and a pair collator truncating rows to `max_length`.
+/// encoder, then runs `f` with the model and a pair collator truncating rows to `max_length`
+/// (default: the model's `max_position_embeddings`; a longer one is refused, as rows that long
+/// cannot run through the model).
 ///
 /// The encoder is the tokenizer of `tokenizer`, else of `model_dir` when it holds
 /// `tokenizer.json`, else byte-level ids (`rlhf_reward::TextEncoder::Bytes`, the encoding of
@@ -344,16 +346,29 @@ fn run_train<A: AutodiffBackend>(
 pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
     model_dir: &Path,
     tokenizer: Option<&Path>,
-    max_length: usize,
+    max_length: Option<usize>,
     opts: LoadOptions,
     dev: &B::Device,
     f: impl FnOnce(&ScalarModel<B>, &PairCollator<'_>) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    if max_length < 2 {
-        bail!("--max-length must be at least 2, got {max_length}");
+    if let Some(n) = max_length
+        && n < 2
+    {
+        bail!("--max-length must be at least 2, got {n}");
     }
     let tok = load_tokenizer(tokenizer, Some(model_dir))?;
     let (model, cfg) = load_scalar_model::<B>(model_dir, opts, dev)?;
+    let max_length = match max_length {
+        None => cfg.max_position_embeddings,
+        Some(n) if n > cfg.max_position_embeddings => bail!(
+            "--max-length {n} exceeds the model's max_position_embeddings ({}, {}): give \
+             --max-length {} or less",
+            cfg.max_position_embeddings,
+            model_dir.join("config.json").display(),
+            cfg.max_position_embeddings
+        ),
+        Some(n) => n,
+    };
     let encoder = match &tok {
         Some(t) => TextEncoder::Tokenizer(t),
         None if cfg.vocab_size < BYTE_VOCAB => bail!(

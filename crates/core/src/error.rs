@@ -43,6 +43,22 @@ pub enum CoreError {
         /// The shape the model expects.
         expected: Vec<usize>,
     },
+    /// A checkpoint holds tensors the model its config.json describes does not use.
+    #[error(
+        "{path}: {count} tensor(s) that the model described by config.json does not use \
+         ({}{}); does config.json match the checkpoint (num_hidden_layers, biases, \
+         model_type)?",
+        names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+        if *count > names.len() { ", …" } else { "" }
+    )]
+    UnusedTensors {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// How many tensors are unused.
+        count: usize,
+        /// The first few of them, sorted.
+        names: Vec<String>,
+    },
     /// A checkpoint tensor has the wrong shape.
     #[error("{path}: tensor `{name}` has shape {actual:?}, expected {expected:?}")]
     TensorShape {

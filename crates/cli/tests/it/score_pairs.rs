@@ -312,3 +312,46 @@ fn score_pairs_bad_input_names_the_file() {
     std::fs::write(&blank, "\n\n").unwrap();
     run(&blank, &["blank.jsonl", "no preference pairs"]);
 }
+
+// The default `--max-length` is the model's max_position_embeddings: a pair longer than the
+// model's 512 positions is truncated to fit (it used to panic inside burn with the old default
+// of 1024), and an explicit longer limit is refused with the model's maximum.
+#[test]
+fn score_pairs_truncates_to_the_models_positions_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rm = tiny_rm(tmp.path());
+    let long = "x".repeat(700);
+    let input = tmp.path().join("long.jsonl");
+    std::fs::write(
+        &input,
+        json!({"id": "long", "prompt": long, "chosen": "yes", "rejected": "no"}).to_string() + "\n",
+    )
+    .unwrap();
+    let args = |extra: &[&str]| -> Vec<String> {
+        [
+            "score",
+            "--model",
+            rm.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |extra: &[&str]| {
+        let a = args(extra);
+        rlhf(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let by_default = json(&run(&[]));
+    assert_eq!(by_default["n"], 1, "{by_default}");
+    let explicit = json(&run(&["--max-length", "512"]));
+    assert_eq!(by_default["rewards_chosen"], explicit["rewards_chosen"]);
+    assert!(by_default["rewards_chosen"].as_f64().unwrap().is_finite());
+    let a = args(&["--max-length", "1024"]);
+    fails_with(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        "--max-length 1024 exceeds the model's max_position_embeddings (512",
+    );
+}

@@ -20,7 +20,8 @@
 //!
 //! Saving writes the same names back (split again), so transformers and vLLM load the result.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use burn::module::Param;
@@ -52,11 +53,56 @@ struct Loader<'a, B: Backend> {
     files: &'a TensorFiles,
     device: &'a B::Device,
     dtype: DType,
+    /// The names read so far.
+    used: RefCell<HashSet<String>>,
 }
 
-impl<B: Backend> Loader<'_, B> {
+/// How many unused tensor names an error lists.
+const UNUSED_LISTED: usize = 5;
+
+impl<'a, B: Backend> Loader<'a, B> {
+    fn new(files: &'a TensorFiles, opts: LoadOptions, device: &'a B::Device) -> Self {
+        Loader {
+            files,
+            device,
+            dtype: opts.dtype,
+            used: RefCell::new(HashSet::new()),
+        }
+    }
+
     fn vec(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        self.files.read_f32(name, shape)
+        let v = self.files.read_f32(name, shape)?;
+        self.used.borrow_mut().insert(name.to_string());
+        Ok(v)
+    }
+
+    /// Refuses tensors of the checkpoint that were not read and are not `ignorable` (heads of
+    /// the other model class, a tied head saved anyway) or HF's rotary `inv_freq` buffers: a
+    /// checkpoint with more layers than its config.json, or one of another layout, must not load
+    /// half-used. Ignored names are logged.
+    fn check_all_used(&self, dir: &Path, ignorable: &[&str]) -> Result<()> {
+        let used = self.used.borrow();
+        let (ignored, unused): (Vec<String>, Vec<String>) = self
+            .files
+            .names()
+            .into_iter()
+            .filter(|n| !used.contains(n))
+            .partition(|n| ignorable.contains(&n.as_str()) || n.ends_with(".rotary_emb.inv_freq"));
+        if !ignored.is_empty() {
+            tracing::info!(
+                dir = %dir.display(),
+                ?ignored,
+                "checkpoint tensors not used by this model class"
+            );
+        }
+        if unused.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::UnusedTensors {
+            path: dir.to_path_buf(),
+            count: unused.len(),
+            names: unused.into_iter().take(UNUSED_LISTED).collect(),
+        })
     }
 
     fn t1(&self, name: &str, n: usize) -> Result<Tensor<B, 1>> {
@@ -93,17 +139,8 @@ impl<B: Backend> Loader<'_, B> {
     }
 }
 
-fn load_trunk<B: Backend>(
-    cfg: &ModelConfig,
-    files: &TensorFiles,
-    opts: LoadOptions,
-    device: &B::Device,
-) -> Result<Trunk<B>> {
-    let l = Loader::<B> {
-        files,
-        device,
-        dtype: opts.dtype,
-    };
+fn load_trunk<B: Backend>(cfg: &ModelConfig, l: &Loader<'_, B>) -> Result<Trunk<B>> {
+    let (opts, device) = (LoadOptions { dtype: l.dtype }, l.device);
     let h = cfg.hidden_size;
     let (q, kv) = (
         cfg.num_heads * cfg.head_dim,
@@ -219,10 +256,13 @@ pub fn read_config(dir: &Path) -> Result<(HfConfig, ModelConfig)> {
 /// Loads a causal LM (`*ForCausalLM`) from an HF checkpoint directory.
 ///
 /// A tied checkpoint (`tie_word_embeddings`, or no `lm_head.weight` in the files) reuses the
-/// embedding as the head.
+/// embedding as the head. A `score.weight` (a reward model's head, when its trunk starts a
+/// policy or critic), or an `lm_head.weight` of a tied model, is ignored.
 ///
 /// # Errors
-/// Config errors, and missing or mis-shaped tensors named with both shapes.
+/// Config errors, missing or mis-shaped tensors named with both shapes, and
+/// [`CoreError::UnusedTensors`] when the files hold tensors the model does not use (more
+/// layers than config.json says, biases it does not expect, another layout).
 pub fn load_causal_lm<B: Backend>(
     dir: &Path,
     opts: LoadOptions,
@@ -234,27 +274,27 @@ pub fn load_causal_lm<B: Backend>(
         tracing::warn!(dir = %dir.display(), "no lm_head.weight: tying the head to the embedding");
         cfg.tie_word_embeddings = true;
     }
-    let trunk = load_trunk(&cfg, &files, opts, device)?;
+    let l = Loader::<B>::new(&files, opts, device);
+    let trunk = load_trunk(&cfg, &l)?;
     let lm_head = if cfg.tie_word_embeddings {
         None
     } else {
-        let l = Loader::<B> {
-            files: &files,
-            device,
-            dtype: opts.dtype,
-        };
         Some(linear_from(
             l.linear_cat(&[("lm_head.weight", cfg.vocab_size)], cfg.hidden_size)?,
             None,
         ))
     };
+    l.check_all_used(dir, &["lm_head.weight", "score.weight", "score.bias"])?;
     Ok((CausalLm { trunk, lm_head }, cfg))
 }
 
 /// Loads a scalar model (`*ForSequenceClassification` with one label) from an HF checkpoint.
 ///
+/// An `lm_head.weight` in the files is ignored.
+///
 /// # Errors
-/// Config errors; [`CoreError::UnsupportedModel`] when `num_labels != 1`; missing tensors.
+/// Config errors; [`CoreError::UnsupportedModel`] when `num_labels != 1`; missing tensors;
+/// [`CoreError::UnusedTensors`] as for [`load_causal_lm`].
 pub fn load_scalar_model<B: Backend>(
     dir: &Path,
     opts: LoadOptions,
@@ -273,13 +313,10 @@ pub fn load_scalar_model<B: Backend>(
             });
         }
     }
-    let trunk = load_trunk(&cfg, &files, opts, device)?;
-    let l = Loader::<B> {
-        files: &files,
-        device,
-        dtype: opts.dtype,
-    };
+    let l = Loader::<B>::new(&files, opts, device);
+    let trunk = load_trunk(&cfg, &l)?;
     let score = linear_from(l.linear_cat(&[("score.weight", 1)], cfg.hidden_size)?, None);
+    l.check_all_used(dir, &["lm_head.weight"])?;
     Ok((ScalarModel { trunk, score }, cfg))
 }
 

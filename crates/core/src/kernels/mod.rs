@@ -18,7 +18,9 @@
 //! They serve the Flex backend, with and without autodiff, in f32. Any other backend or dtype
 //! (CUDA, bf16) gets the generic burn code in [`reference`](mod@reference), which is also what the tests
 //! compare the kernels against. `RLHF_KERNELS=generic` in the environment, or
-//! [`set_enabled(false)`](set_enabled), turns them off (for comparisons).
+//! [`set_enabled(false)`](set_enabled), turns them off (for comparisons);
+//! [`with_enabled`] does so on one thread only, and [`thread_calls`] tells which path a thread's
+//! ops took (the tests run every parity check on both).
 
 mod cpu;
 mod flex;
@@ -62,8 +64,44 @@ pub fn fused_calls() -> usize {
     FUSED_CALLS.load(Ordering::Relaxed)
 }
 
+/// How many ops of this module one thread ran on each path (see [`thread_calls`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCalls {
+    /// Served by the fused CPU kernels.
+    pub fused: usize,
+    /// Served by the generic burn code ([`reference`](mod@reference), or burn's `Linear`): what
+    /// CUDA and bf16 run, and Flex with the kernels off.
+    pub generic: usize,
+}
+
+thread_local! {
+    static THREAD_CALLS: std::cell::Cell<KernelCalls> =
+        const { std::cell::Cell::new(KernelCalls { fused: 0, generic: 0 }) };
+}
+
+/// The ops this thread has sent down each path so far. Tests run in parallel threads, so a
+/// test compares two readings of its own thread to prove which path its model ran on.
+pub fn thread_calls() -> KernelCalls {
+    THREAD_CALLS.with(std::cell::Cell::get)
+}
+
 fn count_call() {
     FUSED_CALLS.fetch_add(1, Ordering::Relaxed);
+    THREAD_CALLS.with(|c| {
+        let mut n = c.get();
+        n.fused += 1;
+        c.set(n);
+    });
+}
+
+/// Runs the generic version of an op, counting it.
+fn generic<T>(f: impl FnOnce() -> T) -> T {
+    THREAD_CALLS.with(|c| {
+        let mut n = c.get();
+        n.generic += 1;
+        c.set(n);
+    });
+    f()
 }
 
 /// Turns the fused kernels on or off for the whole process (overrides `RLHF_KERNELS`).
@@ -91,14 +129,14 @@ pub fn with_enabled<R>(on: bool, f: impl FnOnce() -> R) -> R {
 fn dispatch<B: Backend, const D: usize, const E: usize>(
     x: Tensor<B, D>,
     fused: impl FnOnce(flex::Route) -> flex::Route,
-    generic: impl FnOnce(Tensor<B, D>) -> Tensor<B, E>,
+    generic_fn: impl FnOnce(Tensor<B, D>) -> Tensor<B, E>,
 ) -> Tensor<B, E> {
     match route(x) {
         Ok(r) => {
             count_call();
             unroute(fused(r))
         }
-        Err(x) => generic(x),
+        Err(x) => generic(|| generic_fn(x)),
     }
 }
 
@@ -122,7 +160,7 @@ pub fn split_heads<B: Backend>(
 ) -> Tensor<B, 4> {
     let [b, t, _] = qkv.dims();
     if !serves::<B>() || cos.dtype() != qkv.dtype() {
-        return reference::split_heads(qkv, heads, kv_heads, head_dim, rope, cos, sin);
+        return generic(|| reference::split_heads(qkv, heads, kv_heads, head_dim, rope, cos, sin));
     }
     match route(qkv) {
         Ok(r) => {
@@ -143,7 +181,9 @@ pub fn split_heads<B: Backend>(
             count_call();
             unroute(flex::split_heads(r, c.flex(), s.flex(), shape, rotary))
         }
-        Err(qkv) => reference::split_heads(qkv, heads, kv_heads, head_dim, rope, cos, sin),
+        Err(qkv) => {
+            generic(|| reference::split_heads(qkv, heads, kv_heads, head_dim, rope, cos, sin))
+        }
     }
 }
 
@@ -160,7 +200,7 @@ pub fn self_attention<B: Backend>(
 ) -> Tensor<B, 3> {
     let [b, _, t, d] = heads.dims();
     if !serves::<B>() || mask.dims() != [b, 1, t, t] {
-        return reference::self_attention(heads, num_heads, kv_heads, mask);
+        return generic(|| reference::self_attention(heads, num_heads, kv_heads, mask));
     }
     match route(heads) {
         Ok(r) => {
@@ -175,7 +215,7 @@ pub fn self_attention<B: Backend>(
             count_call();
             unroute(flex::attention(r, &masked, shape, 1.0 / (d as f32).sqrt()))
         }
-        Err(heads) => reference::self_attention(heads, num_heads, kv_heads, mask),
+        Err(heads) => generic(|| reference::self_attention(heads, num_heads, kv_heads, mask)),
     }
 }
 
@@ -191,7 +231,7 @@ pub fn target_logprobs<B: Backend>(
     targets: Tensor<B, 2, Int>,
 ) -> Tensor<B, 2> {
     if !serves::<B>() {
-        return reference::target_logprobs(logits, targets);
+        return generic(|| reference::target_logprobs(logits, targets));
     }
     let [_, _, v] = logits.dims();
     match route(logits) {
@@ -213,7 +253,7 @@ pub fn target_logprobs<B: Backend>(
             count_call();
             unroute(flex::target_logprobs(r, ids))
         }
-        Err(logits) => reference::target_logprobs(logits, targets),
+        Err(logits) => generic(|| reference::target_logprobs(logits, targets)),
     }
 }
 
@@ -225,14 +265,14 @@ pub fn linear<B: Backend, const D: usize>(
 ) -> Tensor<B, D> {
     let w = lin.weight.val();
     if !serves::<B>() || w.dtype() != x.dtype() || w.dims()[0] != x.dims()[D - 1] {
-        return lin.forward(x);
+        return generic(|| lin.forward(x));
     }
     let y = match (route(x), route(w)) {
         (Ok(x), Ok(w)) => {
             count_call();
             unroute(flex::linear(x, w))
         }
-        (Err(x), Err(_)) => return lin.forward(x),
+        (Err(x), Err(_)) => return generic(|| lin.forward(x)),
         _ => unreachable!("same backend and dtype"),
     };
     match &lin.bias {
@@ -248,14 +288,14 @@ pub fn rms_norm<B: Backend, const D: usize>(
     eps: f64,
 ) -> Tensor<B, D> {
     if !serves::<B>() || gamma.dtype() != x.dtype() {
-        return reference::rms_norm(x, gamma, eps);
+        return generic(|| reference::rms_norm(x, gamma, eps));
     }
     match (route(x), route(gamma)) {
         (Ok(x), Ok(g)) => {
             count_call();
             unroute(flex::rms_norm(x, g, eps as f32))
         }
-        (Err(x), Err(g)) => reference::rms_norm(x, g, eps),
+        (Err(x), Err(g)) => generic(|| reference::rms_norm(x, g, eps)),
         _ => unreachable!("same backend and dtype"),
     }
 }

@@ -71,11 +71,19 @@ impl TokenBatch {
     /// Builds a batch from explicit ids and mask (as in HF `input_ids`, `attention_mask`).
     ///
     /// # Errors
-    /// [`CoreError::BadInput`] when rows differ in length, the mask does not match the ids, or a
-    /// mask value is not 0/1.
+    /// [`CoreError::BadInput`] when there are no rows, the rows are empty or differ in length,
+    /// the mask does not match the ids, or a mask value is not 0/1.
     pub fn from_ids_and_mask(ids: &[Vec<i64>], mask: Option<&[Vec<i64>]>) -> Result<Self> {
         let batch = ids.len();
         let seq = ids.first().map_or(0, Vec::len);
+        if batch == 0 {
+            return Err(CoreError::BadInput("input_ids has no rows".into()));
+        }
+        if seq == 0 {
+            return Err(CoreError::BadInput(
+                "input_ids row 0 is empty: every row needs at least one token".into(),
+            ));
+        }
         let mut out_ids = Vec::with_capacity(batch * seq);
         let mut out_mask = Vec::with_capacity(batch * seq);
         for (r, row) in ids.iter().enumerate() {

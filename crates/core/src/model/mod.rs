@@ -20,6 +20,7 @@ pub use lora::{LayerLora, Lora, LoraAdapters, LoraConfig, LoraTarget};
 pub use rope::RopeTables;
 
 use crate::config::ModelConfig;
+use crate::error::{CoreError, Result};
 
 /// The shared body: embeddings, decoder layers and the final norm.
 #[derive(Module, Debug)]
@@ -67,6 +68,58 @@ impl<B: Backend> KvCache<B> {
 }
 
 impl<B: Backend> Trunk<B> {
+    /// Checks that `batch` can run through this model, appended to `cache` if given: at least
+    /// one row of at least one column, `batch × seq` ids and mask values, every id inside the
+    /// vocabulary, and no row reaching past the model's positions
+    /// (`max_position_embeddings`), counting the positions `cache` already holds. The `try_`
+    /// entry points ([`CausalLm::try_forward`], [`ScalarModel::try_rewards`], …) call it; call it
+    /// before the infallible ones on anything a user supplied.
+    ///
+    /// # Errors
+    /// [`CoreError::BadInput`] for an empty or inconsistent batch,
+    /// [`CoreError::TokenOutOfVocab`], [`CoreError::SequenceTooLong`] naming the longest row's
+    /// positions and the model's maximum.
+    pub fn check_batch(&self, batch: &TokenBatch, cache: Option<&KvCache<B>>) -> Result<()> {
+        let (b, t) = (batch.batch, batch.seq);
+        if b == 0 || t == 0 {
+            return Err(CoreError::BadInput(format!(
+                "a batch of {b} rows of {t} tokens: the model needs at least one row of at \
+                 least one token"
+            )));
+        }
+        if batch.ids.len() != b * t || batch.mask.len() != b * t {
+            return Err(CoreError::BadInput(format!(
+                "a {b}×{t} batch holds {} ids and {} mask values",
+                batch.ids.len(),
+                batch.mask.len()
+            )));
+        }
+        if let Some(cache) = cache
+            && cache.key_valid.len() != b
+        {
+            return Err(CoreError::BadInput(format!(
+                "a batch of {b} rows appended to a KV cache of {} rows",
+                cache.key_valid.len()
+            )));
+        }
+        batch.check_vocab(self.embed.weight.dims()[0])?;
+        let max = self.rope.max_len();
+        let longest = (0..b)
+            .map(|r| {
+                let start = cache.map_or(0, |c| c.next_pos[r].max(0) as usize);
+                start + batch.row_mask(r).iter().filter(|&&m| m != 0).count()
+            })
+            .max()
+            .unwrap_or(0);
+        if longest > max {
+            return Err(CoreError::SequenceTooLong {
+                actual: longest,
+                max,
+            });
+        }
+        Ok(())
+    }
+
     /// Hidden states of the last layer (after the final norm).
     ///
     /// Position ids come from the padding mask (`cumsum(mask) - 1`), so right- and left-padded
@@ -77,7 +130,9 @@ impl<B: Backend> Trunk<B> {
     /// - output: `[batch, seq, hidden]`
     ///
     /// # Panics
-    /// If the batch has a different number of rows than the cache.
+    /// On a batch [`Self::check_batch`] refuses: no rows or no columns, a different number of
+    /// rows than the cache, an id outside the vocabulary, or a row longer than the model's
+    /// positions.
     pub fn forward(
         &self,
         batch: &TokenBatch,
@@ -85,7 +140,11 @@ impl<B: Backend> Trunk<B> {
         device: &B::Device,
     ) -> Tensor<B, 3> {
         let (b, t) = (batch.batch, batch.seq);
-        let (positions, mask, cache) = match cache {
+        assert!(
+            b > 0 && t > 0,
+            "Trunk::forward on a batch of {b} rows of {t} tokens (check_batch refuses it)"
+        );
+        let (positions, mask, keys, cache) = match cache {
             None => {
                 let pos = positions_from_mask(&batch.mask, b, t, &vec![0; b]);
                 let valid: Vec<Vec<bool>> = (0..b)
@@ -96,7 +155,7 @@ impl<B: Backend> Trunk<B> {
                             .collect()
                     })
                     .collect();
-                (pos, attention_mask(&valid, 0, t), None)
+                (pos, attention_mask(&valid, 0, t), t, None)
             }
             Some(cache) => {
                 assert_eq!(cache.key_valid.len(), b, "cache rows != batch rows");
@@ -108,16 +167,14 @@ impl<B: Backend> Trunk<B> {
                     cache.next_pos[r] += row.iter().filter(|&&m| m != 0).count() as i64;
                 }
                 let mask = attention_mask(&cache.key_valid, past, t);
-                (pos, mask, Some(cache))
+                (pos, mask, past + t, Some(cache))
             }
         };
-        let k = mask.len() / (b * t);
-        let positions = Tensor::<B, 2, Int>::from_data(TensorData::new(positions, [b, t]), device);
-        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, k]), device)
+        let mask = Tensor::<B, 3, Bool>::from_data(TensorData::new(mask, [b, t, keys]), device)
             .unsqueeze_dim::<4>(1);
         let ids = batch.ids_tensor::<B>(device);
         let mut x = self.embed.forward(ids);
-        let (cos, sin) = self.rope.gather(positions);
+        let (cos, sin) = self.rope.gather_positions(&positions, b, t, device);
         // The tables stay f32 when the parameters are cast for mixed precision.
         let dt = x.dtype();
         let (cos, sin) = if cos.dtype() == dt {
@@ -160,9 +217,22 @@ impl<B: Backend> CausalLm<B> {
     ///
     /// # Shapes
     /// - output: `[batch, seq, vocab]`
+    ///
+    /// # Panics
+    /// On a batch [`Trunk::check_batch`] refuses; [`Self::try_forward`] returns the error.
     pub fn forward(&self, batch: &TokenBatch, device: &B::Device) -> Tensor<B, 3> {
         let h = self.trunk.forward(batch, None, device);
         self.head(h)
+    }
+
+    /// [`Self::forward`] after [`Trunk::check_batch`]: the entry point for user input.
+    ///
+    /// # Errors
+    /// As [`Trunk::check_batch`] (an empty batch, an id outside the vocabulary, a row longer
+    /// than `max_position_embeddings`).
+    pub fn try_forward(&self, batch: &TokenBatch, device: &B::Device) -> Result<Tensor<B, 3>> {
+        self.trunk.check_batch(batch, None)?;
+        Ok(self.forward(batch, device))
     }
 
     /// Logits for the new tokens in `batch`, appending them to `cache`.
@@ -218,10 +288,37 @@ impl<B: Backend> ScalarModel<B> {
     ///
     /// # Shapes
     /// - output: `[batch, seq]`
+    ///
+    /// # Panics
+    /// On a batch [`Trunk::check_batch`] refuses; [`Self::try_forward_all`] returns the error.
     pub fn forward_all(&self, batch: &TokenBatch, device: &B::Device) -> Tensor<B, 2> {
         let h = self.trunk.forward(batch, None, device);
         let [b, t, _] = h.dims();
         self.score.forward(h).reshape([b, t]).cast(DType::F32)
+    }
+
+    /// [`Self::forward_all`] after [`Trunk::check_batch`].
+    ///
+    /// # Errors
+    /// As [`Trunk::check_batch`].
+    pub fn try_forward_all(&self, batch: &TokenBatch, device: &B::Device) -> Result<Tensor<B, 2>> {
+        self.trunk.check_batch(batch, None)?;
+        Ok(self.forward_all(batch, device))
+    }
+
+    /// [`Self::rewards`] after [`Trunk::check_batch`]: the entry point for scoring user input.
+    ///
+    /// # Errors
+    /// As [`Trunk::check_batch`] (an empty batch, an id outside the vocabulary, a row longer
+    /// than `max_position_embeddings`).
+    pub fn try_rewards(
+        &self,
+        batch: &TokenBatch,
+        pad_id: Option<u32>,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 1>> {
+        self.trunk.check_batch(batch, None)?;
+        Ok(self.rewards(batch, pad_id, device))
     }
 
     /// One score per row, read where HF reads it: at the rightmost position whose id is not the
@@ -229,6 +326,9 @@ impl<B: Backend> ScalarModel<B> {
     ///
     /// # Shapes
     /// - output: `[batch]`
+    ///
+    /// # Panics
+    /// On a batch [`Trunk::check_batch`] refuses; [`Self::try_rewards`] returns the error.
     pub fn rewards(
         &self,
         batch: &TokenBatch,

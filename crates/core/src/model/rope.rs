@@ -1,6 +1,9 @@
 //! Rotary position embeddings: the HF `rotate_half` layout and GLM's partial interleaved one,
 //! with position ids per row (so left-padded batches rotate by their real positions).
 
+use std::marker::PhantomData;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use burn::prelude::*;
 use burn::tensor::DType;
 
@@ -44,43 +47,69 @@ pub(crate) fn inv_freqs(rope: &RopeConfig) -> Vec<f32> {
     scaled.into_iter().map(|f| f as f32).collect()
 }
 
-/// Precomputed cos/sin tables for positions `0..max_len` (constants of the module, not
-/// parameters).
+/// The cos/sin tables of positions `0..max_len` (constants of the module, not parameters).
+///
+/// Rows are computed on first use, for the positions a batch actually reaches (grown to the
+/// next power of two, never past `max_len`), and kept on the host: a config with
+/// `max_position_embeddings: 2000000000` costs nothing until a sequence that long is run. A
+/// row's values do not depend on when it was computed, so forward passes are bit-identical to
+/// precomputing the whole table.
 #[derive(Module, Debug)]
 pub struct RopeTables<B: Backend> {
-    /// `[max_len, rot/2]`.
-    cos: Tensor<B, 2>,
-    /// `[max_len, rot/2]`.
-    sin: Tensor<B, 2>,
     rotary_dim: usize,
     interleaved: bool,
     max_len: usize,
+    /// The dtype the gathered tables are cast to.
+    dtype: DType,
+    /// The rows computed so far, shared by clones of the module (they never change).
+    rows: Arc<RwLock<Rows>>,
+    _backend: PhantomData<B>,
+}
+
+/// Host copies of the first `len` rows of the tables, `[len, rot/2]` each.
+#[derive(Debug)]
+struct Rows {
+    inv: Vec<f32>,
+    len: usize,
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+}
+
+impl Rows {
+    /// Computes rows `self.len..len`.
+    fn grow_to(&mut self, len: usize) {
+        let half = self.inv.len();
+        self.cos.reserve((len - self.len) * half);
+        self.sin.reserve((len - self.len) * half);
+        for p in self.len..len {
+            for &f in &self.inv {
+                // f32 product as transformers computes it, then an exact cos/sin.
+                let angle = (p as f32 * f) as f64;
+                self.cos.push(angle.cos() as f32);
+                self.sin.push(angle.sin() as f32);
+            }
+        }
+        self.len = len;
+    }
 }
 
 impl<B: Backend> RopeTables<B> {
-    /// Builds the tables on `device` in `dtype`.
-    pub fn new(rope: &RopeConfig, max_len: usize, dtype: DType, device: &B::Device) -> Self {
-        let inv = inv_freqs(rope);
-        let half = inv.len();
-        let mut cos = Vec::with_capacity(max_len * half);
-        let mut sin = Vec::with_capacity(max_len * half);
-        for p in 0..max_len {
-            for &f in &inv {
-                // f32 product as transformers computes it, then an exact cos/sin.
-                let angle = (p as f32 * f) as f64;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        let mk = |v: Vec<f32>| {
-            Tensor::<B, 2>::from_data(TensorData::new(v, [max_len, half]), device).cast(dtype)
-        };
+    /// Tables for positions `0..max_len`, gathered in `dtype`. Nothing is computed or
+    /// allocated yet (see the type's documentation); `_device` is kept for the signature's
+    /// sake: the gathered tables go to the device [`Self::gather`] is given.
+    pub fn new(rope: &RopeConfig, max_len: usize, dtype: DType, _device: &B::Device) -> Self {
         RopeTables {
-            cos: mk(cos),
-            sin: mk(sin),
             rotary_dim: rope.rotary_dim,
             interleaved: rope.style == RopeStyle::Interleaved,
             max_len,
+            dtype,
+            rows: Arc::new(RwLock::new(Rows {
+                inv: inv_freqs(rope),
+                len: 0,
+                cos: Vec::new(),
+                sin: Vec::new(),
+            })),
+            _backend: PhantomData,
         }
     }
 
@@ -94,23 +123,83 @@ impl<B: Backend> RopeTables<B> {
         self.interleaved
     }
 
-    /// Number of positions covered.
+    /// Number of positions covered (`max_position_embeddings`).
     pub fn max_len(&self) -> usize {
         self.max_len
     }
 
-    /// Gathers the tables for `positions` (`[batch, seq]`), shaped `[batch, 1, seq, rot/2]`.
+    /// Number of rows computed so far (at most [`Self::max_len`]).
+    pub fn computed_len(&self) -> usize {
+        self.rows.read().unwrap_or_else(PoisonError::into_inner).len
+    }
+
+    /// Gathers the tables for `positions` (`[batch, seq]`), shaped `[batch, 1, seq, rot/2]`,
+    /// on the device of `positions` (read back to the host: the model itself uses
+    /// [`Self::gather_positions`] with the ids it computed there).
+    ///
+    /// # Panics
+    /// As [`Self::gather_positions`].
     pub fn gather(&self, positions: Tensor<B, 2, Int>) -> (Tensor<B, 4>, Tensor<B, 4>) {
         let [b, t] = positions.dims();
-        let flat = positions.reshape([b * t]);
-        let half = self.rotary_dim / 2;
-        let cos = self
-            .cos
-            .clone()
-            .select(0, flat.clone())
-            .reshape([b, 1, t, half]);
-        let sin = self.sin.clone().select(0, flat).reshape([b, 1, t, half]);
-        (cos, sin)
+        let device = positions.device();
+        let ids: Vec<i64> = positions
+            .into_data()
+            .convert::<i64>()
+            .into_vec()
+            .expect("int tensor data");
+        self.gather_positions(&ids, b, t, &device)
+    }
+
+    /// Gathers the tables for `positions` (`batch × seq` position ids, row-major), shaped
+    /// `[batch, 1, seq, rot/2]`, on `device`.
+    ///
+    /// # Panics
+    /// If `positions` does not hold `batch × seq` ids, or one is outside `0..max_len` (the
+    /// model's entry points check lengths first: [`crate::Trunk::check_batch`]).
+    pub fn gather_positions(
+        &self,
+        positions: &[i64],
+        batch: usize,
+        seq: usize,
+        device: &B::Device,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        assert_eq!(
+            positions.len(),
+            batch * seq,
+            "positions for a {batch}×{seq} batch"
+        );
+        let needed = match positions.iter().copied().max() {
+            Some(p) => {
+                let min = positions.iter().copied().min().unwrap_or(0);
+                assert!(
+                    min >= 0 && (p as u64) < self.max_len as u64,
+                    "position {} outside the model's {} positions (max_position_embeddings)",
+                    if min < 0 { min } else { p },
+                    self.max_len
+                );
+                p as usize + 1
+            }
+            None => 0,
+        };
+        if self.computed_len() < needed {
+            let mut rows = self.rows.write().unwrap_or_else(PoisonError::into_inner);
+            if rows.len < needed {
+                let target = needed.next_power_of_two().max(64).min(self.max_len);
+                rows.grow_to(target);
+            }
+        }
+        let rows = self.rows.read().unwrap_or_else(PoisonError::into_inner);
+        let half = rows.inv.len();
+        let pick = |table: &[f32]| {
+            let mut out = Vec::with_capacity(positions.len() * half);
+            for &p in positions {
+                let p = p as usize;
+                out.extend_from_slice(&table[p * half..(p + 1) * half]);
+            }
+            Tensor::<B, 4>::from_data(TensorData::new(out, [batch, 1, seq, half]), device)
+                .cast(self.dtype)
+        };
+        (pick(&rows.cos), pick(&rows.sin))
     }
 
     /// Rotates the first `rotary_dim` dims of every head of `x` (`[batch, heads, seq, head_dim]`).

@@ -12,7 +12,9 @@ use rlhf_core::checkpoint::{
 use rlhf_core::logprobs::nll_loss;
 use rlhf_core::{CausalLm, Family, ModelConfig, PadSide, RopeStyle, ScalarModel, TokenBatch};
 
-use crate::common::{B, device, fixture, max_abs_diff};
+use rlhf_testkit::{assert_close, assert_differ, assert_finite};
+
+use crate::common::{B, device, fixture};
 
 type Ad = rlhf_core::backend::CpuTrain;
 
@@ -56,8 +58,9 @@ fn save_then_load_gives_the_same_logits_for_every_family() {
         let (back, cfg2) =
             load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
         assert_eq!(cfg2, cfg, "{:?}: config round trip", cfg.family);
-        let d = max_abs_diff(&logits(&model), &logits(&back));
-        assert!(d == 0.0, "{:?}: logits differ by {d}", cfg.family);
+        let before = logits(&model);
+        assert_finite(&format!("{:?}: logits", cfg.family), &before);
+        assert_eq!(before, logits(&back), "{:?}: logits differ", cfg.family);
     }
 }
 
@@ -87,11 +90,13 @@ fn bf16_checkpoints_load_within_bf16_rounding() {
     let dir = tempfile::tempdir().unwrap();
     save_causal_lm(&model, &cfg, dir.path(), SaveDtype::Bf16).unwrap();
     let (back, _) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
-    let d = max_abs_diff(&logits(&model), &logits(&back));
-    assert!(
-        d > 0.0 && d < 0.05,
-        "bf16 weights change logits a little: {d}"
+    let d = assert_close(
+        "bf16 weights change logits a little",
+        &logits(&back),
+        &logits(&model),
+        0.05,
     );
+    assert!(d > 0.0, "bf16 weights change logits a little: {d}");
 }
 
 #[test]
@@ -130,7 +135,9 @@ fn sharded_checkpoints_load() {
     )
     .unwrap();
     let (back, _) = load_causal_lm::<B>(sharded.path(), LoadOptions::default(), &device()).unwrap();
-    assert_eq!(logits(&model), logits(&back));
+    let want = logits(&model);
+    assert_finite("logits", &want);
+    assert_eq!(logits(&back), want);
 }
 
 fn copy_without(src: &Path, dst: &Path, drop: &str, reshape: Option<(&str, Vec<usize>)>) {
@@ -250,6 +257,7 @@ fn scalar_model_round_trips_in_sequence_classification_layout() {
         .into_data()
         .to_vec()
         .unwrap();
+    assert_finite("rewards", &a);
     assert_eq!(a, b);
 }
 
@@ -287,11 +295,8 @@ fn every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss() {
         collect_params(&after, &mut p_after);
         assert_eq!(p_before.len(), p_after.len());
         for (i, (x, y)) in p_before.iter().zip(&p_after).enumerate() {
-            assert!(
-                max_abs_diff(x, y) > 0.0,
-                "{:?}: parameter {i} did not change",
-                cfg.family
-            );
+            let what = format!("{:?}: parameter {i} changed", cfg.family);
+            assert_differ(&what, x, y, 0.0);
         }
     }
 }
@@ -305,4 +310,163 @@ fn collect_params(model: &CausalLm<B>, out: &mut Vec<Vec<f32>>) {
         }
     }
     model.visit(&mut V(out));
+}
+
+/// Rewrites `dir/config.json` with `edit` applied.
+fn edit_config(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("config.json");
+    let mut j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut j);
+    std::fs::write(&path, j.to_string()).unwrap();
+}
+
+/// Copies the checkpoint in `src` to `dst` with `extra` tensors added.
+fn copy_with(src: &Path, dst: &Path, extra: &[(&str, Vec<usize>)]) {
+    let files = TensorFiles::open(src).unwrap();
+    let mut tensors: Vec<_> = files
+        .names()
+        .into_iter()
+        .map(|n| {
+            let s = files.shape(&n).unwrap();
+            let v = files.read_f32(&n, &s).unwrap();
+            (n, s, v)
+        })
+        .collect();
+    for (name, shape) in extra {
+        let len = shape.iter().product();
+        tensors.push((name.to_string(), shape.clone(), vec![0.5; len]));
+    }
+    write_safetensors(
+        &dst.join("model.safetensors"),
+        &tensors,
+        SaveDtype::F32,
+        None,
+    )
+    .unwrap();
+    std::fs::copy(src.join("config.json"), dst.join("config.json")).unwrap();
+}
+
+#[test]
+fn tensors_the_config_does_not_use_are_refused_by_name() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let good = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, good.path(), SaveDtype::F32).unwrap();
+
+    // Two layers in the files, one in config.json: layer 1's nine tensors are unused.
+    let fewer = tempfile::tempdir().unwrap();
+    copy_with(good.path(), fewer.path(), &[]);
+    edit_config(fewer.path(), |j| j["num_hidden_layers"] = 1.into());
+    let err = load_causal_lm::<B>(fewer.path(), LoadOptions::default(), &device()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&fewer.path().display().to_string())
+            && msg.contains("9 tensor(s)")
+            && msg.contains("`model.layers.1.input_layernorm.weight`")
+            && msg.contains("num_hidden_layers")
+            && msg.contains(", …"),
+        "{msg}"
+    );
+    assert!(!msg.contains("model.layers.0."), "{msg}");
+
+    // A tensor of no known layout, in a causal LM and in a reward model.
+    let odd = tempfile::tempdir().unwrap();
+    copy_with(
+        good.path(),
+        odd.path(),
+        &[("model.vision_tower.proj", vec![4, 4])],
+    );
+    let err = load_causal_lm::<B>(odd.path(), LoadOptions::default(), &device()).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("1 tensor(s) that the model described by config.json does not use")
+            && msg.contains("(`model.vision_tower.proj`);"),
+        "{msg}"
+    );
+    let rm = ScalarModel::<B>::init(&cfg, 0.1, 5, &device());
+    let rm_dir = tempfile::tempdir().unwrap();
+    save_scalar_model(&rm, &cfg, rm_dir.path(), SaveDtype::F32).unwrap();
+    let odd_rm = tempfile::tempdir().unwrap();
+    copy_with(
+        rm_dir.path(),
+        odd_rm.path(),
+        &[("value_head.weight", vec![1, 64])],
+    );
+    let err = load_scalar_model::<B>(odd_rm.path(), LoadOptions::default(), &device()).unwrap_err();
+    assert!(err.to_string().contains("`value_head.weight`"), "{err}");
+
+    // What the loaders legitimately leave out still loads: a reward model's score head when
+    // its trunk is loaded as a causal LM, a tied model's saved lm_head, HF's rotary buffers.
+    let (lm, _) = load_causal_lm::<B>(rm_dir.path(), LoadOptions::default(), &device()).unwrap();
+    assert!(lm.lm_head.is_none(), "no lm_head: tied to the embedding");
+    let buffers = tempfile::tempdir().unwrap();
+    copy_with(
+        good.path(),
+        buffers.path(),
+        &[("model.layers.0.self_attn.rotary_emb.inv_freq", vec![8])],
+    );
+    load_causal_lm::<B>(buffers.path(), LoadOptions::default(), &device()).unwrap();
+    let tied_cfg = ModelConfig {
+        tie_word_embeddings: true,
+        ..cfg.clone()
+    };
+    let tied = CausalLm::<B>::init(&tied_cfg, 0.1, 5, &device());
+    let tied_dir = tempfile::tempdir().unwrap();
+    save_causal_lm(&tied, &tied_cfg, tied_dir.path(), SaveDtype::F32).unwrap();
+    let tied_plus = tempfile::tempdir().unwrap();
+    copy_with(
+        tied_dir.path(),
+        tied_plus.path(),
+        &[("lm_head.weight", vec![64, 64])],
+    );
+    let (back, _) =
+        load_causal_lm::<B>(tied_plus.path(), LoadOptions::default(), &device()).unwrap();
+    assert!(back.lm_head.is_none());
+    assert_eq!(logits(&back), logits(&tied));
+
+    // Every shared fixture loads the way the workspace loads it, the reward one both ways.
+    for name in ["llama", "qwen2", "glm", "glm4"] {
+        if let Some(dir) = fixture(name) {
+            load_causal_lm::<B>(&dir, LoadOptions::default(), &device()).unwrap();
+        }
+    }
+    if let Some(dir) = fixture("llama_reward") {
+        load_scalar_model::<B>(&dir, LoadOptions::default(), &device()).unwrap();
+        load_causal_lm::<B>(&dir, LoadOptions::default(), &device()).unwrap();
+    }
+}
+
+// `max_position_embeddings: 2000000000` used to allocate its rotary tables up front (64 GB
+// here, an abort): now only the positions a batch reaches are computed, with the same values.
+#[test]
+fn a_huge_max_position_embeddings_costs_nothing_until_used() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let dir = tempfile::tempdir().unwrap();
+    save_causal_lm(&model, &cfg, dir.path(), SaveDtype::F32).unwrap();
+    edit_config(dir.path(), |j| {
+        j["max_position_embeddings"] = 2_000_000_000u64.into()
+    });
+    let (back, back_cfg) =
+        load_causal_lm::<B>(dir.path(), LoadOptions::default(), &device()).unwrap();
+    assert_eq!(back_cfg.max_position_embeddings, 2_000_000_000);
+    let want = logits(&model);
+    assert_finite("logits", &want);
+    assert_eq!(logits(&back), want, "bit-identical logits");
+    assert_eq!(back.trunk.rope.max_len(), 2_000_000_000);
+    assert!(
+        back.trunk.rope.computed_len() <= 64,
+        "{} rows computed for 5 positions",
+        back.trunk.rope.computed_len()
+    );
+    // The same through `init`, in bf16 as on CUDA.
+    let huge = ModelConfig {
+        max_position_embeddings: 2_000_000_000,
+        ..cfg.clone()
+    };
+    let init = CausalLm::<B>::init(&huge, 0.1, 5, &device());
+    assert_eq!(logits(&init), want);
+    let bf16 = |m: CausalLm<B>| logits(&rlhf_core::cast_params(m, burn::tensor::DType::BF16));
+    assert_eq!(bf16(init), bf16(model));
 }

@@ -1,12 +1,15 @@
-//! Generation: greedy ids equal transformers' on every fixture, batched equals unbatched,
-//! returned log-probs equal a fresh forward pass, EOS stops rows, sampling is seeded.
+//! Generation: greedy ids equal transformers' on every fixture, batched equals unbatched (both
+//! on the fused CPU kernels and on the generic path CUDA runs), returned log-probs equal a
+//! fresh forward pass, EOS stops rows, sampling is seeded.
 
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, open_file};
 use rlhf_core::generate::{GenerationConfig, Sampling, generate, generate_rows};
 use rlhf_core::logprobs::sequence_logprobs;
 use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch};
 
-use crate::common::{B, device, fixture};
+use rlhf_testkit::assert_close;
+
+use crate::common::{B, device, fixture, on_both_kernel_paths};
 
 fn greedy_matches(name: &str) {
     let Some(dir) = fixture(name) else { return };
@@ -24,15 +27,17 @@ fn greedy_matches(name: &str) {
         .map(|r| r.iter().map(|&i| i as u32).collect())
         .collect();
     let cfg = GenerationConfig::greedy(ws[1], 0);
-    let got = generate(&model, &prompts, &cfg, &dev).unwrap();
-    assert_eq!(got.new_ids, want, "{name}: batched greedy ids");
-    for (i, p) in prompts.iter().enumerate() {
-        let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
-        assert_eq!(
-            one.new_ids[0], want[i],
-            "{name}: unbatched greedy ids, prompt {i}"
-        );
-    }
+    on_both_kernel_paths(name, |path| {
+        let got = generate(&model, &prompts, &cfg, &dev).unwrap();
+        assert_eq!(got.new_ids, want, "{name} ({path}): batched greedy ids");
+        for (i, p) in prompts.iter().enumerate() {
+            let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
+            assert_eq!(
+                one.new_ids[0], want[i],
+                "{name} ({path}): unbatched greedy ids, prompt {i}"
+            );
+        }
+    });
 }
 
 #[test]
@@ -70,14 +75,15 @@ fn batched_greedy_equals_unbatched_for_prompts_of_different_lengths() {
         vec![1, 30, 31, 80],
     ];
     let cfg = GenerationConfig::greedy(12, 0);
-    let batched = generate(&model, &prompts, &cfg, &dev).unwrap();
-    for (i, p) in prompts.iter().enumerate() {
-        let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
-        assert_eq!(one.new_ids[0], batched.new_ids[i], "prompt {i}");
-        for (a, b) in one.logprobs[0].iter().zip(&batched.logprobs[i]) {
-            assert!((a - b).abs() < 1e-4, "logprob {a} vs {b}");
+    on_both_kernel_paths("batched greedy", |path| {
+        let batched = generate(&model, &prompts, &cfg, &dev).unwrap();
+        for (i, p) in prompts.iter().enumerate() {
+            let one = generate(&model, std::slice::from_ref(p), &cfg, &dev).unwrap();
+            assert_eq!(one.new_ids[0], batched.new_ids[i], "{path}: prompt {i}");
+            let what = format!("{path}: logprobs of prompt {i}, alone vs batched");
+            assert_close(&what, &one.logprobs[0], &batched.logprobs[i], 1e-4);
         }
-    }
+    });
 }
 
 #[test]
@@ -112,13 +118,10 @@ fn returned_logprobs_equal_a_fresh_forward_pass() {
     let lp: Vec<f32> = lp.per_token.into_data().to_vec().unwrap();
     let width = batch.seq - 1;
     for (r, p) in prompts.iter().enumerate() {
-        for (k, &g) in out.logprobs[r].iter().enumerate() {
-            let f = lp[r * width + p.len() - 1 + k];
-            assert!(
-                (f - g).abs() < 1e-4,
-                "row {r} token {k}: fresh {f} vs rollout {g}"
-            );
-        }
+        let start = r * width + p.len() - 1;
+        let fresh = &lp[start..start + out.logprobs[r].len()];
+        let what = format!("row {r}: rollout logprobs vs a fresh forward pass");
+        assert_close(&what, &out.logprobs[r], fresh, 1e-4);
     }
 }
 

@@ -12,6 +12,8 @@ use rlhf_core::{
     TokenBatch,
 };
 
+use rlhf_testkit::assert_close_rel;
+
 use crate::common::{B, device};
 
 type Ad = rlhf_core::backend::CpuTrain;
@@ -36,15 +38,6 @@ fn rand<Bk: Backend, const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Bk,
 
 fn vec_of<Bk: Backend, const D: usize>(t: Tensor<Bk, D>) -> Vec<f32> {
     t.into_data().convert::<f32>().to_vec().unwrap()
-}
-
-/// Largest `|a − b| / (1 + |b|)`.
-fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "lengths differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / (1.0 + y.abs()))
-        .fold(0.0, f32::max)
 }
 
 /// Output and input gradient of `f` at `x`, for the loss `sum(f(x) · w)` with fixed random `w`.
@@ -74,9 +67,8 @@ fn check<const D: usize, const E: usize>(
         "{what}: the fused kernel was not used"
     );
     let (y2, g2) = value_and_grad(x, generic);
-    let (dy, dg) = (rel_diff(&y1, &y2), rel_diff(&g1, &g2));
-    assert!(dy < 2e-6, "{what}: values differ by {dy}");
-    assert!(dg < 2e-6, "{what}: gradients differ by {dg}");
+    assert_close_rel(&format!("{what}: values"), &y1, &y2, 2e-6);
+    assert_close_rel(&format!("{what}: gradients"), &g1, &g2, 2e-6);
 }
 
 #[test]
@@ -96,11 +88,12 @@ fn swiglu_matches_silu_times_up() {
     );
     // Inference backend, no graph.
     let x = rand::<B, 2>([4, 20], 3);
-    let d = rel_diff(
+    assert_close_rel(
+        "swiglu on Flex",
         &vec_of(kernels::swiglu(x.clone())),
         &vec_of(reference::swiglu(x)),
+        2e-6,
     );
-    assert!(d < 2e-6, "swiglu on Flex: {d}");
 }
 
 fn tables(rot: usize, style: RopeStyle) -> RopeTables<Ad> {
@@ -200,8 +193,8 @@ fn linear_matches_burns_linear_in_value_and_both_gradients() {
     };
     let (w1, b1) = grads_of(&|| kernels::linear(x.clone().swap_dims(1, 2), &lin));
     let (w2, b2) = grads_of(&|| lin.forward(x.clone().swap_dims(1, 2)));
-    assert!(rel_diff(&w1, &w2) < 2e-6, "weight gradients differ");
-    assert!(rel_diff(&b1, &b2) < 2e-6, "bias gradients differ");
+    assert_close_rel("linear: weight gradients", &w1, &w2, 2e-6);
+    assert_close_rel("linear: bias gradients", &b1, &b2, 2e-6);
 }
 
 #[test]
@@ -255,8 +248,7 @@ fn rms_norm_matches_burns_and_trains_its_scale() {
     };
     let fused = dgamma(&|| kernels::rms_norm(x.clone(), gamma.clone(), 1e-6));
     let generic = dgamma(&|| reference::rms_norm(x.clone(), gamma.clone(), 1e-6));
-    let d = rel_diff(&fused, &generic);
-    assert!(d < 2e-6, "gamma gradients differ by {d}");
+    assert_close_rel("rms_norm: gamma gradients", &fused, &generic, 2e-6);
 }
 
 /// Loss and every parameter gradient of a model, with the kernels on or off.
@@ -323,11 +315,49 @@ fn whole_models_train_the_same_with_and_without_the_kernels() {
         let (l2, g2) = loss_and_grads(&cfg, false);
         assert!((l1 - l2).abs() < 1e-5, "{name}: loss {l1} vs {l2}");
         assert_eq!(g1.len(), g2.len());
-        let worst = g1
-            .iter()
-            .zip(&g2)
-            .map(|(a, b)| rel_diff(a, b))
-            .fold(0.0, f32::max);
-        assert!(worst < 1e-5, "{name}: gradients differ by {worst}");
+        for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+            assert_close_rel(&format!("{name}: gradient of parameter {i}"), a, b, 1e-5);
+        }
     }
+}
+
+// The counters the parity tests rely on to prove which path ran: per thread, so tests running
+// in parallel do not disturb each other.
+#[test]
+fn thread_counters_tell_the_fused_path_from_the_generic_one() {
+    let cfg = ModelConfig::tiny_llama(64);
+    let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+    let batch = TokenBatch::from_rows(&[vec![1, 5, 9], vec![1, 7]], 0, PadSide::Right);
+    let run = |fused: bool| {
+        let before = kernels::thread_calls();
+        let logits = kernels::with_enabled(fused, || vec_of(model.forward(&batch, &device())));
+        let after = kernels::thread_calls();
+        let delta = (after.fused - before.fused, after.generic - before.generic);
+        (logits, delta)
+    };
+    let (fused, (f1, g1)) = run(true);
+    let (generic, (f2, g2)) = run(false);
+    // Per layer: 2 norms, linear ×4, split, attention, swiglu; plus the final norm and head.
+    assert!(f1 >= 2 * 9 + 2, "fused run: {f1} fused calls");
+    assert_eq!(g1, 0, "fused run: {g1} generic calls");
+    assert_eq!(f2, 0, "generic run: {f2} fused calls");
+    assert_eq!(
+        g2, f1,
+        "generic run: {g2} generic calls, as many ops as the fused run"
+    );
+    assert_close_rel(
+        "tiny llama logits, fused vs generic",
+        &fused,
+        &generic,
+        1e-5,
+    );
+    // Another thread's work does not show on this one.
+    let here = kernels::thread_calls();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let model = CausalLm::<B>::init(&cfg, 0.1, 5, &device());
+            kernels::with_enabled(true, || model.forward(&batch, &device()))
+        });
+    });
+    assert_eq!(kernels::thread_calls(), here);
 }

@@ -14,7 +14,9 @@ use rlhf_core::{
     CausalLm, Family, LoraConfig, LoraTarget, ModelConfig, PadSide, TokenBatch, cast_params,
 };
 
-use crate::common::{B, device, max_abs_diff};
+use rlhf_testkit::{assert_close, assert_differ, assert_finite};
+
+use crate::common::{B, device};
 
 type Ad = rlhf_core::backend::CpuTrain;
 
@@ -98,21 +100,18 @@ fn fresh_adapters_change_nothing_and_merging_equals_the_adapted_forward() {
 
         let adapted = perturb(adapted, 1);
         let with = logits(&adapted, &dev);
-        assert!(
-            max_abs_diff(&with, &logits(&base, &dev)) > 1e-3,
-            "adapters act"
-        );
+        assert_differ("adapters act", &with, &logits(&base, &dev), 1e-3);
         let merged = adapted.clone().merge_lora();
         assert!(!merged.trunk.has_lora());
-        let d = max_abs_diff(&with, &logits(&merged, &dev));
-        assert!(d < 1e-5, "{:?}: merged vs adapted {d}", cfg.family);
+        let what = format!("{:?}: merged vs adapted", cfg.family);
+        assert_close(&what, &logits(&merged, &dev), &with, 1e-5);
 
         // HF export merges too, and loads back as a plain model.
         let dir = tempfile::tempdir().unwrap();
         save_causal_lm(&adapted, &cfg, dir.path(), SaveDtype::F32).unwrap();
         let (back, _) = load_causal_lm::<B>(dir.path(), LoadOptions::default(), &dev).unwrap();
-        let d = max_abs_diff(&with, &logits(&back, &dev));
-        assert!(d < 1e-5, "{:?}: exported vs adapted {d}", cfg.family);
+        let what = format!("{:?}: exported vs adapted", cfg.family);
+        assert_close(&what, &logits(&back, &dev), &with, 1e-5);
     }
 }
 
@@ -196,7 +195,7 @@ fn only_the_adapters_train_when_the_base_is_frozen() {
     let inf = model.valid();
     let adapters_after = float_params::<B, _>(&inf.trunk.lora_adapters());
     for (i, (a, b)) in adapters_before.iter().zip(&adapters_after).enumerate() {
-        assert!(max_abs_diff(&a.1, &b.1) > 0.0, "adapter tensor {i} moved");
+        assert_differ(&format!("adapter tensor {i} moved"), &a.1, &b.1, 0.0);
     }
     // The base weights are untouched: strip the adapters (no merge) and compare.
     let stripped = CausalLm {
@@ -313,8 +312,7 @@ fn peft_export_reconstructs_the_merged_weights() {
                     want[o * inn + c] += scale * d;
                 }
             }
-            let d = max_abs_diff(&want, &m);
-            assert!(d < 1e-5, "{key}: PEFT merge differs by {d}");
+            assert_close(&format!("{key}: PEFT merge"), &m, &want, 1e-5);
             checked += 1;
         }
     }
@@ -362,6 +360,9 @@ fn bf16_mixed_precision_sends_f32_gradients_to_f32_masters() {
             assert_eq!(b.dtype(), DType::F32, "master gradients are f32");
             let a: Vec<f32> = a.into_data().to_vec().unwrap();
             let b: Vec<f32> = b.into_data().to_vec().unwrap();
+            // `f64::min` below would skip a NaN cosine.
+            assert_finite(&format!("f32 gradient of parameter {}", self.n), &a);
+            assert_finite(&format!("mixed gradient of parameter {}", self.n), &b);
             let dot: f64 = a
                 .iter()
                 .zip(&b)
@@ -409,9 +410,10 @@ fn bf16_mixed_precision_sends_f32_gradients_to_f32_masters() {
     );
     // Inference in bf16 matches f32 to bf16 rounding.
     let inf = model.valid();
-    let d = max_abs_diff(
-        &logits(&inf, &dev),
+    assert_close(
+        "bf16 logits within bf16 rounding",
         &logits(&cast_params(inf.clone(), DType::BF16), &dev),
+        &logits(&inf, &dev),
+        0.1,
     );
-    assert!(d < 0.1, "bf16 logits within bf16 rounding: {d}");
 }

@@ -5,6 +5,7 @@ mod chat;
 mod checkpoint;
 mod common;
 mod generate;
+mod inputs;
 mod kernels;
 mod lora;
 mod parity;

@@ -1,17 +1,42 @@
 //! Parity with HF transformers on the fixtures of `../shared/fixtures` (see its README):
 //! logits within 1e-4 on valid positions, token log-probs within 1e-4, identical greedy ids,
-//! rewards within 1e-5.
+//! rewards within 1e-5. Each check runs twice in the same test: on the fused CPU kernels and on
+//! the generic burn path (`kernels::reference`), which is what CUDA runs.
 
-use rlhf_core::TokenBatch;
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model, open_file};
 use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::{PadSide, TokenBatch};
+use rlhf_testkit::{assert_close, assert_finite};
 
-use crate::common::{B, device, fixture, max_abs_diff};
+use crate::common::{B, device, fixture, on_both_kernel_paths};
 
 fn rows(v: &[i64], shape: &[usize]) -> Vec<Vec<i64>> {
     v.chunks(shape[1]).map(<[i64]>::to_vec).collect()
 }
 
+/// The `[vocab]` logit rows of the real (mask 1) positions of `got` and `want`, each
+/// `[b, t, vocab]`, concatenated (a failure's index / vocab counts real positions).
+fn valid_logits(
+    got: &[f32],
+    want: &[f32],
+    mask: &[i64],
+    (b, t, v): (usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>) {
+    let (mut g, mut w) = (Vec::new(), Vec::new());
+    for r in 0..b {
+        for p in 0..t {
+            if mask[r * t + p] == 1 {
+                let o = (r * t + p) * v;
+                g.extend_from_slice(&got[o..o + v]);
+                w.extend_from_slice(&want[o..o + v]);
+            }
+        }
+    }
+    (g, w)
+}
+
+/// Logits on valid positions, token log-probs and their sums against transformers, on both
+/// kernel paths.
 fn check_causal(name: &str) {
     let Some(dir) = fixture(name) else { return };
     let dev = device();
@@ -22,34 +47,36 @@ fn check_causal(name: &str) {
     let batch =
         TokenBatch::from_ids_and_mask(&rows(&ids, &shape), Some(&rows(&mask, &shape))).unwrap();
     let (b, t, v) = (shape[0], shape[1], cfg.vocab_size);
-    let logits = model.forward(&batch, &dev);
-    let got: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
     let want = reference.read_f32("logits", &[b, t, v]).unwrap();
-    let mut worst = 0f32;
-    for r in 0..b {
-        for p in 0..t {
-            if mask[r * t + p] == 1 {
-                let o = (r * t + p) * v;
-                worst = worst.max(max_abs_diff(&got[o..o + v], &want[o..o + v]));
-            }
-        }
-    }
-    assert!(worst < 1e-4, "{name}: max |Δlogits| = {worst}");
-
-    let lp = sequence_logprobs(
-        logits,
-        batch.ids_tensor::<B>(&dev),
-        batch.mask_tensor::<B>(&dev),
-    );
-    let got_lp: Vec<f32> = lp.per_token.into_data().to_vec().unwrap();
     let want_lp = reference.read_f32("token_logprobs", &[b, t - 1]).unwrap();
-    let d_lp = max_abs_diff(&got_lp, &want_lp);
-    assert!(d_lp < 1e-4, "{name}: max |Δlogprob| = {d_lp}");
-    let got_sum: Vec<f32> = lp.sums.into_data().to_vec().unwrap();
     let want_sum = reference.read_f32("sequence_logprob_sum", &[b]).unwrap();
-    let d_sum = max_abs_diff(&got_sum, &want_sum);
-    assert!(d_sum < 1e-3, "{name}: max |Δsum| = {d_sum}");
-    eprintln!("{name}: max|Δlogits| {worst:.2e}, max|Δlogprob| {d_lp:.2e}, max|Δsum| {d_sum:.2e}");
+    on_both_kernel_paths(name, |path| {
+        let logits = model.forward(&batch, &dev);
+        let got: Vec<f32> = logits.clone().into_data().to_vec().unwrap();
+        let (g, w) = valid_logits(&got, &want, &mask, (b, t, v));
+        let what = format!("{name} ({path}): logits on valid positions ([{v}] per position)");
+        let d_logits = assert_close(&what, &g, &w, 1e-4);
+
+        let lp = sequence_logprobs(
+            logits,
+            batch.ids_tensor::<B>(&dev),
+            batch.mask_tensor::<B>(&dev),
+        );
+        let got_lp: Vec<f32> = lp.per_token.into_data().to_vec().unwrap();
+        let d_lp = assert_close(
+            &format!("{name} ({path}): logprobs"),
+            &got_lp,
+            &want_lp,
+            1e-4,
+        );
+        let got_sum: Vec<f32> = lp.sums.into_data().to_vec().unwrap();
+        let what = format!("{name} ({path}): logprob sums");
+        let d_sum = assert_close(&what, &got_sum, &want_sum, 1e-3);
+        eprintln!(
+            "{name} ({path}): max|Δlogits| {d_logits:.2e}, max|Δlogprob| {d_lp:.2e}, \
+             max|Δsum| {d_sum:.2e}"
+        );
+    });
 }
 
 #[test]
@@ -91,39 +118,40 @@ fn reward_model_matches_transformers() {
         .map(|i| i as i64)
         .collect();
     assert_eq!(got_pool, pool);
-    let rewards: Vec<f32> = model
-        .rewards(&batch, cfg.pad_token_id, &dev)
-        .into_data()
-        .to_vec()
-        .unwrap();
     let want = reference.read_f32("rewards", &[shape[0]]).unwrap();
-    let d = max_abs_diff(&rewards, &want);
-    assert!(d < 1e-5, "max |Δreward| = {d}");
-    let all: Vec<f32> = model
-        .forward_all(&batch, &dev)
-        .into_data()
-        .to_vec()
-        .unwrap();
     let want_all = reference
         .read_f32("score_all_positions", &[shape[0], shape[1]])
         .unwrap();
-    for r in 0..shape[0] {
-        for p in 0..shape[1] {
-            if mask[r * shape[1] + p] == 1 {
-                let i = r * shape[1] + p;
-                assert!((all[i] - want_all[i]).abs() < 1e-5, "score at ({r},{p})");
-            }
-        }
-    }
-    let loss = (-((rewards[0] - rewards[1]) as f64)).exp().ln_1p();
     let want_loss = reference
         .read_f32("pairwise_loss_row0_chosen", &[1])
         .unwrap()[0] as f64;
-    assert!(
-        (loss - want_loss).abs() < 1e-5,
-        "pairwise loss {loss} vs {want_loss}"
-    );
-    eprintln!("llama_reward: max|Δreward| {d:.2e}");
+    on_both_kernel_paths("llama_reward", |path| {
+        let rewards: Vec<f32> = model
+            .rewards(&batch, cfg.pad_token_id, &dev)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let d = assert_close(&format!("rewards ({path})"), &rewards, &want, 1e-5);
+        let all: Vec<f32> = model
+            .forward_all(&batch, &dev)
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let (mut g, mut w) = (Vec::new(), Vec::new());
+        for (i, &m) in mask.iter().enumerate() {
+            if m == 1 {
+                g.push(all[i]);
+                w.push(want_all[i]);
+            }
+        }
+        assert_close(&format!("scores at valid positions ({path})"), &g, &w, 1e-5);
+        let loss = (-((rewards[0] - rewards[1]) as f64)).exp().ln_1p();
+        assert!(
+            (loss - want_loss).abs() < 1e-5,
+            "{path}: pairwise loss {loss} vs {want_loss}"
+        );
+        eprintln!("llama_reward ({path}): max|Δreward| {d:.2e}");
+    });
 }
 
 #[test]
@@ -143,21 +171,22 @@ fn left_padded_rows_give_the_same_logits_as_right_padded_ones() {
                 .collect()
         })
         .collect();
-    let left = TokenBatch::from_rows(&real, 0, rlhf_core::PadSide::Left);
-    let got: Vec<f32> = model.forward(&left, &dev).into_data().to_vec().unwrap();
-    assert!(
-        got.iter().all(|x| x.is_finite()),
-        "no NaN from fully padded rows"
-    );
+    let left = TokenBatch::from_rows(&real, 0, PadSide::Left);
     let want = reference.read_f32("logits", &[b, t, v]).unwrap();
-    let mut worst = 0f32;
-    for (r, row) in real.iter().enumerate() {
-        let pad = t - row.len();
-        for k in 0..row.len() {
-            let g = (r * t + pad + k) * v;
-            let w = (r * t + k) * v;
-            worst = worst.max(max_abs_diff(&got[g..g + v], &want[w..w + v]));
+    on_both_kernel_paths("left padding", |path| {
+        let got: Vec<f32> = model.forward(&left, &dev).into_data().to_vec().unwrap();
+        // Every position, padding included: no NaN from fully padded rows.
+        assert_finite(&format!("left-padded logits ({path})"), &got);
+        let (mut g, mut w) = (Vec::new(), Vec::new());
+        for (r, row) in real.iter().enumerate() {
+            let pad = t - row.len();
+            for k in 0..row.len() {
+                let o = (r * t + pad + k) * v;
+                let o_want = (r * t + k) * v;
+                g.extend_from_slice(&got[o..o + v]);
+                w.extend_from_slice(&want[o_want..o_want + v]);
+            }
         }
-    }
-    assert!(worst < 1e-4, "left padding: max |Δlogits| = {worst}");
+        assert_close(&format!("left padding ({path}): logits"), &g, &w, 1e-4);
+    });
 }
