@@ -379,6 +379,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         mut state,
         resumed_from,
     } = start_ppo_run(actor, critic, cfg, n, print, run_dir, ckpt, main, &device)?;
+    state.world = n_ranks;
     let metrics_path = run_dir.join("metrics.jsonl");
     agree::<B, _>(
         world,

@@ -131,9 +131,17 @@ pub struct PpoState {
     pub config: PpoConfig,
     /// Every metrics entry so far.
     pub history: Vec<PpoLog>,
+    /// World size of the run that wrote the checkpoint (informational: a run resumes with any
+    /// world size).
+    #[serde(default = "one_world")]
+    pub world: usize,
 }
 
-/// What [`train`] returns.
+fn one_world() -> usize {
+    1
+}
+
+/// What [`crate::train`] returns.
 #[derive(Debug)]
 pub struct PpoOutcome<B: AutodiffBackend> {
     /// The trained policy.
@@ -309,6 +317,7 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
             prompts_fingerprint: print.clone(),
             config: cfg.clone(),
             history: Vec::new(),
+            world: 1,
         },
         resumed_from: None,
     };

@@ -231,6 +231,14 @@ pub struct FitState<C, L, W> {
     /// so a resume must start from the same base).
     #[serde(default)]
     pub base_fingerprint: Option<String>,
+    /// World size of the run that wrote the checkpoint (informational: a run resumes with any
+    /// world size).
+    #[serde(default = "one")]
+    pub world: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What [`fit`] returns (the same on every rank).
@@ -354,7 +362,13 @@ where
             }
             tracing::info!(rank = world.rank(), step = st.step, dir = %dir.display(), "resuming");
             let from = st.step;
-            (st, Some(from))
+            (
+                FitState {
+                    world: world.world(),
+                    ..st
+                },
+                Some(from),
+            )
         }
         None => {
             if main {
@@ -371,6 +385,7 @@ where
                 history: Vec::new(),
                 window: O::Window::default(),
                 base_fingerprint: args.base_fingerprint.clone(),
+                world: world.world(),
             };
             (st, None)
         }
