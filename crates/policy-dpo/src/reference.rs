@@ -71,31 +71,22 @@ pub fn model_fingerprint<B: Backend, M: Module<B>>(model: &M) -> u64 {
         bytes.extend(((s * 1e4).round() as i64).to_le_bytes());
         bytes.extend(((w * 1e4).round() as i64).to_le_bytes());
     }
-    fnv1a(0xcbf2_9ce4_8422_2325, &bytes)
-}
-
-/// FNV-1a over `bytes`, continuing from `h`.
-pub(crate) fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    rlhf_util::fnv1a(0, &bytes)
 }
 
 /// A fingerprint of encoded examples (ids and reply lengths).
 pub fn examples_fingerprint(examples: &[DpoExample]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325;
+    let mut h = rlhf_util::Fnv1a::new();
     for e in examples {
         for (row, reply) in [(&e.chosen, e.chosen_reply), (&e.rejected, e.rejected_reply)] {
-            h = fnv1a(h, &(row.len() as u64).to_le_bytes());
-            h = fnv1a(h, &(reply as u64).to_le_bytes());
+            h.write(&(row.len() as u64).to_le_bytes());
+            h.write(&(reply as u64).to_le_bytes());
             for id in row {
-                h = fnv1a(h, &id.to_le_bytes());
+                h.write(&id.to_le_bytes());
             }
         }
     }
-    h
+    h.finish()
 }
 
 /// Scores every example with `model` in batches of `batch_pairs` (inference only: call it with

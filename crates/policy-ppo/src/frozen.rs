@@ -111,16 +111,11 @@ impl<B: Backend, M: Module<B>> Frozen<B, M> {
     }
 }
 
-struct Hasher {
-    state: u64,
-}
+struct Hasher(rlhf_util::Fnv1a);
 
 impl Hasher {
     fn bytes(&mut self, b: &[u8]) {
-        for &x in b {
-            self.state ^= x as u64;
-            self.state = self.state.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        self.0.write(b);
     }
 }
 
@@ -144,22 +139,18 @@ impl<B: Backend> ModuleVisitor<B> for Hasher {
 /// FNV-1a (64-bit, hex) over every float parameter's shape and f32 values, in visiting order:
 /// equal weights give equal fingerprints on every backend that computes in f32.
 pub fn module_fingerprint<B: Backend, M: Module<B>>(module: &M) -> String {
-    let mut h = Hasher {
-        state: 0xcbf2_9ce4_8422_2325,
-    };
+    let mut h = Hasher(rlhf_util::Fnv1a::new());
     module.visit(&mut h);
-    format!("{:016x}", h.state)
+    format!("{:016x}", h.0.finish())
 }
 
 /// FNV-1a (64-bit) of token ids, hex: the prompt hash of the reference-reward cache.
 pub fn ids_hash(ids: &[u32]) -> String {
-    let mut h = Hasher {
-        state: 0xcbf2_9ce4_8422_2325,
-    };
+    let mut h = rlhf_util::Fnv1a::new();
     for &i in ids {
-        h.bytes(&i.to_le_bytes());
+        h.write(&i.to_le_bytes());
     }
-    format!("{:016x}", h.state)
+    format!("{:016x}", h.finish())
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Per-step PPO metrics with TRL's names (`objective/kl`, `policy/clipfrac_avg`, …), appended to
 //! `RUN_DIR/metrics.jsonl` one JSON object per logged step.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -95,13 +94,7 @@ pub struct PpoLog {
 /// # Errors
 /// IO errors naming the file.
 pub fn append_log(path: &Path, entry: &PpoLog) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| PpoError::io(path, e))?;
-    let line = serde_json::to_string(entry).expect("serialisable");
-    writeln!(f, "{line}").map_err(|e| PpoError::io(path, e))
+    Ok(rlhf_train::append_jsonl(path, entry)?)
 }
 
 /// Rewrites `metrics.jsonl` with exactly `entries` (atomically; used on resume).
@@ -109,13 +102,7 @@ pub fn append_log(path: &Path, entry: &PpoLog) -> Result<()> {
 /// # Errors
 /// IO errors naming the file.
 pub fn write_logs(path: &Path, entries: &[PpoLog]) -> Result<()> {
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&serde_json::to_string(e).expect("serialisable"));
-        text.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, text.as_bytes())?;
-    Ok(())
+    Ok(rlhf_train::write_jsonl(path, entries)?)
 }
 
 /// Reads `metrics.jsonl`.
@@ -123,15 +110,5 @@ pub fn write_logs(path: &Path, entries: &[PpoLog]) -> Result<()> {
 /// # Errors
 /// IO errors and [`PpoError::Json`] naming the line.
 pub fn read_logs(path: &Path) -> Result<Vec<PpoLog>> {
-    let text = std::fs::read_to_string(path).map_err(|e| PpoError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| PpoError::Json {
-                path: path.to_path_buf(),
-                message: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    Ok(rlhf_train::read_jsonl(path)?)
 }

@@ -214,13 +214,7 @@ pub fn read_pairs(path: &Path, split: Option<rlhf_prefdata::Split>) -> Result<Ve
 /// # Errors
 /// IO errors naming the file.
 pub fn write_pairs_jsonl(path: &Path, pairs: &[PreferencePair]) -> Result<()> {
-    let mut text = String::new();
-    for p in pairs {
-        text.push_str(&serde_json::to_string(p).expect("serialisable"));
-        text.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, text.as_bytes())?;
-    Ok(())
+    Ok(rlhf_train::write_jsonl(path, pairs)?)
 }
 
 /// Splits pairs into (train, held-out) **by prompt**: every pair sharing a prompt lands on the

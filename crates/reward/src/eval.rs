@@ -415,18 +415,18 @@ pub fn write_scores_jsonl(
             scores.len()
         )));
     }
-    let mut lines = String::new();
-    for (p, s) in pairs.iter().zip(scores) {
-        let v = serde_json::json!({
-            "id": p.id, "category": p.category,
-            "chosen": s.chosen, "rejected": s.rejected, "margin": s.chosen - s.rejected,
-            "chosen_len": s.chosen_len, "rejected_len": s.rejected_len,
-        });
-        lines.push_str(&v.to_string());
-        lines.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, lines.as_bytes())?;
-    Ok(())
+    let rows: Vec<serde_json::Value> = pairs
+        .iter()
+        .zip(scores)
+        .map(|(p, s)| {
+            serde_json::json!({
+                "id": p.id, "category": p.category,
+                "chosen": s.chosen, "rejected": s.rejected, "margin": s.chosen - s.rejected,
+                "chosen_len": s.chosen_len, "rejected_len": s.rejected_len,
+            })
+        })
+        .collect();
+    Ok(rlhf_train::write_jsonl(path, &rows)?)
 }
 
 #[cfg(test)]

@@ -73,6 +73,9 @@ pub enum TrainError {
     /// An error from `rlhf-core` (atomic writes, model IO).
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
+    /// An error of `rlhf-util`'s file helpers that has no variant above.
+    #[error(transparent)]
+    Util(rlhf_util::Error),
 }
 
 impl TrainError {

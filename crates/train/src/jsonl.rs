@@ -1,6 +1,6 @@
-//! JSON-lines files: `metrics.jsonl` of every trainer, and any other per-entry log.
+//! JSON-lines files (`metrics.jsonl` of every trainer): `rlhf_util`'s one copy, with its errors
+//! as [`TrainError`]s.
 
-use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
@@ -12,13 +12,7 @@ use crate::error::{Result, TrainError};
 /// # Errors
 /// IO errors naming the file.
 pub fn append_jsonl<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|e| TrainError::io(path, e))?;
-    let line = serde_json::to_string(entry).expect("serialisable");
-    writeln!(f, "{line}").map_err(|e| TrainError::io(path, e))
+    Ok(rlhf_util::append_jsonl(path, entry)?)
 }
 
 /// Rewrites `path` with exactly `entries`, one JSON line each, atomically (used on resume, so
@@ -27,13 +21,7 @@ pub fn append_jsonl<T: Serialize>(path: &Path, entry: &T) -> Result<()> {
 /// # Errors
 /// IO errors naming the file.
 pub fn write_jsonl<T: Serialize>(path: &Path, entries: &[T]) -> Result<()> {
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&serde_json::to_string(e).expect("serialisable"));
-        text.push('\n');
-    }
-    rlhf_core::io::write_atomic(path, text.as_bytes())?;
-    Ok(())
+    Ok(rlhf_util::write_jsonl(path, entries)?)
 }
 
 /// Reads a JSON-lines file of `T` (blank lines skipped).
@@ -41,15 +29,18 @@ pub fn write_jsonl<T: Serialize>(path: &Path, entries: &[T]) -> Result<()> {
 /// # Errors
 /// IO errors and [`TrainError::Json`] naming the file and line.
 pub fn read_jsonl<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
-    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| TrainError::Json {
-                path: path.to_path_buf(),
-                message: format!("line {}: {e}", i + 1),
-            })
-        })
-        .collect()
+    Ok(rlhf_util::read_jsonl(path)?)
+}
+
+impl From<rlhf_util::Error> for TrainError {
+    fn from(e: rlhf_util::Error) -> Self {
+        match e {
+            rlhf_util::Error::Io { path, source } => TrainError::Io { path, source },
+            rlhf_util::Error::JsonLine { path, line, source } => TrainError::Json {
+                path,
+                message: format!("line {line}: {source}"),
+            },
+            other => TrainError::Util(other),
+        }
+    }
 }

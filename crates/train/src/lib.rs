@@ -50,13 +50,5 @@ pub use run::{
 pub use schedule::{LrSchedule, adamw};
 pub use shard::{MicroShard, Reduction, StepPlan, plan_step, shard, shard_range};
 
-/// FNV-1a, 64 bit, with a seed mixed into the offset basis (seed 0 is plain FNV-1a): stable
-/// across Rust versions and platforms, unlike `DefaultHasher`.
-pub fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    for &b in bytes {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
+/// FNV-1a with a seed mixed into the offset basis (`rlhf_util`'s one copy).
+pub use rlhf_util::fnv1a;
