@@ -4,9 +4,10 @@ use std::path::Path;
 
 use burn::module::AutodiffModule;
 use rlhf_core::backend::FlexDevice;
+use rlhf_core::text::TextCodec;
 use rlhf_policy_dpo::DpoTrainConfig;
 use rlhf_policy_ppo::{FnScorer, PpoConfig, PpoData, PpoModels, Prompt, encode_prompts};
-use rlhf_reward::{PairCollator, PreferencePair, RewardTrainConfig, TextEncoder};
+use rlhf_reward::{PairCollator, PreferencePair, RewardTrainConfig};
 use rlhf_sft::{SftConfig, SftRecord, encode_sft};
 use rlhf_train::TrainOptions;
 
@@ -49,7 +50,7 @@ pub(crate) fn reward(dir: &Path) -> Digest {
         seed: 11,
         ..Default::default()
     };
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let out = rlhf_reward::train(
         scalar(0),
         &col,
@@ -72,7 +73,7 @@ pub(crate) fn sft(dir: &Path) -> Digest {
             response: format!("{}", i % 10 + (i * 3) % 10),
         })
         .collect();
-    let ex = encode_sft(&TextEncoder::Bytes, &records, 48).unwrap();
+    let ex = encode_sft(&TextCodec::Bytes, &records, 48).unwrap();
     let cfg = SftConfig {
         learning_rate: 3e-3,
         max_steps: Some(5),
@@ -104,7 +105,7 @@ pub(crate) fn dpo(dir: &Path) -> Digest {
         seed: 3,
         ..Default::default()
     };
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let policy = causal(0);
     let reference = policy.valid();
     let out = rlhf_policy_dpo::train(
@@ -129,7 +130,7 @@ pub(crate) fn ppo(dir: &Path) -> Digest {
         })
         .collect();
     let data = PpoData {
-        prompts: encode_prompts(&TextEncoder::Bytes, &prompts, 64).unwrap(),
+        prompts: encode_prompts(&TextCodec::Bytes, &prompts, 64).unwrap(),
         sft: Vec::new(),
         pad_id: 0,
         eos_ids: vec![2],
@@ -157,7 +158,7 @@ pub(crate) fn ppo(dir: &Path) -> Digest {
         seed: 5,
         ..PpoConfig::default()
     };
-    let dec = |ids: &[u32]| rlhf_policy_ppo::decode(&TextEncoder::Bytes, ids);
+    let dec = |ids: &[u32]| TextCodec::Bytes.decode(ids);
     let out = rlhf_policy_ppo::train(models, &data, &dec, &cfg, &quiet(dir), &FlexDevice).unwrap();
     let (h, s, q) = digest(&out.actor);
     let (hc, sc, qc) = digest(&out.critic);

@@ -12,13 +12,13 @@ use burn::module::AutodiffModule;
 use rlhf_core::ModelConfig;
 use rlhf_core::backend::{Cpu, CpuTrain, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_scalar_model};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_prefdata::{
     CleanOptions, Comparison, ImportOptions, SplitConfig, assign_splits, clean_comparisons,
     import_hh_rlhf, read_comparisons, write_comparisons,
 };
 use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, PreferencePair, RewardTrainConfig, TextEncoder, export_hf,
-    read_pairs, score_pairs, train,
+    PairCollator, PreferencePair, RewardTrainConfig, export_hf, read_pairs, score_pairs, train,
 };
 use rlhf_train::TrainOptions;
 
@@ -57,7 +57,7 @@ fn hh_pairs_to_a_trained_exported_and_reloaded_reward_model() {
     // Reward model: a few steps on byte ids, with metrics and a checkpoint.
     let pairs: Vec<PreferencePair> = read_pairs(&parquet, None).unwrap();
     let (train_pairs, eval_pairs) = pairs.split_at(40);
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let cfg = RewardTrainConfig {
         learning_rate: 1e-3,
         max_steps: Some(4),

@@ -14,14 +14,12 @@ use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{
     LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, save_causal_lm, save_lora_adapter,
 };
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::{Message, Tokenizer};
 use rlhf_core::{CausalLm, ModelConfig};
 use rlhf_policy_dpo::{DpoOutcome, DpoTrainConfig, PairBuildConfig, build_rm_pairs, train_with};
 use rlhf_prefdata::Split;
-use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, PreferencePair, TextEncoder, read_pairs, split_by_prompt,
-    write_pairs_jsonl,
-};
+use rlhf_reward::{PairCollator, PreferencePair, read_pairs, split_by_prompt, write_pairs_jsonl};
 use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde_json::json;
 
@@ -192,9 +190,7 @@ fn run_train<A: AutodiffBackend>(
     };
     cfg.validate()?;
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
     let (train_set, eval_set) = match (&a.eval, a.file_splits) {
         (Some(p), _) => (read_pairs(&a.train, None)?, read_pairs(p, None)?),
@@ -346,9 +342,7 @@ fn run_pairs<B: Backend>(a: &PairsArgs, dev: B::Device) -> anyhow::Result<serde_
         None => PairBuildConfig::default(),
     };
     let tok = load_tokenizer(a.tokenizer.as_deref(), Some(&a.policy))?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let prompts = read_prompts(&a.prompts)?;
     let (policy, _) = load_causal_lm::<B>(&a.policy, LoadOptions::default(), &dev)
         .with_context(|| format!("loading the policy from {}", a.policy.display()))?;

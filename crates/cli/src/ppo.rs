@@ -37,13 +37,13 @@ use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{
     LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, read_config,
 };
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
-    MemoryPlan, PpoConfig, PpoData, PpoModels, RewardModel, decode, encode_prompts, encode_sft,
+    MemoryPlan, PpoConfig, PpoData, PpoModels, RewardModel, encode_prompts, encode_sft,
     export_actor, read_prompts, read_sft, train_with,
 };
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -205,7 +205,7 @@ struct PpoJob<'a, A: AutodiffBackend> {
     vocab: usize,
     preloaded: std::sync::Mutex<Option<Loaded<A>>>,
     data: &'a PpoData,
-    decode: &'a (dyn Fn(&[u32]) -> rlhf_policy_ppo::Result<String> + Sync),
+    decode: &'a (dyn Fn(&[u32]) -> rlhf_core::Result<String> + Sync),
     cfg: &'a rlhf_policy_ppo::PpoConfig,
     opts: &'a TrainOptions,
 }
@@ -303,9 +303,7 @@ fn run_train<A: AutodiffBackend>(
     };
     // Data first: bad input fails before any model is loaded.
     let tok = load_tokenizer(p.tokenizer.as_deref(), p.policy.as_deref())?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let prompts = read_prompts(p.prompts.as_ref().expect("checked"))?;
     let sft = match &p.sft_data {
         Some(path) => read_sft(path)?,
@@ -365,7 +363,7 @@ fn run_train<A: AutodiffBackend>(
         stop_after: a.stop_after,
         ..TrainOptions::new(&run_dir)
     };
-    let dec = |ids: &[u32]| decode(&encoder, ids);
+    let dec = |ids: &[u32]| encoder.decode(ids);
     let job = PpoJob {
         p,
         vocab,

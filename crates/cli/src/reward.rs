@@ -13,12 +13,13 @@ use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{
     LoadOptions, SaveDtype, load_causal_lm, load_scalar_model, read_config,
 };
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{ModelConfig, ScalarModel};
 use rlhf_prefdata::Split;
 use rlhf_reward::{
-    BYTE_VOCAB, EvalOptions, PairCollator, PreferencePair, RewardTrainConfig, TextEncoder,
-    TrainOutcome, evaluate_to_dir, export_hf, read_pairs, split_by_prompt, train_with,
+    EvalOptions, PairCollator, PreferencePair, RewardTrainConfig, TrainOutcome, evaluate_to_dir,
+    export_hf, read_pairs, split_by_prompt, train_with,
 };
 use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde_json::json;
@@ -245,9 +246,7 @@ fn run_train<A: AutodiffBackend>(
         None => RewardTrainConfig::default(),
     };
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
     let (train_set, eval_set) = match (&a.eval, a.file_splits) {
         (Some(p), _) => (read_pairs(&a.train, None)?, read_pairs(p, None)?),
@@ -340,7 +339,7 @@ fn run_train<A: AutodiffBackend>(
 /// cannot run through the model).
 ///
 /// The encoder is the tokenizer of `tokenizer`, else of `model_dir` when it holds
-/// `tokenizer.json`, else byte-level ids (`rlhf_reward::TextEncoder::Bytes`, the encoding of
+/// `tokenizer.json`, else byte-level ids (`rlhf_core::text::TextCodec::Bytes`, the encoding of
 /// models trained without a tokenizer), which needs a vocabulary of at least
 /// [`BYTE_VOCAB`] ids. Shared by `eval-reward` and `score --input PAIRS`.
 pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
@@ -370,7 +369,7 @@ pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
         Some(n) => n,
     };
     let encoder = match &tok {
-        Some(t) => TextEncoder::Tokenizer(t),
+        Some(t) => TextCodec::Tokenizer(t),
         None if cfg.vocab_size < BYTE_VOCAB => bail!(
             "{}: no tokenizer.json, and the model's vocabulary ({}) is smaller than the {} \
              byte-level ids used without one: give --tokenizer DIR",
@@ -380,7 +379,7 @@ pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
         ),
         None => {
             tracing::info!(dir = %model_dir.display(), "no tokenizer.json: byte-level ids");
-            TextEncoder::Bytes
+            TextCodec::Bytes
         }
     };
     f(&model, &PairCollator::new(encoder, max_length))

@@ -12,9 +12,9 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_causal_lm, save_causal_lm};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::{BpeTrainingConfig, Tokenizer, train_bpe};
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_sft::{SftConfig, SftRecord, encode_sft, read_sft, train};
 use rlhf_train::{TrainOptions, TrainStatus};
 use serde_json::json;
@@ -138,9 +138,7 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
     };
     cfg.validate()?;
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
     let train_set: Vec<SftRecord> = read_sft(&a.train)?;
     let eval_set = match &a.eval {

@@ -8,6 +8,8 @@
 //!   generic over the burn backend, matching transformers to float32 rounding;
 //! - [`checkpoint`]: HF safetensors in (single or sharded, F32/F16/BF16) and out;
 //! - [`tokenizer`]: HF `tokenizer.json`, chat templates rendered with minijinja, trainable masks;
+//! - [`text`]: the one text codec (tokenizer or bytes, truncation, prompt/EOS/decode) every stage
+//!   uses;
 //! - [`generate`]: batched KV-cache generation on left-padded prompts returning log-probs;
 //! - [`logprobs`]: token log-probs with masks (what DPO and PPO train on);
 //! - [`LoraConfig`] adapters with merge and PEFT export, and [`Precision`] (bf16 mixed precision);
@@ -27,6 +29,7 @@ pub mod kernels;
 pub mod logprobs;
 mod model;
 mod precision;
+pub mod text;
 pub mod tokenizer;
 
 pub use config::{

@@ -27,12 +27,11 @@ use std::sync::atomic::AtomicBool;
 use rlhf_core::backend::Flex;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, load_scalar_model};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{ModelConfig, ScalarModel};
 use rlhf_distributed::{DistConfig, run_on_node};
-use rlhf_reward::{
-    BYTE_VOCAB, PairCollator, RewardTrainConfig, TextEncoder, read_pairs, train_with,
-};
+use rlhf_reward::{PairCollator, RewardTrainConfig, read_pairs, train_with};
 use rlhf_train::TrainOptions;
 
 #[derive(Debug, Default)]
@@ -109,9 +108,7 @@ fn run(a: Args) -> Result<serde_json::Value, String> {
         }
         _ => None,
     };
-    let encoder = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let pairs = read_pairs(&train, None).map_err(|e| e.to_string())?;
     let collator = PairCollator::new(encoder, cfg.max_length);
     let stop = Arc::new(AtomicBool::new(false));

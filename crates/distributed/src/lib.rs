@@ -42,7 +42,7 @@
 //!
 //! # let pairs: Vec<PreferencePair> = vec![];
 //! let cfg = RewardTrainConfig::default();
-//! let collator = PairCollator::new(TextEncoder::Bytes, cfg.max_length);
+//! let collator = PairCollator::new(TextCodec::Bytes, cfg.max_length);
 //! let opts = rlhf_train::TrainOptions::new("runs/rm");
 //! // Two replicas on this machine (two CUDA devices in practice; two Flex threads here).
 //! let (rank, out) = run_on_node::<Flex, _, _, _>(&DistConfig::single(), &[FlexDevice, FlexDevice], |peer| {

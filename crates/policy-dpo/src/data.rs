@@ -33,7 +33,7 @@ pub struct DpoExample {
     pub truncated: bool,
 }
 
-/// Reply tokens left in a truncated row: the rule of `rlhf_reward::truncate_row` keeps the
+/// Reply tokens left in a truncated row: the rule of `rlhf_core::text::truncate_row` keeps the
 /// whole reply when it fits beside an optional BOS, else fills the row (after the BOS) with it.
 fn reply_in_row(row: &[u32], reply_len: usize, bos: Option<u32>) -> usize {
     let kept_bos = usize::from(bos.is_some() && row.first() == bos.as_ref());
@@ -155,7 +155,7 @@ pub fn batch_logps<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rlhf_reward::{EncodedRow, truncate_row};
+    use rlhf_core::text::{EncodedRow, truncate_row};
 
     fn check(prompt: usize, reply: usize, max: usize, bos: bool) {
         let mut ids: Vec<u32> = Vec::new();

@@ -36,9 +36,7 @@ pub use metrics::{
     EvalLog, LogEntry, PairStats, TrainLog, Window, append_metrics, eval_log, read_metrics,
     write_metrics,
 };
-pub use pairs::{
-    PairBuildConfig, PairBuildReport, RmPair, build_rm_pairs, decode_reply, eos_ids, prompt_ids,
-};
+pub use pairs::{PairBuildConfig, PairBuildReport, RmPair, build_rm_pairs};
 pub use reference::{
     FINGERPRINT_KEY, ReferenceLogps, cached_fingerprint, compute_reference, examples_fingerprint,
     model_fingerprint, read_reference_cache, write_reference_cache,

@@ -4,9 +4,10 @@
 
 use burn::prelude::*;
 use rlhf_core::generate::{GenerationConfig, Sampling, generate};
+use rlhf_core::text::TextCodec;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ScalarModel};
-use rlhf_reward::{PreferencePair, TextEncoder, plain_prompt, score_replies};
+use rlhf_reward::{PreferencePair, score_replies};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DpoError, Result};
@@ -83,58 +84,6 @@ pub struct PairBuildReport {
     pub mean_rejected_chars: f64,
 }
 
-/// Token ids of `prompt` ready for generation (ending where the reply begins).
-///
-/// # Errors
-/// Tokenizer and template errors.
-pub fn prompt_ids(encoder: &TextEncoder<'_>, prompt: &[Message]) -> Result<Vec<u32>> {
-    Ok(match encoder {
-        TextEncoder::Tokenizer(t) if t.has_chat_template() => t.encode_prompt(prompt)?,
-        TextEncoder::Tokenizer(t) => {
-            let mut ids: Vec<u32> = t.bos_id().into_iter().collect();
-            ids.extend(t.encode(&plain_prompt(prompt), false)?);
-            ids
-        }
-        TextEncoder::Bytes => {
-            let mut ids = vec![1u32];
-            ids.extend(plain_prompt(prompt).bytes().map(|b| b as u32 + 3));
-            ids
-        }
-    })
-}
-
-/// The ids that end a reply for `encoder`.
-pub fn eos_ids(encoder: &TextEncoder<'_>) -> Vec<u32> {
-    match encoder {
-        TextEncoder::Tokenizer(t) => t.eos_id().into_iter().collect(),
-        TextEncoder::Bytes => vec![2],
-    }
-}
-
-/// Text of generated ids, up to (not including) the first EOS.
-///
-/// # Errors
-/// Tokenizer errors.
-pub fn decode_reply(encoder: &TextEncoder<'_>, ids: &[u32]) -> Result<String> {
-    let eos = eos_ids(encoder);
-    let end = ids
-        .iter()
-        .position(|i| eos.contains(i))
-        .unwrap_or(ids.len());
-    let ids = &ids[..end];
-    Ok(match encoder {
-        TextEncoder::Tokenizer(t) => t.decode(ids, true)?,
-        TextEncoder::Bytes => {
-            let bytes: Vec<u8> = ids
-                .iter()
-                .filter(|&&i| i >= 3)
-                .map(|&i| (i - 3) as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-    })
-}
-
 /// Samples `k` replies per prompt of `prompts` (`(id, category, messages)`) from `policy`,
 /// scores them with `rm`, and returns best-vs-worst pairs whose margin reaches
 /// `cfg.min_margin`. `on_progress` is told how many prompts are done.
@@ -145,7 +94,7 @@ pub fn decode_reply(encoder: &TextEncoder<'_>, ids: &[u32]) -> Result<String> {
 pub fn build_rm_pairs<B: Backend>(
     policy: &CausalLm<B>,
     rm: &ScalarModel<B>,
-    encoder: &TextEncoder<'_>,
+    encoder: &TextCodec<'_>,
     prompts: &[(String, Option<String>, Vec<Message>)],
     cfg: &PairBuildConfig,
     device: &B::Device,
@@ -172,22 +121,22 @@ pub fn build_rm_pairs<B: Backend>(
     for (chunk_no, chunk) in prompts.chunks(cfg.batch_prompts).enumerate() {
         let mut rows = Vec::with_capacity(chunk.len() * cfg.k);
         for (_, _, msgs) in chunk {
-            let ids = prompt_ids(encoder, msgs)?;
+            let ids = encoder.encode_prompt(msgs)?;
             rows.extend(std::iter::repeat_n(ids, cfg.k));
         }
         let gen_cfg = GenerationConfig {
             max_new_tokens: cfg.max_new_tokens,
             sampling,
             seed: cfg.seed.wrapping_add(chunk_no as u64),
-            eos_ids: eos_ids(encoder),
+            eos_ids: encoder.eos_ids(),
             pad_id: pad,
         };
         let g = generate(policy, &rows, &gen_cfg, device)?;
         for (p, (id, category, msgs)) in chunk.iter().enumerate() {
             report.prompts += 1;
             let replies: Vec<String> = (0..cfg.k)
-                .map(|j| decode_reply(encoder, &g.new_ids[p * cfg.k + j]))
-                .collect::<Result<_>>()?;
+                .map(|j| encoder.decode(&g.new_ids[p * cfg.k + j]))
+                .collect::<rlhf_core::Result<_>>()?;
             let items: Vec<(&[Message], &str)> = replies
                 .iter()
                 .map(|r| (msgs.as_slice(), if r.is_empty() { " " } else { r.as_str() }))

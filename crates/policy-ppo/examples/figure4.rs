@@ -25,13 +25,13 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
 use rlhf_core::logprobs::nll_loss;
+use rlhf_core::text::{BYTE_VOCAB, EncodedRow, TextCodec};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
-    FnScorer, PlotRun, PpoConfig, PpoData, PpoLog, PpoModels, Prompt, SftExample, decode,
-    encode_prompts, encode_sft, ntp_batch, reward_kl_svg, train, write_logs,
+    FnScorer, PlotRun, PpoConfig, PpoData, PpoLog, PpoModels, Prompt, SftExample, encode_prompts,
+    encode_sft, ntp_batch, reward_kl_svg, train, write_logs,
 };
-use rlhf_reward::{BYTE_VOCAB, EncodedRow, TextEncoder};
 use rlhf_train::{TrainOptions, epoch_permutation};
 
 type B = CpuTrain;
@@ -165,7 +165,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(args.next().unwrap_or_else(|| "target/figure4".into()));
     let seeds: u64 = args.next().map_or(Ok(3), |s| s.parse())?;
     std::fs::create_dir_all(&out)?;
-    let enc = TextEncoder::Bytes;
+    let enc = TextCodec::Bytes;
     let sft_train = encode_sft(&enc, &sft_set(512, 1), 128)?;
     let sft_eval = encode_sft(&enc, &sft_set(128, 2), 128)?;
     let prompts: Vec<Prompt> = (0..64)
@@ -231,7 +231,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 reward: Box::new(FnScorer::new("task-offset-e-fraction", reward)),
             };
             let t = std::time::Instant::now();
-            let dec = |ids: &[u32]| decode(&enc, ids);
+            let dec = |ids: &[u32]| enc.decode(ids);
             let opts = TrainOptions {
                 progress: false,
                 ..TrainOptions::new(&run_dir)

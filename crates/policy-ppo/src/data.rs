@@ -1,6 +1,6 @@
 //! PPO's inputs: RL prompts and the SFT (prompt, response) pairs of the NTP regulariser, read
 //! from JSON lines or an `rlhf-prefdata` Parquet file, and encoded to token ids with the same
-//! rules as the reward model (`rlhf_reward::TextEncoder`), so the reward model sees
+//! rules as the reward model (`rlhf_core::text::TextCodec`), so the reward model sees
 //! `prompt ++ response` exactly as it was trained on.
 //!
 //! - Prompts: `{"id"?, "category"?, "prompt": "text" | [{"role", "content"}, ...]}` per line;
@@ -13,8 +13,9 @@ use std::io::BufRead;
 use std::path::Path;
 
 use rlhf_core::TokenBatch;
+use rlhf_core::text::{EncodedRow, TextCodec, truncate_row};
 use rlhf_core::tokenizer::Message;
-use rlhf_reward::{EncodedRow, TextEncoder, plain_prompt, read_pairs, truncate_row};
+use rlhf_reward::read_pairs;
 use serde::Deserialize;
 
 use crate::error::{PpoError, Result};
@@ -186,55 +187,19 @@ pub fn read_sft(path: &Path) -> Result<Vec<SftExample>> {
     Ok(out)
 }
 
-/// The ids the policy continues from: the chat template's prompt with the generation header,
-/// or (no template / byte-level) BOS + the plain transcript ending in `Assistant: ` — the
-/// prompt part of what `TextEncoder::encode` produces for the reward model.
-///
-/// # Errors
-/// Tokenizer and chat-template errors.
-pub fn encode_prompt(encoder: &TextEncoder<'_>, messages: &[Message]) -> Result<Vec<u32>> {
-    Ok(match encoder {
-        TextEncoder::Tokenizer(tok) if tok.has_chat_template() => tok.encode_prompt(messages)?,
-        TextEncoder::Tokenizer(tok) => {
-            let mut ids: Vec<u32> = tok.bos_id().into_iter().collect();
-            ids.extend(tok.encode(&plain_prompt(messages), false)?);
-            ids
-        }
-        TextEncoder::Bytes => {
-            let mut ids = vec![1u32];
-            ids.extend(plain_prompt(messages).bytes().map(|b| b as u32 + 3));
-            ids
-        }
-    })
-}
-
-/// Keeps the last `max_len` tokens of a prompt (and its leading BOS, when it has one).
-pub fn truncate_prompt(ids: &[u32], max_len: usize, bos: Option<u32>) -> Vec<u32> {
-    if ids.len() <= max_len {
-        return ids.to_vec();
-    }
-    let keep_bos = bos.is_some() && ids.first() == bos.as_ref() && max_len > 1;
-    let mut out = Vec::with_capacity(max_len);
-    if keep_bos {
-        out.push(ids[0]);
-    }
-    out.extend_from_slice(&ids[ids.len() - (max_len - out.len())..]);
-    out
-}
-
 /// Encodes and truncates every prompt.
 ///
 /// # Errors
 /// Tokenizer errors; [`PpoError::Data`] for a prompt that encodes to no token.
 pub fn encode_prompts(
-    encoder: &TextEncoder<'_>,
+    encoder: &TextCodec<'_>,
     prompts: &[Prompt],
     max_len: usize,
 ) -> Result<Vec<EncodedPrompt>> {
     prompts
         .iter()
         .map(|p| {
-            let ids = encode_prompt(encoder, &p.messages)?;
+            let ids = encoder.encode_prompt(&p.messages)?;
             if ids.is_empty() {
                 return Err(PpoError::Data(format!(
                     "prompt `{}` encodes to nothing",
@@ -243,7 +208,7 @@ pub fn encode_prompts(
             }
             Ok(EncodedPrompt {
                 id: p.id.clone(),
-                ids: truncate_prompt(&ids, max_len, encoder.bos_id()),
+                ids: rlhf_core::text::truncate_prompt(&ids, max_len, encoder.bos_id()),
             })
         })
         .collect()
@@ -256,7 +221,7 @@ pub fn encode_prompts(
 /// # Errors
 /// Tokenizer errors.
 pub fn encode_sft(
-    encoder: &TextEncoder<'_>,
+    encoder: &TextCodec<'_>,
     examples: &[SftExample],
     max_len: usize,
 ) -> Result<Vec<EncodedRow>> {
@@ -299,51 +264,13 @@ pub fn ntp_batch(rows: &[&EncodedRow], pad_id: u32) -> (TokenBatch, Vec<f32>) {
     (batch, target)
 }
 
-/// Token ids back to text (special tokens skipped; byte ids as UTF-8, lossily).
-///
-/// # Errors
-/// Tokenizer errors.
-pub fn decode(encoder: &TextEncoder<'_>, ids: &[u32]) -> Result<String> {
-    Ok(match encoder {
-        TextEncoder::Tokenizer(tok) => tok.decode(ids, true)?,
-        TextEncoder::Bytes => {
-            let bytes: Vec<u8> = ids
-                .iter()
-                .filter(|&&i| (3..259).contains(&i))
-                .map(|&i| (i - 3) as u8)
-                .collect();
-            String::from_utf8_lossy(&bytes).into_owned()
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn byte_prompts_match_the_reward_models_rows() {
-        let enc = TextEncoder::Bytes;
-        let msgs = vec![Message::user("hi")];
-        let p = encode_prompt(&enc, &msgs).unwrap();
-        let full = enc.encode(&msgs, "yo").unwrap();
-        assert_eq!(&full.ids[..full.response_start], p.as_slice());
-        assert_eq!(
-            decode(&enc, &full.ids[full.response_start..]).unwrap(),
-            "yo"
-        );
-    }
-
-    #[test]
-    fn prompt_truncation_keeps_bos_and_the_end() {
-        assert_eq!(truncate_prompt(&[1, 5, 6, 7, 8], 3, Some(1)), vec![1, 7, 8]);
-        assert_eq!(truncate_prompt(&[5, 6, 7, 8], 3, Some(1)), vec![6, 7, 8]);
-        assert_eq!(truncate_prompt(&[5, 6], 3, Some(1)), vec![5, 6]);
-    }
-
-    #[test]
     fn sft_rows_mark_the_response_after_truncation() {
-        let enc = TextEncoder::Bytes;
+        let enc = TextCodec::Bytes;
         let ex = SftExample {
             prompt: vec![Message::user("a long question here")],
             response: "ok".into(),

@@ -34,8 +34,8 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::generate::GenerationConfig;
+use rlhf_core::text::EncodedRow;
 use rlhf_core::{CausalLm, ScalarModel};
-use rlhf_reward::EncodedRow;
 use rlhf_train::{
     Collective, RunDir, Solo, TrainError, TrainOptions, TrainStatus, agree, apply,
     epoch_permutation, param_checksum, progress_bar, resume_point, shard_range, u64_chunks,
@@ -74,7 +74,7 @@ const ROW_SLOTS: usize = 6;
 pub fn train<B: AutodiffBackend>(
     models: PpoModels<B>,
     data: &PpoData,
-    decode: &dyn Fn(&[u32]) -> Result<String>,
+    decode: &dyn Fn(&[u32]) -> rlhf_core::Result<String>,
     cfg: &PpoConfig,
     opts: &TrainOptions,
     device: &B::Device,
@@ -139,7 +139,7 @@ fn reference_scores<B: AutodiffBackend, C: Collective<B>>(
     cfg: &PpoConfig,
     base: &GenerationConfig,
     ref_print: &str,
-    decode: &dyn Fn(&[u32]) -> Result<String>,
+    decode: &dyn Fn(&[u32]) -> rlhf_core::Result<String>,
     opts: &TrainOptions,
 ) -> Result<Option<ReferenceScores>> {
     if !cfg.shaping.reference_baseline {
@@ -175,7 +175,8 @@ fn reference_scores<B: AutodiffBackend, C: Collective<B>>(
             };
             // Only rank 0 needs the text (it writes the file): the others skip decoding.
             let no_text = |_: &[u32]| Ok(String::new());
-            let dec: &dyn Fn(&[u32]) -> Result<String> = if main { decode } else { &no_text };
+            let dec: &dyn Fn(&[u32]) -> rlhf_core::Result<String> =
+                if main { decode } else { &no_text };
             build_reference_cache(
                 reference,
                 reward,
@@ -268,7 +269,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
     world: &C,
     models: PpoModels<B>,
     data: &PpoData,
-    decode: &dyn Fn(&[u32]) -> Result<String>,
+    decode: &dyn Fn(&[u32]) -> rlhf_core::Result<String>,
     cfg: &PpoConfig,
     opts: &TrainOptions,
 ) -> Result<PpoOutcome<B>> {

@@ -37,7 +37,7 @@
 //! use rlhf_core::tokenizer::Message;
 //! use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 //! use rlhf_policy_ppo::*;
-//! use rlhf_reward::{BYTE_VOCAB, TextEncoder};
+//! use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 //! use rlhf_train::TrainOptions;
 //!
 //! let cfg = ModelConfig::tiny_llama(BYTE_VOCAB);
@@ -53,13 +53,13 @@
 //! };
 //! let prompts = vec![Prompt { id: "1".into(), messages: vec![Message::user("hi")] }];
 //! let data = PpoData {
-//!     prompts: encode_prompts(&TextEncoder::Bytes, &prompts, 64)?,
+//!     prompts: encode_prompts(&TextCodec::Bytes, &prompts, 64)?,
 //!     sft: Vec::new(),
 //!     pad_id: 0,
 //!     eos_ids: vec![2],
 //! };
 //! let ppo = PpoConfig { total_steps: 10, batch_prompts: 1, mini_batch_size: 1, ..Default::default() };
-//! let decode = |ids: &[u32]| decode(&TextEncoder::Bytes, ids);
+//! let decode = |ids: &[u32]| TextCodec::Bytes.decode(ids);
 //! let out = train(models, &data, &decode, &ppo, &TrainOptions::new("runs/ppo"), &FlexDevice)?;
 //! println!("{}", out.history.last().unwrap().kl);
 //! # Ok::<(), PpoError>(())
@@ -93,8 +93,8 @@ pub use advantage::{Advantages, compute_gae, gae_row};
 pub use bench::{PhaseMs, PpoBench, bench_ppo_step};
 pub use config::{FilterConfig, PpoConfig, ReferenceConfig, ReferenceDecoding};
 pub use data::{
-    EncodedPrompt, Prompt, SftExample, decode, encode_prompt, encode_prompts, encode_sft,
-    ntp_batch, read_prompts, read_sft, truncate_prompt,
+    EncodedPrompt, Prompt, SftExample, encode_prompts, encode_sft, ntp_batch, read_prompts,
+    read_sft,
 };
 pub use error::{PpoError, Result};
 pub use export::export_actor;

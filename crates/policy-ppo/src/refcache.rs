@@ -109,7 +109,7 @@ pub fn build_reference_cache<B: Backend>(
     gen_cfg: &GenerationConfig,
     batch_prompts: usize,
     policy_fingerprint: String,
-    decode: &dyn Fn(&[u32]) -> Result<String>,
+    decode: &dyn Fn(&[u32]) -> rlhf_core::Result<String>,
     device: &B::Device,
 ) -> Result<ReferenceCache> {
     let mut entries = Vec::with_capacity(prompts.len());

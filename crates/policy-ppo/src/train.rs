@@ -29,9 +29,9 @@ use std::path::PathBuf;
 use burn::optim::AdamW;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::tensor::backend::AutodiffBackend;
+use rlhf_core::text::EncodedRow;
 use rlhf_core::{CausalLm, ScalarModel};
 use rlhf_debias::RunningMeanStd;
-use rlhf_reward::EncodedRow;
 use rlhf_train::{
     LrSchedule, TrainStatus, epoch_permutation, load_module_record, load_optimizer_record,
     read_state, save_checkpoint_with, save_module_record, save_optimizer_record,

@@ -1,16 +1,6 @@
-//! Preference pairs, how their text becomes token ids (chat template, or a plain/byte fallback),
-//! the truncation rule, and the collator that pads chosen and rejected rows into one batch.
-//!
-//! # Truncation rule
-//!
-//! A row is `[prompt | response]`. When it is longer than `max_length`:
-//! 1. a leading BOS (the encoder's `bos_id`, when the row starts with it) is always kept;
-//! 2. prompt tokens are dropped **from the left** (the oldest history goes first) until the row
-//!    fits, so the end of the prompt (the latest user turn and the assistant header) and the
-//!    whole response stay;
-//! 3. only when the response alone does not fit is the prompt dropped entirely and the response
-//!    cut on the right, **keeping its last token** (the end-of-turn / EOS token the score is read
-//!    at), so the score is still read where the turn ends.
+//! Preference pairs, encoded with the workspace's one text codec (`rlhf_core::text`: chat
+//! template or plain/byte transcript, and its truncation rule, which keeps a reply's last token
+//! where the score is read), and the collator that pads chosen and rejected rows into one batch.
 //!
 //! Lengths reported for length-bias diagnostics are response lengths in tokens **before**
 //! truncation.
@@ -18,7 +8,8 @@
 use std::io::BufRead;
 use std::path::Path;
 
-use rlhf_core::tokenizer::{Message, Role, Tokenizer};
+use rlhf_core::text::{TextCodec, truncate_row};
+use rlhf_core::tokenizer::{Message, Role};
 use rlhf_core::{PadSide, TokenBatch};
 use serde::{Deserialize, Serialize};
 
@@ -246,142 +237,6 @@ pub fn split_by_prompt(
     (train, eval)
 }
 
-/// Byte-level ids of the no-tokenizer fallback: pad 0, BOS 1, EOS 2, byte `b` → `b + 3`
-/// (the vocabulary of `ModelConfig::tiny_llama(BYTE_VOCAB)`).
-pub const BYTE_VOCAB: usize = 259;
-
-/// How text becomes token ids.
-#[derive(Debug, Clone, Copy)]
-pub enum TextEncoder<'a> {
-    /// An HF tokenizer. With a chat template, rows are
-    /// [`Tokenizer::encode_prompt_response`]; without one, the plain transcript below is encoded
-    /// with the tokenizer (BOS prepended and EOS appended when the tokenizer has them).
-    Tokenizer(&'a Tokenizer),
-    /// No tokenizer: the plain transcript as UTF-8 bytes (`b + 3`), BOS 1 first, EOS 2 last.
-    Bytes,
-}
-
-/// One encoded row: `ids[..response_start]` is the prompt, the rest the reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedRow {
-    /// Token ids.
-    pub ids: Vec<u32>,
-    /// Index of the first reply token.
-    pub response_start: usize,
-}
-
-/// The plain transcript of the fallback encoders: one `Role: content` line per message, then
-/// `Assistant: ` where the reply begins.
-pub fn plain_prompt(prompt: &[Message]) -> String {
-    let mut s = String::new();
-    for m in prompt {
-        let role = match m.role {
-            Role::System => "System",
-            Role::User => "User",
-            Role::Assistant => "Assistant",
-        };
-        s.push_str(role);
-        s.push_str(": ");
-        s.push_str(&m.content);
-        s.push('\n');
-    }
-    s.push_str("Assistant: ");
-    s
-}
-
-impl TextEncoder<'_> {
-    /// The padding id: the tokenizer's (falling back to its EOS, then 0), or 0 for bytes.
-    pub fn pad_id(&self) -> u32 {
-        match self {
-            TextEncoder::Tokenizer(t) => t.pad_id().unwrap_or(0),
-            TextEncoder::Bytes => 0,
-        }
-    }
-
-    /// The BOS id that truncation never drops.
-    pub fn bos_id(&self) -> Option<u32> {
-        match self {
-            TextEncoder::Tokenizer(t) => t.bos_id(),
-            TextEncoder::Bytes => Some(1),
-        }
-    }
-
-    /// Vocabulary size (ids are below it).
-    pub fn vocab_size(&self) -> usize {
-        match self {
-            TextEncoder::Tokenizer(t) => t.vocab_size(),
-            TextEncoder::Bytes => BYTE_VOCAB,
-        }
-    }
-
-    /// Encodes `prompt` + `response` (not truncated).
-    ///
-    /// # Errors
-    /// Tokenizer and chat-template errors.
-    pub fn encode(&self, prompt: &[Message], response: &str) -> Result<EncodedRow> {
-        match self {
-            TextEncoder::Tokenizer(tok) if tok.has_chat_template() => {
-                let enc = tok.encode_prompt_response(prompt, response)?;
-                let start = enc.first_trainable().unwrap_or(enc.ids.len());
-                Ok(EncodedRow {
-                    ids: enc.ids,
-                    response_start: start,
-                })
-            }
-            TextEncoder::Tokenizer(tok) => {
-                let mut ids: Vec<u32> = tok.bos_id().into_iter().collect();
-                ids.extend(tok.encode(&plain_prompt(prompt), false)?);
-                let start = ids.len();
-                ids.extend(tok.encode(response, false)?);
-                ids.extend(tok.eos_id());
-                Ok(EncodedRow {
-                    ids,
-                    response_start: start,
-                })
-            }
-            TextEncoder::Bytes => {
-                let mut ids = vec![1u32];
-                ids.extend(plain_prompt(prompt).bytes().map(|b| b as u32 + 3));
-                let start = ids.len();
-                ids.extend(response.bytes().map(|b| b as u32 + 3));
-                ids.push(2);
-                Ok(EncodedRow {
-                    ids,
-                    response_start: start,
-                })
-            }
-        }
-    }
-}
-
-/// Applies the module's truncation rule to one row (see the module docs).
-///
-/// # Panics
-/// If `max_length < 2` or `response_start > ids.len()`.
-pub fn truncate_row(row: &EncodedRow, max_length: usize, bos: Option<u32>) -> Vec<u32> {
-    assert!(max_length >= 2, "max_length must be >= 2");
-    let ids = &row.ids;
-    let start = row.response_start;
-    assert!(start <= ids.len(), "response_start past the row");
-    if ids.len() <= max_length {
-        return ids.clone();
-    }
-    let keep_bos = usize::from(bos.is_some() && ids.first() == bos.as_ref() && start > 0);
-    let response = &ids[start..];
-    let mut out: Vec<u32> = ids[..keep_bos].to_vec();
-    let room = max_length - keep_bos;
-    if response.len() <= room {
-        let prompt_keep = room - response.len();
-        out.extend_from_slice(&ids[start - prompt_keep..start]);
-        out.extend_from_slice(response);
-    } else {
-        out.extend_from_slice(&response[..room - 1]);
-        out.push(*response.last().expect("response longer than room"));
-    }
-    debug_assert_eq!(out.len(), max_length);
-    out
-}
-
 /// A pair encoded once, before training (so epochs do not re-tokenise).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedPair {
@@ -422,14 +277,14 @@ pub struct PairBatch {
 #[derive(Debug, Clone, Copy)]
 pub struct PairCollator<'a> {
     /// The encoder.
-    pub encoder: TextEncoder<'a>,
+    pub encoder: TextCodec<'a>,
     /// Longest row in tokens (see the truncation rule).
     pub max_length: usize,
 }
 
 impl<'a> PairCollator<'a> {
     /// A collator.
-    pub fn new(encoder: TextEncoder<'a>, max_length: usize) -> Self {
+    pub fn new(encoder: TextCodec<'a>, max_length: usize) -> Self {
         PairCollator {
             encoder,
             max_length,
@@ -525,6 +380,8 @@ pub fn collate(pairs: &[&EncodedPair], pad_id: u32) -> PairBatch {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use rlhf_core::text::EncodedRow;
 
     #[test]
     fn prompt_messages_are_the_history_then_the_prompt_as_a_user_turn() {
@@ -554,15 +411,13 @@ mod tests {
         );
     }
 
-    use super::*;
-
     fn pair(id: &str, prompt: &str, c: &str, r: &str) -> PreferencePair {
         PreferencePair::new(id, vec![Message::user(prompt)], c, r)
     }
 
     #[test]
     fn byte_encoding_marks_the_reply() {
-        let row = TextEncoder::Bytes
+        let row = TextCodec::Bytes
             .encode(&[Message::user("hi")], "ok")
             .unwrap();
         let text = "User: hi\nAssistant: ";
@@ -593,7 +448,7 @@ mod tests {
 
     #[test]
     fn collate_stacks_chosen_then_rejected_right_padded() {
-        let col = PairCollator::new(TextEncoder::Bytes, 64);
+        let col = PairCollator::new(TextCodec::Bytes, 64);
         let a = pair("a", "q", "yes", "no");
         let b = pair("b", "q2", "x", "longer one").with_weight(0.5);
         let batch = col.collate(&[&a, &b]).unwrap();
@@ -614,16 +469,13 @@ mod tests {
             );
         }
         // Row 2 is a's rejected reply.
-        let text = TextEncoder::Bytes
-            .encode(&a.prompt, &a.rejected)
-            .unwrap()
-            .ids;
+        let text = TextCodec::Bytes.encode(&a.prompt, &a.rejected).unwrap().ids;
         assert_eq!(batch.tokens.real_tokens(2), text);
     }
 
     #[test]
     fn bad_pairs_are_rejected() {
-        let col = PairCollator::new(TextEncoder::Bytes, 64);
+        let col = PairCollator::new(TextCodec::Bytes, 64);
         assert!(col.encode_pair(0, &pair("e", "q", "", "no")).is_err());
         let neg = pair("w", "q", "a", "b").with_weight(-1.0);
         assert!(matches!(

@@ -18,7 +18,7 @@
 //! | module (private) | what |
 //! | --- | --- |
 //! | `loss` | [`reward_loss`], [`ranking_loss`], [`score_penalty`], [`per_pair_loss`] |
-//! | `data` | [`PreferencePair`], [`TextEncoder`], [`PairCollator`], [`PairBatch`], truncation rule |
+//! | `data` | [`PreferencePair`], [`TextCodec`], [`PairCollator`], [`PairBatch`], truncation rule |
 //! | `config` | [`RewardTrainConfig`] |
 //! | `train` | [`train`], [`train_with`], [`train_step`], [`TrainOutcome`], [`TrainState`] |
 //! | `metrics` | [`TrainLog`], [`EvalLog`], [`LogEntry`], `metrics.jsonl` |
@@ -35,7 +35,7 @@
 //! let pairs = vec![PreferencePair::new("1", vec![Message::user("hi")], "hello!", "go away")];
 //! let model_cfg = ModelConfig::tiny_llama(BYTE_VOCAB);
 //! let model = ScalarModel::<CpuTrain>::init(&model_cfg, 0.02, 0, &FlexDevice);
-//! let collator = PairCollator::new(TextEncoder::Bytes, 256);
+//! let collator = PairCollator::new(TextCodec::Bytes, 256);
 //! let cfg = RewardTrainConfig { learning_rate: 1e-3, ..Default::default() };
 //! let opts = rlhf_train::TrainOptions::new("runs/rm");
 //! let out = train(model, &collator, &pairs, &[], &cfg, &opts, &FlexDevice)?;
@@ -61,9 +61,8 @@ mod train;
 pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch};
 pub use config::RewardTrainConfig;
 pub use data::{
-    BYTE_VOCAB, EncodedPair, EncodedRow, PairBatch, PairCollator, PreferencePair, TextEncoder,
-    collate, plain_prompt, prompt_messages, read_pairs, read_pairs_jsonl, split_by_prompt, truncate_row,
-    write_pairs_jsonl,
+    EncodedPair, PairBatch, PairCollator, PreferencePair, collate, prompt_messages, read_pairs,
+    read_pairs_jsonl, split_by_prompt, write_pairs_jsonl,
 };
 pub use error::{Result, RewardError};
 pub use eval::{

@@ -7,8 +7,9 @@ use rlhf_core::ScalarModel;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{PadSide, TokenBatch};
 
-use crate::data::{EncodedPair, PairBatch, TextEncoder, collate, truncate_row};
+use crate::data::{EncodedPair, PairBatch, collate};
 use crate::error::Result;
+use rlhf_core::text::{TextCodec, truncate_row};
 
 /// The score of every row of `batch`, read at `batch.pool` (the last real token of each row).
 ///
@@ -66,7 +67,7 @@ pub fn score_encoded<B: Backend>(
 /// Tokenizer and chat-template errors.
 pub fn score_replies<B: Backend>(
     model: &ScalarModel<B>,
-    encoder: &TextEncoder<'_>,
+    encoder: &TextCodec<'_>,
     items: &[(&[Message], &str)],
     max_length: usize,
     batch_rows: usize,
@@ -106,17 +107,18 @@ pub fn score_replies<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{PairCollator, PreferencePair, TextEncoder};
+    use crate::data::{PairCollator, PreferencePair};
     use burn::backend::Flex;
     use burn::backend::flex::FlexDevice;
     use rlhf_core::ModelConfig;
+    use rlhf_core::text::TextCodec;
     use rlhf_core::tokenizer::Message;
 
     #[test]
     fn batched_scores_match_one_pair_at_a_time_and_hf_pooling() {
-        let cfg = ModelConfig::tiny_llama(crate::data::BYTE_VOCAB);
+        let cfg = ModelConfig::tiny_llama(rlhf_core::text::BYTE_VOCAB);
         let model = ScalarModel::<Flex>::init(&cfg, 0.02, 3, &FlexDevice);
-        let col = PairCollator::new(TextEncoder::Bytes, 64);
+        let col = PairCollator::new(TextCodec::Bytes, 64);
         let pairs: Vec<PreferencePair> = ["a", "bbbbbbbbbbbb", "cc", "dddddd"]
             .iter()
             .enumerate()
@@ -147,7 +149,7 @@ mod tests {
 
     #[test]
     fn single_reply_scores_equal_the_chosen_side_of_pairs() {
-        let cfg = ModelConfig::tiny_llama(crate::data::BYTE_VOCAB);
+        let cfg = ModelConfig::tiny_llama(rlhf_core::text::BYTE_VOCAB);
         let model = ScalarModel::<Flex>::init(&cfg, 0.02, 5, &FlexDevice);
         let prompt = vec![Message::user("question")];
         let replies = ["x", "a longer reply here", "mid reply", "yy"];
@@ -155,13 +157,13 @@ mod tests {
             .iter()
             .map(|r| PreferencePair::new("p", prompt.clone(), *r, "other"))
             .collect();
-        let enc = PairCollator::new(TextEncoder::Bytes, 16)
+        let enc = PairCollator::new(TextCodec::Bytes, 16)
             .encode_all(&pairs)
             .unwrap();
         let want = score_encoded(&model, &enc, 0, 4, &FlexDevice);
         let items: Vec<(&[Message], &str)> =
             replies.iter().map(|r| (prompt.as_slice(), *r)).collect();
-        let got = score_replies(&model, &TextEncoder::Bytes, &items, 16, 3, &FlexDevice).unwrap();
+        let got = score_replies(&model, &TextCodec::Bytes, &items, 16, 3, &FlexDevice).unwrap();
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w.0).abs() < 1e-5, "{got:?} vs {want:?}");
         }

@@ -7,7 +7,7 @@
 //!
 //! - [`SftRecord`] / [`read_sft`]: JSON lines `{"id", "category"?, "prompt": text | messages,
 //!   "response"}`;
-//! - [`encode_sft`]: the reward crate's [`TextEncoder`] (chat template, or the plain transcript
+//! - [`encode_sft`]: the reward crate's [`TextCodec`] (chat template, or the plain transcript
 //!   with a byte or BPE tokenizer) and its truncation rule; the loss mask covers the reply and
 //!   its EOS only;
 //! - [`train`]: the resumable loop (AdamW, warm-up + cosine, accumulation, global-norm clipping,
@@ -22,9 +22,9 @@ use burn::optim::AdamWConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::logprobs::target_logprobs;
+use rlhf_core::text::{EncodedRow, TextCodec, truncate_row};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, PadSide, TokenBatch};
-use rlhf_reward::{EncodedRow, TextEncoder, truncate_row};
 use rlhf_train::{
     Collective, FitArgs, FitState, LrSchedule, Objective, Reduction, RunDir, Scale, Solo, StepOut,
     TrainError, TrainOptions, TrainStatus, fit, shard_range,
@@ -185,7 +185,7 @@ pub struct SftExample {
 /// # Errors
 /// Tokenizer errors; a reply that encodes to nothing is named by id.
 pub fn encode_sft(
-    encoder: &TextEncoder<'_>,
+    encoder: &TextCodec<'_>,
     records: &[SftRecord],
     max_length: usize,
 ) -> Result<Vec<SftExample>> {

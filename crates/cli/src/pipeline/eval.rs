@@ -10,9 +10,9 @@ use anyhow::Context;
 use burn::prelude::Backend;
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model};
 use rlhf_core::generate::{GenerationConfig, generate};
+use rlhf_core::text::TextCodec;
 use rlhf_core::tokenizer::Message;
-use rlhf_policy_dpo::{decode_reply, eos_ids, prompt_ids};
-use rlhf_reward::{TextEncoder, score_replies};
+use rlhf_reward::score_replies;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -128,9 +128,7 @@ fn answer_all<B: Backend>(
     dev: B::Device,
 ) -> anyhow::Result<Vec<(String, usize)>> {
     let tok = load_tokenizer(None, Some(dir))?;
-    let enc = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let enc = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let (model, _) = load_causal_lm::<B>(dir, LoadOptions::default(), &dev)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut out = Vec::with_capacity(prompts.len());
@@ -138,16 +136,16 @@ fn answer_all<B: Backend>(
     for chunk in prompts.chunks(batch) {
         let rows = chunk
             .iter()
-            .map(|(_, _, m)| prompt_ids(&enc, m))
+            .map(|(_, _, m)| enc.encode_prompt(m))
             .collect::<Result<Vec<_>, _>>()?;
         let cfg = GenerationConfig {
-            eos_ids: eos_ids(&enc),
+            eos_ids: enc.eos_ids(),
             ..GenerationConfig::greedy(max_new, enc.pad_id())
         };
         let g = generate(&model, &rows, &cfg, &dev)?;
         for ids in &g.new_ids {
-            let text = decode_reply(&enc, ids)?;
-            let eos = eos_ids(&enc);
+            let text = enc.decode(ids)?;
+            let eos = enc.eos_ids();
             let n = ids.iter().take_while(|i| !eos.contains(i)).count();
             out.push((text, n));
         }
@@ -165,9 +163,7 @@ fn rm_scores<B: Backend>(
     dev: B::Device,
 ) -> anyhow::Result<Vec<f32>> {
     let tok = load_tokenizer(None, Some(rm_dir))?;
-    let enc = tok
-        .as_ref()
-        .map_or(TextEncoder::Bytes, TextEncoder::Tokenizer);
+    let enc = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let (rm, _) = load_scalar_model::<B>(rm_dir, LoadOptions::default(), &dev)?;
     let items: Vec<(&[Message], &str)> = prompts
         .iter()

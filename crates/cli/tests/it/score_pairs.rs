@@ -13,7 +13,7 @@ use crate::{fails_with, json, rlhf};
 
 /// A randomly initialised reward model with the byte vocabulary, exported to `dir`.
 fn tiny_rm(dir: &Path) -> PathBuf {
-    let cfg = ModelConfig::tiny_llama(rlhf_reward::BYTE_VOCAB);
+    let cfg = ModelConfig::tiny_llama(rlhf_core::text::BYTE_VOCAB);
     let model = ScalarModel::<Cpu>::init(&cfg, 0.02, 11, &FlexDevice);
     let out = dir.join("rm");
     rlhf_reward::export_hf(&model, &cfg, &out, SaveDtype::F32, None).unwrap();

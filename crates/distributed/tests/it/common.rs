@@ -11,14 +11,15 @@ use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 
 use burn::optim::GradientsParams;
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_distributed::{DistConfig, Peer, run_on_node};
 use rlhf_policy_dpo::{
     BatchRef, DpoExample, DpoLossConfig, PairLogps, batch_logps, collate_examples, dpo_loss,
     dpo_step, encode_examples,
 };
 use rlhf_reward::{
-    BYTE_VOCAB, EncodedPair, LossConfig, PairCollator, PreferencePair, RewardTrainConfig,
-    TextEncoder, batch_scores, collate, reward_loss, train_step, train_with,
+    EncodedPair, LossConfig, PairCollator, PreferencePair, RewardTrainConfig, batch_scores,
+    collate, reward_loss, train_step, train_with,
 };
 use rlhf_train::{Reduction, plan_step};
 use rlhf_train::{TrainOptions, TrainStatus};
@@ -76,7 +77,7 @@ pub(crate) fn pairs(n: usize, seed: u64) -> Vec<PreferencePair> {
 }
 
 pub(crate) fn collator() -> PairCollator<'static> {
-    PairCollator::new(TextEncoder::Bytes, 96)
+    PairCollator::new(TextCodec::Bytes, 96)
 }
 
 pub(crate) fn model_cfg() -> ModelConfig {

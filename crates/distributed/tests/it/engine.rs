@@ -44,8 +44,16 @@ fn opts(dir: &Path, stop_after: Option<usize>) -> TrainOptions {
 fn one(dir: &Path, stop_after: Option<usize>) -> TrainOutcome<CpuTrain> {
     let (train_set, eval_set) = (pairs(37, 41), pairs(11, 42));
     let c = collator();
-    train(model(), &c, &train_set, &eval_set, &cfg(), &opts(dir, stop_after), &FlexDevice)
-        .expect("one process")
+    train(
+        model(),
+        &c,
+        &train_set,
+        &eval_set,
+        &cfg(),
+        &opts(dir, stop_after),
+        &FlexDevice,
+    )
+    .expect("one process")
 }
 
 fn two(dir: &Path, stop_after: Option<usize>) -> TrainOutcome<CpuTrain> {
@@ -87,10 +95,20 @@ fn two_replicas_evaluate_the_held_out_split_like_one_process() {
     );
     for (x, y) in ea.iter().zip(&eb) {
         let d = (x.eval_loss - y.eval_loss).abs();
-        assert!(d.is_finite() && d < 1e-4, "held-out loss {} vs {}", x.eval_loss, y.eval_loss);
-        assert!((x.eval_accuracy - y.eval_accuracy).abs() < 1e-9, "{x:?} vs {y:?}");
+        assert!(
+            d.is_finite() && d < 1e-4,
+            "held-out loss {} vs {}",
+            x.eval_loss,
+            y.eval_loss
+        );
+        assert!(
+            (x.eval_accuracy - y.eval_accuracy).abs() < 1e-9,
+            "{x:?} vs {y:?}"
+        );
     }
-    let last = b.last_eval.expect("the data-parallel outcome carries the last evaluation");
+    let last = b
+        .last_eval
+        .expect("the data-parallel outcome carries the last evaluation");
     assert_eq!(last.n, 11, "every held-out pair is scored once");
     assert_eq!(a.last_eval.expect("one process").n, 11);
 }
@@ -105,7 +123,10 @@ fn a_data_parallel_checkpoint_resumes_in_one_process_and_the_reverse() {
     let first = two(&d, Some(3));
     assert_eq!((first.status, first.step), (TrainStatus::Stopped, 3));
     let rest = one(&d, None);
-    assert_eq!((rest.status, rest.resumed_from), (TrainStatus::Finished, Some(3)));
+    assert_eq!(
+        (rest.status, rest.resumed_from),
+        (TrainStatus::Finished, Some(3))
+    );
     let diff = max_abs_diff(&straight, &flat_params(&rest.model));
     eprintln!("stopped on 2 replicas, resumed in 1 process vs straight: max |Δθ| {diff:e}");
     assert!(diff.is_finite() && diff < 5e-5, "differs by {diff}");
@@ -115,7 +136,10 @@ fn a_data_parallel_checkpoint_resumes_in_one_process_and_the_reverse() {
     let first = one(&d, Some(5));
     assert_eq!((first.status, first.step), (TrainStatus::Stopped, 5));
     let rest = two(&d, None);
-    assert_eq!((rest.status, rest.resumed_from), (TrainStatus::Finished, Some(5)));
+    assert_eq!(
+        (rest.status, rest.resumed_from),
+        (TrainStatus::Finished, Some(5))
+    );
     let diff = max_abs_diff(&straight, &flat_params(&rest.model));
     eprintln!("stopped in 1 process, resumed on 2 replicas vs straight: max |Δθ| {diff:e}");
     assert!(diff.is_finite() && diff < 5e-5, "differs by {diff}");

@@ -14,20 +14,20 @@ use std::time::Duration;
 
 use burn::module::AutodiffModule;
 use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_distributed::{DistConfig, DistError, Peer, Rank, launch, run_on_node};
 use rlhf_policy_ppo::{
     AdaptiveKl, FnScorer, KlController, PpoConfig, PpoData, PpoModels, PpoOutcome, Prompt,
-    ReferenceCache, SftExample, decode, encode_prompts, encode_sft, train, train_with,
+    ReferenceCache, SftExample, encode_prompts, encode_sft, train, train_with,
 };
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{flat_params, max_abs_diff};
 
-fn dec(ids: &[u32]) -> rlhf_policy_ppo::Result<String> {
-    decode(&TextEncoder::Bytes, ids)
+fn dec(ids: &[u32]) -> rlhf_core::Result<String> {
+    TextCodec::Bytes.decode(ids)
 }
 
 const TOPICS: &[&str] = &["fruit", "rain", "trains", "cats", "tea", "snow", "maps"];
@@ -52,8 +52,8 @@ fn data() -> PpoData {
         })
         .collect();
     PpoData {
-        prompts: encode_prompts(&TextEncoder::Bytes, &prompts, 64).unwrap(),
-        sft: encode_sft(&TextEncoder::Bytes, &sft, 64).unwrap(),
+        prompts: encode_prompts(&TextCodec::Bytes, &prompts, 64).unwrap(),
+        sft: encode_sft(&TextCodec::Bytes, &sft, 64).unwrap(),
         pad_id: 0,
         eos_ids: vec![2],
     }

@@ -3,9 +3,10 @@
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
+use rlhf_core::text::BYTE_VOCAB;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_reward::{BYTE_VOCAB, PreferencePair};
+use rlhf_reward::PreferencePair;
 
 const WORDS: &[&str] = &[
     "apple", "river", "stone", "cloud", "green", "quiet", "table", "light", "north", "paper",

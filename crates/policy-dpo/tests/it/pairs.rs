@@ -2,10 +2,10 @@
 
 use burn::module::AutodiffModule;
 use rlhf_core::backend::{Cpu, FlexDevice};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_policy_dpo::{PairBuildConfig, build_rm_pairs, decode_reply};
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
+use rlhf_policy_dpo::{PairBuildConfig, build_rm_pairs};
 
 use crate::common::tiny_policy;
 
@@ -34,7 +34,7 @@ fn pairs_are_best_versus_worst_above_the_margin() {
     let (pairs, report) = build_rm_pairs(
         &policy,
         &rm,
-        &TextEncoder::Bytes,
+        &TextCodec::Bytes,
         &prompts,
         &cfg,
         &FlexDevice,
@@ -65,7 +65,7 @@ fn pairs_are_best_versus_worst_above_the_margin() {
     let (none, r) = build_rm_pairs(
         &policy,
         &rm,
-        &TextEncoder::Bytes,
+        &TextCodec::Bytes,
         &prompts,
         &high,
         &FlexDevice,
@@ -83,5 +83,5 @@ fn decoding_stops_at_eos() {
         .map(|b| b as u32 + 3)
         .chain([2, 80, 81])
         .collect();
-    assert_eq!(decode_reply(&TextEncoder::Bytes, &ids).unwrap(), "hi!");
+    assert_eq!(TextCodec::Bytes.decode(&ids).unwrap(), "hi!");
 }

@@ -4,12 +4,13 @@
 use burn::module::AutodiffModule;
 use rlhf_core::backend::FlexDevice;
 use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::text::TextCodec;
 use rlhf_core::{PadSide, TokenBatch};
 use rlhf_policy_dpo::{
     DpoError, DpoExample, batch_logps, collate_examples, compute_reference, encode_examples,
     examples_fingerprint, model_fingerprint, read_reference_cache, write_reference_cache,
 };
-use rlhf_reward::{PairCollator, TextEncoder};
+use rlhf_reward::PairCollator;
 
 use crate::common::{marker_pairs, tiny_policy};
 
@@ -17,7 +18,7 @@ use crate::common::{marker_pairs, tiny_policy};
 fn batched_reply_logps_equal_unpadded_single_rows() {
     let model = tiny_policy(3).0.valid();
     let pairs = marker_pairs(5, 1);
-    let ex = encode_examples(&PairCollator::new(TextEncoder::Bytes, 48), &pairs).unwrap();
+    let ex = encode_examples(&PairCollator::new(TextCodec::Bytes, 48), &pairs).unwrap();
     let refs: Vec<&DpoExample> = ex.iter().collect();
     let batch = collate_examples(&refs, 0);
     let lp = batch_logps(&model, &batch, &FlexDevice);
@@ -68,7 +69,7 @@ fn reference_cache_round_trips_and_refuses_another_model() {
         model_fingerprint::<rlhf_core::backend::Cpu, _>(&tiny_policy(1).0.valid())
     );
     let ex = encode_examples(
-        &PairCollator::new(TextEncoder::Bytes, 64),
+        &PairCollator::new(TextCodec::Bytes, 64),
         &marker_pairs(9, 4),
     )
     .unwrap();

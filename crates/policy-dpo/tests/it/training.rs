@@ -5,8 +5,9 @@ use std::path::Path;
 
 use burn::module::AutodiffModule;
 use rlhf_core::backend::FlexDevice;
+use rlhf_core::text::TextCodec;
 use rlhf_policy_dpo::{DpoError, DpoTrainConfig, LogEntry, ReferenceMode, read_metrics, train};
-use rlhf_reward::{PairCollator, TextEncoder};
+use rlhf_reward::PairCollator;
 use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{flat_params, marker_pairs, max_abs_diff, tiny_policy};
@@ -42,7 +43,7 @@ fn held_out_accuracy_and_margin_rise() {
     let tmp = tempfile::tempdir().unwrap();
     let train_pairs = marker_pairs(160, 1);
     let eval_pairs = marker_pairs(40, 2);
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let policy = tiny_policy(0).0;
     let reference = policy.valid();
     let dir = tmp.path().join("run");
@@ -83,7 +84,7 @@ fn resume_equals_uninterrupted_and_resident_equals_cached() {
     let tmp = tempfile::tempdir().unwrap();
     let pairs = marker_pairs(30, 5);
     let eval = marker_pairs(6, 6);
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let cfg = DpoTrainConfig {
         max_steps: Some(6),
         batch_pairs: 4,
@@ -162,7 +163,7 @@ fn simpo_needs_no_reference() {
     let out = train(
         tiny_policy(0).0,
         None,
-        &PairCollator::new(TextEncoder::Bytes, 64),
+        &PairCollator::new(TextCodec::Bytes, 64),
         &marker_pairs(16, 1),
         &[],
         &cfg,
@@ -179,7 +180,7 @@ fn lora_learns_the_preference_resumes_exactly_and_leaves_the_base_alone() {
     let tmp = tempfile::tempdir().unwrap();
     let train_pairs = marker_pairs(160, 1);
     let eval_pairs = marker_pairs(40, 2);
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let cfg = DpoTrainConfig {
         learning_rate: 1e-2,
         lora: Some(rlhf_core::LoraConfig {
@@ -263,7 +264,7 @@ fn bf16_mixed_precision_trains_close_to_f32() {
     let tmp = tempfile::tempdir().unwrap();
     let train_pairs = marker_pairs(160, 1);
     let eval_pairs = marker_pairs(40, 2);
-    let col = PairCollator::new(TextEncoder::Bytes, 64);
+    let col = PairCollator::new(TextCodec::Bytes, 64);
     let run = |dir: &Path, precision: rlhf_core::Precision| {
         let p = tiny_policy(0).0;
         let r = p.valid();

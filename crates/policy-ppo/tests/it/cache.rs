@@ -4,11 +4,11 @@
 use burn::module::AutodiffModule;
 use rlhf_core::CausalLm;
 use rlhf_core::generate::{GenerationConfig, Sampling};
+use rlhf_core::text::TextCodec;
 use rlhf_policy_ppo::{
     FilterConfig, FnScorer, Frozen, PpoConfig, PpoError, ReferenceCache, build_reference_cache,
-    decode, filter_prompts, generation_descriptor, ids_hash, module_fingerprint, train,
+    filter_prompts, generation_descriptor, ids_hash, module_fingerprint, train,
 };
-use rlhf_reward::TextEncoder;
 use rlhf_train::TrainOptions;
 
 use crate::common::{DEV, byte, data, encoded_prompts, letters_scorer, models, tiny_cfg};
@@ -25,8 +25,8 @@ fn gen_cfg() -> GenerationConfig {
     }
 }
 
-fn dec(ids: &[u32]) -> rlhf_policy_ppo::Result<String> {
-    decode(&TextEncoder::Bytes, ids)
+fn dec(ids: &[u32]) -> rlhf_core::Result<String> {
+    TextCodec::Bytes.decode(ids)
 }
 
 #[test]

@@ -4,12 +4,12 @@
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
     EncodedPrompt, FnScorer, PpoData, PpoModels, Prompt, SftExample, encode_prompts, encode_sft,
 };
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 
 pub(crate) type B = CpuTrain;
 pub(crate) const DEV: FlexDevice = FlexDevice;
@@ -37,17 +37,17 @@ pub(crate) fn prompts(n: usize) -> Vec<Prompt> {
 }
 
 pub(crate) fn encoded_prompts(n: usize) -> Vec<EncodedPrompt> {
-    encode_prompts(&TextEncoder::Bytes, &prompts(n), 64).unwrap()
+    encode_prompts(&TextCodec::Bytes, &prompts(n), 64).unwrap()
 }
 
-pub(crate) fn sft_rows(n: usize) -> Vec<rlhf_reward::EncodedRow> {
+pub(crate) fn sft_rows(n: usize) -> Vec<rlhf_core::text::EncodedRow> {
     let ex: Vec<SftExample> = (0..n)
         .map(|i| SftExample {
             prompt: vec![Message::user(format!("who are you {i}"))],
             response: "I am ChatGLM.".into(),
         })
         .collect();
-    encode_sft(&TextEncoder::Bytes, &ex, 64).unwrap()
+    encode_sft(&TextCodec::Bytes, &ex, 64).unwrap()
 }
 
 pub(crate) fn data(n_prompts: usize, n_sft: usize) -> PpoData {

@@ -1,8 +1,8 @@
 //! End to end on a tiny byte-level model: PPO raises a known reward (the fraction of
 //! lower-case letters in the response) while the KL to the reference stays bounded.
 
-use rlhf_policy_ppo::{PpoConfig, decode, train};
-use rlhf_reward::TextEncoder;
+use rlhf_core::text::TextCodec;
+use rlhf_policy_ppo::{PpoConfig, train};
 use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{DEV, data, models};
@@ -23,7 +23,7 @@ fn ppo_raises_the_reward_and_keeps_kl_bounded() {
         save_steps: None,
         ..PpoConfig::default()
     };
-    let dec = |ids: &[u32]| decode(&TextEncoder::Bytes, ids);
+    let dec = |ids: &[u32]| TextCodec::Bytes.decode(ids);
     let opts = TrainOptions {
         progress: false,
         ..TrainOptions::new(tmp.path())

@@ -1,14 +1,14 @@
 //! Resume ≡ uninterrupted: checkpoint after a stop, rerun, and land on the same parameters,
 //! metrics and state (KL controller, running reward statistics, prompt and SFT cursors).
 
-use rlhf_policy_ppo::{AdaptiveKl, PpoConfig, PpoState, decode, read_logs, train};
-use rlhf_reward::TextEncoder;
+use rlhf_core::text::TextCodec;
+use rlhf_policy_ppo::{AdaptiveKl, PpoConfig, PpoState, read_logs, train};
 use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint, read_state};
 
 use crate::common::{DEV, data, flat_params, max_abs_diff, models};
 
-fn dec(ids: &[u32]) -> rlhf_policy_ppo::Result<String> {
-    decode(&TextEncoder::Bytes, ids)
+fn dec(ids: &[u32]) -> rlhf_core::Result<String> {
+    TextCodec::Bytes.decode(ids)
 }
 
 fn config() -> PpoConfig {

@@ -128,7 +128,7 @@ fn run(fused: bool, mb: &Minibatch, ntp: &NtpBatch) -> Outcome {
 fn fused_and_unfused_steps_give_the_same_parameters() {
     let mb = minibatch();
     let rows = sft_rows(3);
-    let refs: Vec<&rlhf_reward::EncodedRow> = rows.iter().collect();
+    let refs: Vec<&rlhf_core::text::EncodedRow> = rows.iter().collect();
     let (tokens, target_mask) = ntp_batch(&refs, 0);
     let ntp = NtpBatch {
         tokens,

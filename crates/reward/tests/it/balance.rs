@@ -3,8 +3,9 @@
 //! written to the run dir.
 
 use rlhf_core::backend::FlexDevice;
+use rlhf_core::text::TextCodec;
 use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport};
-use rlhf_reward::{PairCollator, RewardTrainConfig, TextEncoder, train};
+use rlhf_reward::{PairCollator, RewardTrainConfig, train};
 use rlhf_train::TrainOptions;
 
 use crate::common::{marker_pairs, tiny_model};
@@ -26,7 +27,7 @@ fn biased_pairs() -> Vec<rlhf_reward::PreferencePair> {
 #[test]
 fn training_set_is_balanced_before_training() {
     let pairs = biased_pairs();
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let tmp = tempfile::tempdir().unwrap();
     for mode in [BalanceMode::Downsample, BalanceMode::Reweight] {
         let cfg = RewardTrainConfig {
@@ -106,7 +107,7 @@ fn balancing_removes_a_learned_length_preference() {
 
     let train_set = spurious_length_train_set();
     let eval_set = held_out();
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let tmp = tempfile::tempdir().unwrap();
     let run = |balance: Option<BalanceConfig>, name: &str| {
         let cfg = RewardTrainConfig {

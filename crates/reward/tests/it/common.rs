@@ -1,9 +1,10 @@
 //! Shared fixtures: a synthetic, learnable preference task and small model/config helpers.
 
 use rlhf_core::backend::{CpuTrain, FlexDevice};
+use rlhf_core::text::BYTE_VOCAB;
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_reward::{BYTE_VOCAB, PreferencePair, RewardTrainConfig};
+use rlhf_reward::{PreferencePair, RewardTrainConfig};
 
 const WORDS: &[&str] = &[
     "apple", "river", "stone", "cloud", "green", "quiet", "table", "light", "north", "paper",

@@ -5,9 +5,10 @@
 use burn::module::AutodiffModule;
 use rlhf_core::backend::{Cpu, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_scalar_model};
+use rlhf_core::text::TextCodec;
 use rlhf_reward::{
-    EvalOptions, LogEntry, PairCollator, TextEncoder, evaluate_to_dir, export_hf, read_metrics,
-    score_pairs, split_by_prompt, train,
+    EvalOptions, LogEntry, PairCollator, evaluate_to_dir, export_hf, read_metrics, score_pairs,
+    split_by_prompt, train,
 };
 use rlhf_train::{TrainOptions, TrainStatus};
 
@@ -17,7 +18,7 @@ use crate::common::{marker_pairs, quick_config, tiny_model};
 fn learns_the_marker_task_and_exports_hf_layout() {
     let dir = tempfile::tempdir().unwrap();
     let (train_set, eval_set) = split_by_prompt(marker_pairs(400, 1), 0.2, 3);
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let (model, model_cfg) = tiny_model(0);
     let cfg = rlhf_reward::RewardTrainConfig {
         eval_steps: Some(20),
@@ -111,7 +112,7 @@ fn learns_the_marker_task_and_exports_hf_layout() {
 fn bf16_mixed_precision_learns_the_marker_task_like_f32() {
     let dir = tempfile::tempdir().unwrap();
     let (train_set, eval_set) = split_by_prompt(marker_pairs(400, 1), 0.2, 3);
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let run = |name: &str, precision: rlhf_core::Precision| {
         let cfg = rlhf_reward::RewardTrainConfig {
             precision,

@@ -2,7 +2,8 @@
 //! keeps the score spread (and the score level) bounded while accuracy is the same.
 
 use rlhf_core::backend::FlexDevice;
-use rlhf_reward::{LogEntry, PairCollator, RewardTrainConfig, TextEncoder, train};
+use rlhf_core::text::TextCodec;
+use rlhf_reward::{LogEntry, PairCollator, RewardTrainConfig, train};
 use rlhf_train::TrainOptions;
 
 use crate::common::{marker_pairs, quick_config, tiny_model};
@@ -11,7 +12,7 @@ use crate::common::{marker_pairs, quick_config, tiny_model};
 fn lambda_keeps_score_spread_bounded() {
     let pairs = marker_pairs(200, 21);
     let eval = marker_pairs(48, 77);
-    let collator = PairCollator::new(TextEncoder::Bytes, 96);
+    let collator = PairCollator::new(TextCodec::Bytes, 96);
     let tmp = tempfile::tempdir().unwrap();
     let run = |lambda: f64| {
         let cfg = RewardTrainConfig {

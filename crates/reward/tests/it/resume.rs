@@ -4,9 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use rlhf_core::backend::FlexDevice;
+use rlhf_core::text::TextCodec;
 use rlhf_reward::{
-    LogEntry, PairCollator, RewardError, RewardTrainConfig, TextEncoder, read_metrics,
-    read_train_state, train,
+    LogEntry, PairCollator, RewardError, RewardTrainConfig, read_metrics, read_train_state, train,
 };
 use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint};
 
@@ -52,7 +52,7 @@ fn resumed_run_matches_uninterrupted_run() {
     // 44 pairs, 8 per step: the 6 steps cross an epoch boundary (after step 6 - 0.5).
     let pairs = marker_pairs(44, 5);
     let eval = marker_pairs(8, 99);
-    let collator = PairCollator::new(TextEncoder::Bytes, 64);
+    let collator = PairCollator::new(TextCodec::Bytes, 64);
     let cfg = config();
     let tmp = tempfile::tempdir().unwrap();
 
@@ -173,7 +173,7 @@ fn resumed_run_matches_uninterrupted_run() {
 #[test]
 fn stop_flag_checkpoints_and_returns() {
     let pairs = marker_pairs(16, 5);
-    let collator = PairCollator::new(TextEncoder::Bytes, 64);
+    let collator = PairCollator::new(TextCodec::Bytes, 64);
     let tmp = tempfile::tempdir().unwrap();
     let opts = TrainOptions::new(tmp.path());
     opts.stop.store(true, Ordering::SeqCst);
@@ -213,7 +213,7 @@ fn stop_flag_checkpoints_and_returns() {
 #[test]
 fn gradient_accumulation_matches_one_large_batch() {
     let pairs = marker_pairs(32, 8);
-    let collator = PairCollator::new(TextEncoder::Bytes, 64);
+    let collator = PairCollator::new(TextCodec::Bytes, 64);
     let tmp = tempfile::tempdir().unwrap();
     let base = RewardTrainConfig {
         max_steps: Some(2),

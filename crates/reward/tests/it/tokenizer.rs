@@ -5,9 +5,10 @@
 use burn::module::AutodiffModule;
 use rlhf_core::backend::{Cpu, CpuTrain, FlexDevice};
 use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_scalar_model};
+use rlhf_core::text::TextCodec;
 use rlhf_core::tokenizer::{BpeTrainingConfig, Message, Tokenizer, train_bpe};
 use rlhf_core::{ModelConfig, ScalarModel};
-use rlhf_reward::{PairCollator, RewardTrainConfig, TextEncoder, export_hf, score_pairs, train};
+use rlhf_reward::{PairCollator, RewardTrainConfig, export_hf, score_pairs, train};
 use rlhf_train::TrainOptions;
 
 use crate::common::marker_pairs;
@@ -32,7 +33,7 @@ fn tokenizer() -> Tokenizer {
 #[test]
 fn chat_template_rows_train_and_export_with_the_tokenizer() {
     let tok = tokenizer();
-    let collator = PairCollator::new(TextEncoder::Tokenizer(&tok), 48);
+    let collator = PairCollator::new(TextCodec::Tokenizer(&tok), 48);
     let mut pairs = marker_pairs(64, 9);
     // Give one pair a long history: it must be cut from the left, keeping the reply.
     pairs[0].prompt = vec![
@@ -97,11 +98,11 @@ fn chat_template_rows_train_and_export_with_the_tokenizer() {
     let tok2 = Tokenizer::from_dir(&export).unwrap();
     assert!(tok2.has_chat_template());
     let (back, _) = load_scalar_model::<Cpu>(&export, LoadOptions::default(), &FlexDevice).unwrap();
-    let enc2 = PairCollator::new(TextEncoder::Tokenizer(&tok2), 48)
+    let enc2 = PairCollator::new(TextCodec::Tokenizer(&tok2), 48)
         .encode_all(&pairs)
         .unwrap();
     assert_eq!(enc, enc2);
-    let pad = TextEncoder::Tokenizer(&tok).pad_id();
+    let pad = TextCodec::Tokenizer(&tok).pad_id();
     let a = score_pairs(&model, &enc, pad, 16, &FlexDevice);
     let b = score_pairs(&back, &enc2, pad, 16, &FlexDevice);
     for (x, y) in a.iter().zip(&b) {
@@ -120,7 +121,7 @@ fn tokenizer_without_template_uses_the_plain_transcript() {
         train_bpe(["User: hi\nAssistant: hello there"].iter(), &cfg).unwrap()
     };
     assert!(!plain.has_chat_template());
-    let row = TextEncoder::Tokenizer(&plain)
+    let row = TextCodec::Tokenizer(&plain)
         .encode(&[Message::user("hi")], "hello there")
         .unwrap();
     assert_eq!(row.ids[0], plain.bos_id().unwrap());

@@ -4,9 +4,9 @@
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use rlhf_core::backend::{CpuTrain, FlexDevice};
+use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Message;
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_reward::{BYTE_VOCAB, TextEncoder};
 use rlhf_sft::{
     SftConfig, SftLog, SftRecord, collate_sft, encode_sft, evaluate_nll, read_sft, train,
 };
@@ -60,7 +60,7 @@ fn cfg(steps: usize) -> SftConfig {
 
 #[test]
 fn mask_covers_the_reply_and_eos_only() {
-    let ex = encode_sft(&TextEncoder::Bytes, &records(1, 0), 48).unwrap();
+    let ex = encode_sft(&TextCodec::Bytes, &records(1, 0), 48).unwrap();
     // "0+0=" → reply "0" + EOS
     assert_eq!(ex[0].reply, 2);
     let b = collate_sft(&[&ex[0]], 0);
@@ -74,8 +74,8 @@ fn mask_covers_the_reply_and_eos_only() {
 #[test]
 fn held_out_nll_falls_and_resume_is_exact() {
     let tmp = tempfile::tempdir().unwrap();
-    let tr = encode_sft(&TextEncoder::Bytes, &records(64, 0), 48).unwrap();
-    let ev = encode_sft(&TextEncoder::Bytes, &records(16, 5), 48).unwrap();
+    let tr = encode_sft(&TextCodec::Bytes, &records(64, 0), 48).unwrap();
+    let ev = encode_sft(&TextCodec::Bytes, &records(16, 5), 48).unwrap();
     let before = evaluate_nll(&model().valid(), &ev, 0, 8, &FlexDevice);
     let a = train(
         model(),
