@@ -341,7 +341,7 @@ fn run_train<A: AutodiffBackend>(
 /// The encoder is the tokenizer of `tokenizer`, else of `model_dir` when it holds
 /// `tokenizer.json`, else byte-level ids (`rlhf_core::text::TextCodec::Bytes`, the encoding of
 /// models trained without a tokenizer), which needs a vocabulary of at least
-/// [`BYTE_VOCAB`] ids. Shared by `eval-reward` and `score --input PAIRS`.
+/// `BYTE_VOCAB` ids. Shared by `eval-reward` and `score --input PAIRS`.
 pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
     model_dir: &Path,
     tokenizer: Option<&Path>,

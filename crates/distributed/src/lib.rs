@@ -38,6 +38,7 @@
 //! use rlhf_core::backend::{CpuTrain, Flex, FlexDevice};
 //! use rlhf_core::{ModelConfig, ScalarModel};
 //! use rlhf_distributed::{DistConfig, run_on_node};
+//! use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 //! use rlhf_reward::*;
 //!
 //! # let pairs: Vec<PreferencePair> = vec![];

@@ -135,6 +135,10 @@ pub struct PpoState {
     /// world size).
     #[serde(default = "one_world")]
     pub world: usize,
+    /// The actor's and the critic's architecture (`rlhf_train::model_shape`); a resume into
+    /// other shapes is refused (absent in checkpoints written before it was recorded).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 fn one_world() -> usize {
@@ -298,6 +302,11 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
         cfg.adam_epsilon,
         cfg.weight_decay,
     );
+    let shape = format!(
+        "actor {}; critic {}",
+        rlhf_train::model_shape(&actor),
+        rlhf_train::model_shape(&critic)
+    );
     let mut start = PpoStart {
         actor,
         critic,
@@ -318,10 +327,12 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
             config: cfg.clone(),
             history: Vec::new(),
             world: 1,
+            model: None,
         },
         resumed_from: None,
     };
     let metrics_path = run_dir.join("metrics.jsonl");
+    start.state.model = Some(shape.clone());
     let Some(dir) = ckpt else {
         if write_logs_file {
             write_logs(&metrics_path, &[])?;
@@ -336,6 +347,13 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
     let diff = st.config.trajectory_diff(cfg);
     if !diff.is_empty() {
         return Err(mismatch(format!("config differs: {}", diff.join("; "))));
+    }
+    if let Some(ck) = &st.model
+        && ck != &shape
+    {
+        return Err(mismatch(format!(
+            "model differs: checkpoint {ck}, now {shape} (another --init preset or config.json?)"
+        )));
     }
     if st.prompts_fingerprint != print || st.n_prompts != n {
         return Err(mismatch(format!(
@@ -358,7 +376,10 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
     }
     tracing::info!(step = st.step, dir = %dir.display(), "resuming");
     start.resumed_from = Some(st.step);
-    start.state = st;
+    start.state = PpoState {
+        model: Some(shape),
+        ..st
+    };
     Ok(start)
 }
 

@@ -18,7 +18,7 @@
 //! | module (private) | what |
 //! | --- | --- |
 //! | `loss` | [`reward_loss`], [`ranking_loss`], [`score_penalty`], [`per_pair_loss`] |
-//! | `data` | [`PreferencePair`], [`TextCodec`], [`PairCollator`], [`PairBatch`], truncation rule |
+//! | `data` | [`PreferencePair`], [`PairCollator`], [`PairBatch`] (encoded with `rlhf_core::text`) |
 //! | `config` | [`RewardTrainConfig`] |
 //! | `train` | [`train`], [`train_with`], [`train_step`], [`TrainOutcome`], [`TrainState`] |
 //! | `metrics` | [`TrainLog`], [`EvalLog`], [`LogEntry`], `metrics.jsonl` |
@@ -30,6 +30,7 @@
 //! use rlhf_core::backend::{CpuTrain, FlexDevice};
 //! use rlhf_core::tokenizer::Message;
 //! use rlhf_core::{ModelConfig, ScalarModel};
+//! use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 //! use rlhf_reward::*;
 //!
 //! let pairs = vec![PreferencePair::new("1", vec![Message::user("hi")], "hello!", "go away")];

@@ -7,9 +7,9 @@
 //!
 //! - [`SftRecord`] / [`read_sft`]: JSON lines `{"id", "category"?, "prompt": text | messages,
 //!   "response"}`;
-//! - [`encode_sft`]: the reward crate's [`TextCodec`] (chat template, or the plain transcript
-//!   with a byte or BPE tokenizer) and its truncation rule; the loss mask covers the reply and
-//!   its EOS only;
+//! - [`encode_sft`]: the workspace's text codec, `rlhf_core::text::TextCodec` (chat template,
+//!   or the plain transcript with a byte or BPE tokenizer) and its truncation rule; the loss
+//!   mask covers the reply and its EOS only;
 //! - [`train`]: the resumable loop (AdamW, warm-up + cosine, accumulation, global-norm clipping,
 //!   held-out NLL/perplexity, step checkpoints with exact resume, stop flag, `metrics.jsonl`,
 //!   progress bar), the same run-dir layout as the reward and DPO trainers.

@@ -204,6 +204,43 @@ pub fn param_checksum<B: Backend, M: Module<B>>(m: &M) -> [f32; 2] {
     [c.sum as f32, c.sq as f32]
 }
 
+struct Shapes {
+    tensors: usize,
+    params: usize,
+    hash: rlhf_util::Fnv1a,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Shapes {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let dims = param.val().dims().to_vec();
+        self.tensors += 1;
+        self.params += dims.iter().product::<usize>();
+        self.hash.write(&(dims.len() as u64).to_le_bytes());
+        for d in dims {
+            self.hash.write(&(d as u64).to_le_bytes());
+        }
+    }
+}
+
+/// The architecture of `m` as a short string: tensor and parameter counts and a hash of every
+/// float parameter's shape in visiting order (not its values). Checkpoints record it, so that
+/// resuming into a model of another shape (another `--init` preset, another config) is refused
+/// with a message instead of failing inside burn.
+pub fn model_shape<B: Backend, M: Module<B>>(m: &M) -> String {
+    let mut s = Shapes {
+        tensors: 0,
+        params: 0,
+        hash: rlhf_util::Fnv1a::new(),
+    };
+    m.visit(&mut s);
+    format!(
+        "{} tensors, {} parameters, shapes {:016x}",
+        s.tensors,
+        s.params,
+        s.hash.finish()
+    )
+}
+
 /// Splits a u64 into four exactly representable f32 chunks (to compare fingerprints across
 /// ranks through an f32 gather).
 pub fn u64_chunks(x: u64) -> [f32; 4] {

@@ -235,6 +235,10 @@ pub struct FitState<C, L, W> {
     /// world size).
     #[serde(default = "one")]
     pub world: usize,
+    /// The trained model's architecture ([`crate::model_shape`]); a resume into another shape
+    /// is refused (absent in checkpoints written before it was recorded).
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 fn one() -> usize {
@@ -288,6 +292,7 @@ fn check_resume<B: AutodiffBackend, O: Objective<B>>(
     dir: &Path,
     args: &FitArgs<'_, O::Config>,
     n: usize,
+    shape: &str,
 ) -> Result<State<B, O>, TrainError> {
     let st: State<B, O> = read_state(dir)?;
     let mismatch = |message: String| TrainError::ResumeMismatch {
@@ -305,6 +310,13 @@ fn check_resume<B: AutodiffBackend, O: Objective<B>>(
         return Err(mismatch(format!(
             "training data differ ({n} examples, fingerprint {}; checkpoint: {} examples, {})",
             args.fingerprint, st.n_train, st.data_fingerprint
+        )));
+    }
+    if let Some(ck) = &st.model
+        && ck != shape
+    {
+        return Err(mismatch(format!(
+            "model differs: checkpoint {ck}, now {shape} (another --init preset or config.json?)"
         )));
     }
     if st.base_fingerprint != args.base_fingerprint {
@@ -352,9 +364,10 @@ where
     let metrics = run_dir.join("metrics.jsonl");
     let total = args.total_steps;
     let mut model = model;
+    let shape = crate::collective::model_shape(&model);
     let (mut state, resumed_from): (State<B, O>, _) = match resume_point(run_dir, opts.resume)? {
         Some(dir) => {
-            let st = check_resume::<B, O>(&dir, args, n)?;
+            let st = check_resume::<B, O>(&dir, args, n, &shape)?;
             model = objective.load_model(model, &dir, &device)?;
             optim = load_optimizer_record::<B, O::Model, Opt>(optim, &dir, "optim", &device)?;
             if main {
@@ -365,6 +378,7 @@ where
             (
                 FitState {
                     world: world.world(),
+                    model: Some(shape),
                     ..st
                 },
                 Some(from),
@@ -386,6 +400,7 @@ where
                 window: O::Window::default(),
                 base_fingerprint: args.base_fingerprint.clone(),
                 world: world.world(),
+                model: Some(shape),
             };
             (st, None)
         }

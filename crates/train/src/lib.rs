@@ -35,7 +35,9 @@ mod schedule;
 mod shard;
 
 pub use clip::{clip_grad_norm, global_grad_norm};
-pub use collective::{Applied, Collective, Gather, Solo, agree, apply, param_checksum, u64_chunks};
+pub use collective::{
+    Applied, Collective, Gather, Solo, agree, apply, model_shape, param_checksum, u64_chunks,
+};
 pub use cursor::{DataRngState, epoch_permutation};
 pub use error::{Result, TrainError};
 pub use fit::{FitArgs, FitOutcome, FitState, Objective, Scale, StepOut, fit};

@@ -152,6 +152,33 @@ fn resumed_run_matches_uninterrupted_run() {
     )
     .unwrap_err();
     assert!(matches!(err, RewardError::ResumeMismatch { .. }), "{err}");
+    // Resuming into another architecture (another `--init` preset) is one clear line, not a
+    // panic inside burn's record loader.
+    let bench_cfg = rlhf_core::ModelConfig {
+        vocab_size: rlhf_core::text::BYTE_VOCAB,
+        ..rlhf_core::ModelConfig::tiny_bench()
+    };
+    let other_model = rlhf_core::ScalarModel::<rlhf_core::backend::CpuTrain>::init(
+        &bench_cfg,
+        0.02,
+        0,
+        &FlexDevice,
+    );
+    let err = train(
+        other_model,
+        &collator,
+        &pairs,
+        &eval,
+        &cfg,
+        &TrainOptions::new(&run_b),
+        &FlexDevice,
+    )
+    .unwrap_err();
+    assert!(matches!(err, RewardError::ResumeMismatch { .. }), "{err}");
+    assert!(
+        err.to_string().contains("model differs: checkpoint"),
+        "{err}"
+    );
     let fresh = TrainOptions {
         resume: false,
         ..TrainOptions::new(&run_b)

@@ -343,3 +343,22 @@ fn a_killed_runs_checkpoint_temp_dirs_are_removed() {
     assert!(!stale.exists(), "the stale temp checkpoint is still there");
     assert!(latest_checkpoint(tmp.path()).unwrap().is_some());
 }
+
+#[test]
+fn resuming_into_a_model_of_another_shape_is_refused_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    run(tmp.path(), &cfg(), model(), Some(3)).unwrap();
+    let other = Toy {
+        lin: LinearConfig::new(4, 1).with_bias(false).init(&FlexDevice),
+    };
+    match run(tmp.path(), &cfg(), other, None) {
+        Err(TrainError::ResumeMismatch { message, .. }) => {
+            assert!(
+                message.starts_with("model differs: checkpoint 2 tensors, 5 parameters"),
+                "{message}"
+            );
+            assert!(message.contains("now 1 tensors, 4 parameters"), "{message}");
+        }
+        other => panic!("expected a resume mismatch, got {other:?}"),
+    }
+}
