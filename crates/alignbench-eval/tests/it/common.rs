@@ -1,23 +1,21 @@
 //! Shared helpers: the real-data location and small synthetic fixtures.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rlhf_alignbench_eval::{BenchConfig, Category, Question};
 
-/// The AlignBench data folder under `shared/data`, or `None` (with a message) when absent.
+/// The AlignBench data folder `../shared/data/alignbench` (with its `config`), or `None` (with
+/// a `SKIP:` line) in a user's clone that lacks it; a test failure under `CI=true` or
+/// `RLHF_REQUIRE_SHARED=1`.
 pub(crate) fn alignbench_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data")
-        .join("alignbench");
-    if dir.join("config").is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: real AlignBench data not found at {} (shared/data is absent)",
-            dir.display()
-        );
-        None
-    }
+    let config = rlhf_testkit::shared_path("data/alignbench/config")?;
+    assert!(config.is_dir(), "{} is not a folder", config.display());
+    Some(
+        config
+            .parent()
+            .expect("config is inside alignbench")
+            .to_path_buf(),
+    )
 }
 
 /// A synthetic judge config with the real answer types and dimension names but our own short

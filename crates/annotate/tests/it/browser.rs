@@ -3,7 +3,8 @@
 //! response containing `<script>` renders as text. Saves a screenshot under the test target
 //! directory and prints its path.
 //!
-//! Skips (passing, with a `SKIP:` line) when `/usr/bin/chromium` or `chromedriver` is absent;
+//! Skips (passing, with a `SKIP:` line) when `chromium` or `chromedriver` is absent in a user's
+//! clone, but fails under `CI=true` or `RLHF_REQUIRE_SHARED=1` (`rlhf_testkit::require_program`);
 //! `.ci/run` installs the Debian packages `chromium` and `chromium-driver` when it can.
 
 use std::net::TcpListener;
@@ -16,14 +17,19 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn chromedriver() -> Option<PathBuf> {
-    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
+/// Where Debian's `chromium-driver` puts chromedriver when it is not on `PATH`.
+const DEBIAN_CHROMEDRIVER: &str = "/usr/lib/chromium/chromedriver";
+
+/// chromedriver and Chromium, or `None` (with a `SKIP:` line) when either is missing; a panic
+/// instead under `CI=true` or `RLHF_REQUIRE_SHARED=1`.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let driver = rlhf_testkit::resolve_program("chromedriver", std::env::var_os("PATH"))
+        .or_else(|| rlhf_testkit::resolve_program(DEBIAN_CHROMEDRIVER, None))
+        .or_else(|| rlhf_testkit::require_program("chromedriver"))?;
+    let chromium = rlhf_testkit::require_program("chromium")?;
+    Some((driver, chromium))
 }
 
 /// Kills chromedriver (a process this test started) when the test ends, even on panic.
@@ -56,7 +62,7 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    async fn start(exe: &Path, profile: &Path) -> Driver {
+    async fn start(exe: &Path, chromium: &Path, profile: &Path) -> Driver {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -94,7 +100,7 @@ impl Driver {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": CHROMIUM,
+                "binary": chromium,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
@@ -202,11 +208,8 @@ impl Driver {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headless_chromium_votes_with_the_keyboard_and_shows_script_as_text() {
-    let Some(driver_exe) = chromedriver().filter(|_| Path::new(CHROMIUM).is_file()) else {
-        eprintln!(
-            "SKIP: browser test needs {CHROMIUM} and chromedriver (Debian packages `chromium` and \
-             `chromium-driver`; .ci/run installs them when it can)"
-        );
+    // Debian packages `chromium` and `chromium-driver`; .ci/run installs them when it can.
+    let Some((driver_exe, chromium)) = browser() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -214,7 +217,7 @@ async fn headless_chromium_votes_with_the_keyboard_and_shows_script_as_text() {
     let dir = tmp.path().join("session");
     let acc = accounts(&dir, &["browser"]);
     let server = start(config(&pairs_path, &dir, 1)).await;
-    let d = Driver::start(&driver_exe, &tmp.path().join("chrome-profile")).await;
+    let d = Driver::start(&driver_exe, &chromium, &tmp.path().join("chrome-profile")).await;
 
     d.call(
         "POST",

@@ -11,19 +11,44 @@ mod pipeline;
 mod ppo;
 mod score_pairs;
 
+/// `../shared/fixtures/<name>`, or `None` (with a `SKIP:` line) in a user's clone without
+/// `../shared`; a test failure under `CI=true` or `RLHF_REQUIRE_SHARED=1`.
 fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: {} not found (needs ../shared/fixtures)",
-            dir.display()
+    rlhf_testkit::shared_path(format!("fixtures/{name}"))
+}
+
+/// The tensor names of a safetensors file (sorted) and all their values, concatenated in that
+/// order; every tensor must be F32.
+fn safetensors_f32(path: &Path) -> (Vec<String>, Vec<f32>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut values = Vec::new();
+    for n in &names {
+        let t = st.tensor(n).unwrap();
+        assert_eq!(
+            t.dtype(),
+            safetensors::Dtype::F32,
+            "{}: {n}",
+            path.display()
         );
-        None
+        values.extend(
+            t.data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        );
     }
+    (names, values)
+}
+
+/// Asserts two safetensors files hold the same tensors (names and sizes) with values less than
+/// `tol` apart and all finite (`rlhf_testkit::assert_close`); returns the largest difference.
+fn assert_safetensors_close(what: &str, got: &Path, want: &Path, tol: f32) -> f32 {
+    let (gn, g) = safetensors_f32(got);
+    let (wn, w) = safetensors_f32(want);
+    assert_eq!(gn, wn, "{what}: tensor names differ");
+    rlhf_testkit::assert_close(what, &g, &w, tol)
 }
 
 fn rlhf(args: &[&str]) -> Output {
@@ -52,17 +77,32 @@ fn write_input(dir: &Path, v: &serde_json::Value) -> PathBuf {
     p
 }
 
-fn max_diff(a: &serde_json::Value, b: &serde_json::Value) -> f64 {
-    let a = a.as_array().unwrap();
-    let b = b.as_array().unwrap();
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| match (x.as_f64(), y.as_f64()) {
-            (Some(x), Some(y)) => (x - y).abs(),
-            _ => max_diff(x, y),
-        })
-        .fold(0.0, f64::max)
+/// The numbers of a JSON number or (nested) array in order, and the array lengths met on the
+/// way (two values of different shapes give different lengths).
+fn numbers(v: &serde_json::Value, out: &mut Vec<f64>, shape: &mut Vec<usize>) {
+    match v {
+        serde_json::Value::Array(a) => {
+            shape.push(a.len());
+            for x in a {
+                numbers(x, out, shape);
+            }
+        }
+        // JSON has no NaN: serde_json writes it as `null`, which fails here.
+        _ => out.push(
+            v.as_f64()
+                .unwrap_or_else(|| panic!("not a number or an array: {v}")),
+        ),
+    }
+}
+
+/// Asserts two JSON numbers or (nested) arrays have the same shape and differ by less than
+/// `tol` everywhere (`rlhf_testkit::assert_close_f64`: no NaN, no infinity, nothing empty).
+fn assert_json_close(what: &str, got: &serde_json::Value, want: &serde_json::Value, tol: f64) {
+    let (mut g, mut gs, mut w, mut ws) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    numbers(got, &mut g, &mut gs);
+    numbers(want, &mut w, &mut ws);
+    assert_eq!(gs, ws, "{what}: array lengths differ");
+    rlhf_testkit::assert_close_f64(what, &g, &w, tol);
 }
 
 #[test]
@@ -81,8 +121,18 @@ fn logprobs_command_matches_the_fixture() {
         "--input",
         input.to_str().unwrap(),
     ]));
-    assert!(max_diff(&out["token_logprobs"], &r["token_logprobs"]) < 1e-4);
-    assert!(max_diff(&out["sequence_logprob_sum"], &r["sequence_logprob_sum"]) < 1e-3);
+    assert_json_close(
+        "token_logprobs",
+        &out["token_logprobs"],
+        &r["token_logprobs"],
+        1e-4,
+    );
+    assert_json_close(
+        "sequence_logprob_sum",
+        &out["sequence_logprob_sum"],
+        &r["sequence_logprob_sum"],
+        1e-3,
+    );
 }
 
 #[test]
@@ -126,11 +176,11 @@ fn score_command_matches_the_reward_fixture() {
         "--input",
         input.to_str().unwrap(),
     ]));
-    assert!(
-        max_diff(&out["rewards"], &r["rewards"]) < 1e-5,
-        "{} vs {}",
-        out["rewards"],
-        r["rewards"]
+    assert_json_close(
+        &format!("rewards {} vs {}", out["rewards"], r["rewards"]),
+        &out["rewards"],
+        &r["rewards"],
+        1e-5,
     );
 }
 
@@ -249,14 +299,10 @@ fn bad_input_exits_nonzero_with_one_clear_line() {
     );
 }
 
+/// `../shared/data`, or `None` (with a `SKIP:` line) in a user's clone; a test failure under
+/// `CI=true` or `RLHF_REQUIRE_SHARED=1`.
 fn data_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("SKIP: {} not found (needs ../shared/data)", dir.display());
-        None
-    }
+    rlhf_testkit::shared_path("data")
 }
 
 #[test]

@@ -153,23 +153,6 @@ fn finite_metrics(path: &Path) -> usize {
     n
 }
 
-fn f32s(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut names: Vec<String> = st.names().into_iter().map(str::to_string).collect();
-    names.sort();
-    names
-        .iter()
-        .flat_map(|n| {
-            let t = st.tensor(n).unwrap();
-            t.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[test]
 fn the_micro_pipeline_produces_every_artefact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -276,17 +259,11 @@ fn an_interrupted_stage_resumes_to_the_uninterrupted_result() {
         &["--config", c, "--stages", stages, "--resume", "cut"],
         &[],
     ));
-    let a = f32s(&runs.join("straight/sft/final/model.safetensors"));
-    let b = f32s(&runs.join("cut/sft/final/model.safetensors"));
-    assert_eq!(a.len(), b.len());
-    let d = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        d < 1e-6,
-        "resumed SFT differs from the uninterrupted one by {d}"
+    super::assert_safetensors_close(
+        "resumed SFT vs the uninterrupted one",
+        &runs.join("cut/sft/final/model.safetensors"),
+        &runs.join("straight/sft/final/model.safetensors"),
+        1e-6,
     );
 }
 
@@ -361,14 +338,13 @@ fn data_parallel_stages_give_the_single_device_models() {
         "{worlds:?}"
     );
     for m in ["rm", "ppo", "dpo"] {
-        let f = |run: &str| f32s(&runs.join(run).join(m).join("final/model.safetensors"));
-        let (a, b) = (f("one"), f("two"));
-        let d = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        assert!(d < 1e-4, "{m}: 2 devices vs 1 differ by {d}");
+        let f = |run: &str| runs.join(run).join(m).join("final/model.safetensors");
+        super::assert_safetensors_close(
+            &format!("{m}: 2 devices vs 1"),
+            &f("two"),
+            &f("one"),
+            1e-4,
+        );
     }
     let bad = pipeline(
         &["--config", c, "--run-id", "x", "--devices", "cpu,cuda:1"],

@@ -3,24 +3,7 @@
 
 use std::path::Path;
 
-use super::{json, rlhf};
-
-fn max_param_diff(a: &Path, b: &Path) -> f32 {
-    let (a, b) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    let fa = safetensors::SafeTensors::deserialize(&a).unwrap();
-    let fb = safetensors::SafeTensors::deserialize(&b).unwrap();
-    let mut max = 0f32;
-    for name in fa.names() {
-        let (x, y) = (fa.tensor(name).unwrap(), fb.tensor(name).unwrap());
-        assert_eq!(x.data().len(), y.data().len(), "{name}");
-        for (p, q) in x.data().chunks_exact(4).zip(y.data().chunks_exact(4)) {
-            let p = f32::from_le_bytes([p[0], p[1], p[2], p[3]]);
-            let q = f32::from_le_bytes([q[0], q[1], q[2], q[3]]);
-            max = max.max((p - q).abs());
-        }
-    }
-    max
-}
+use super::{assert_safetensors_close, json, rlhf};
 
 #[test]
 fn train_ppo_runs_data_parallel_on_two_cpu_replicas() {
@@ -64,7 +47,11 @@ fn train_ppo_runs_data_parallel_on_two_cpu_replicas() {
     assert_eq!(two["step"], one["step"]);
     assert_eq!(two["last"]["scores"], one["last"]["scores"], "{two}\n{one}");
     let w = |d: &str| t.join(d).join("final/model.safetensors");
-    let max = max_param_diff(&w("one"), &w("two"));
+    let max = assert_safetensors_close(
+        "train-ppo: data-parallel actor vs one device",
+        &w("two"),
+        &w("one"),
+        1e-5,
+    );
     eprintln!("train-ppo, 2 CPU replicas vs 1: max |Δθ| {max:e}");
-    assert!(max < 1e-5, "data-parallel actor differs by {max}");
 }

@@ -192,6 +192,7 @@ fn score_pairs_summary_and_per_pair_lines_from_jsonl_and_parquet() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), cases().len());
+    assert_eq!(want.len(), lines.len());
     for ((line, case), (c, r)) in lines.iter().zip(cases()).zip(&want) {
         assert_eq!(line["id"], case.0);
         assert_eq!(line["category"], json!(case.1));

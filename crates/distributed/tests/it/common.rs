@@ -100,14 +100,6 @@ pub(crate) fn flat_params<Bk: Backend, M: Module<Bk>>(m: &M) -> Vec<f32> {
     f.0
 }
 
-pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len(), "parameter counts differ");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 /// The indices of global step `k`: `2B` consecutive pairs.
 fn step_indices(k: usize) -> Vec<usize> {
     (k * 2 * B..(k + 1) * 2 * B).collect()

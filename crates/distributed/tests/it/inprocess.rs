@@ -6,8 +6,10 @@ use std::time::{Duration, Instant};
 use rlhf_core::backend::{Flex, FlexDevice};
 use rlhf_distributed::{DistConfig, DistError, launch};
 
-use crate::common::{TOL, dpo_dp, dpo_single, max_abs_diff, reward_dp, reward_single, train_run};
+use rlhf_testkit::assert_close;
 use rlhf_train::TrainStatus;
+
+use crate::common::{TOL, dpo_dp, dpo_single, reward_dp, reward_single, train_run};
 
 fn two_devices() -> DistConfig {
     DistConfig::single().with_timeouts(Duration::from_secs(60), Duration::from_secs(60))
@@ -25,14 +27,9 @@ fn two_devices_match_one_worker_on_the_whole_batch() {
     // The replicas step in lockstep: bit-identical parameters.
     assert_eq!(outs[0].0, outs[1].0, "reward replicas diverged");
     assert_eq!(outs[0].1, outs[1].1, "DPO replicas diverged");
-    let d_reward = max_abs_diff(&outs[0].0, &single_reward);
-    let d_dpo = max_abs_diff(&outs[0].1, &single_dpo);
+    let d_reward = assert_close("reward: 2 workers vs 1", &outs[0].0, &single_reward, TOL);
+    let d_dpo = assert_close("DPO: 2 workers vs 1", &outs[0].1, &single_dpo, TOL);
     eprintln!("in-process max |Δθ|: reward {d_reward:e}, DPO {d_dpo:e}");
-    assert!(
-        d_reward < TOL,
-        "reward: 2 workers vs 1 differ by {d_reward}"
-    );
-    assert!(d_dpo < TOL, "DPO: 2 workers vs 1 differ by {d_dpo}");
 }
 
 #[test]
@@ -67,9 +64,8 @@ fn the_data_parallel_loop_on_two_devices_matches_one_device() {
     assert_eq!((status, step), (TrainStatus::Finished, 24));
     let (_, _, _, params1) =
         train_run(&DistConfig::single(), &[FlexDevice], one.path()).expect("one device");
-    let diff = max_abs_diff(&params2, &params1);
+    let diff = assert_close("24-step loop: 2 devices vs 1", &params2, &params1, 1e-4);
     eprintln!("24-step loop, 2 devices vs 1: max |Δθ| {diff:e}");
-    assert!(diff < 1e-4, "2 devices vs 1 differ by {diff}");
     // Rank 0 alone wrote the run directory: one metrics line per step, checkpoints.
     let metrics = std::fs::read_to_string(two.path().join("metrics.jsonl")).expect("metrics");
     assert_eq!(metrics.lines().count(), 24);

@@ -13,7 +13,9 @@ use rlhf_distributed::{DistConfig, launch};
 use rlhf_train::TrainStatus;
 use serde_json::json;
 
-use crate::common::{TOL, dpo_dp, dpo_single, max_abs_diff, reward_dp, reward_single, train_run};
+use rlhf_testkit::assert_close;
+
+use crate::common::{TOL, dpo_dp, dpo_single, reward_dp, reward_single, train_run};
 
 /// The collective timeout of the multi-process tests.
 const TIMEOUT: Duration = Duration::from_secs(8);
@@ -158,17 +160,19 @@ fn check_equivalence(test: &str, role: &str) {
     let (reward0, dpo0) = (floats(&r0["reward"]), floats(&r0["dpo"]));
     assert_eq!(reward0, floats(&r1["reward"]), "reward replicas diverged");
     assert_eq!(dpo0, floats(&r1["dpo"]), "DPO replicas diverged");
-    let d_reward = max_abs_diff(&reward0, &reward_single());
-    let d_dpo = max_abs_diff(&dpo0, &dpo_single());
+    let d_reward = assert_close(
+        &format!("{role}: reward, 2 processes vs 1 worker"),
+        &reward0,
+        &reward_single(),
+        TOL,
+    );
+    let d_dpo = assert_close(
+        &format!("{role}: DPO, 2 processes vs 1 worker"),
+        &dpo0,
+        &dpo_single(),
+        TOL,
+    );
     eprintln!("{role}: two processes max |Δθ|: reward {d_reward:e}, DPO {d_dpo:e}");
-    assert!(
-        d_reward < TOL,
-        "reward: 2 processes vs 1 worker differ by {d_reward}"
-    );
-    assert!(
-        d_dpo < TOL,
-        "DPO: 2 processes vs 1 worker differ by {d_dpo}"
-    );
 }
 
 #[test]
@@ -265,9 +269,13 @@ fn a_killed_worker_is_named_and_a_restart_resumes() {
     // The interrupted two-node run ends where one uninterrupted worker does.
     let solo_dir = tempfile::tempdir().expect("tempdir");
     let solo = train_run(&DistConfig::single(), &[FlexDevice], solo_dir.path()).expect("solo");
-    let diff = max_abs_diff(&params, &solo.3);
+    let diff = assert_close(
+        "resumed 2-process run vs uninterrupted 1 worker",
+        &params,
+        &solo.3,
+        1e-4,
+    );
     eprintln!("resumed 2-process run vs uninterrupted 1 worker: max |Δθ| {diff:e}");
-    assert!(diff < 1e-4, "resumed run differs by {diff}");
 }
 
 #[test]

@@ -111,12 +111,9 @@ fn assert_matches(name: &str, block: &str, got: &Got, want: &Value) {
 /// Whether `got` differs from the block `want` somewhere by more than the tolerance.
 fn differs(got: &Got, want: &Value) -> bool {
     let loss = want["loss"].as_f64().expect("loss is a number");
-    !close(got.loss, loss)
-        || got
-            .losses
-            .iter()
-            .zip(floats(&want["losses"]))
-            .any(|(g, w)| !close(*g, w))
+    let losses = floats(&want["losses"]);
+    assert_eq!(got.losses.len(), losses.len(), "losses: length");
+    !close(got.loss, loss) || got.losses.iter().zip(losses).any(|(g, w)| !close(*g, w))
 }
 
 fn case<'a>(g: &'a Value, name: &str) -> &'a Value {
@@ -215,12 +212,9 @@ fn rpo_term_is_the_mean_of_per_reply_token_means_not_trls_batch_token_mean() {
     let got = run_case(&g["pairs"], rpo);
     assert_matches("rpo", "ours", &got, &rpo["ours"]);
     // The DPO part is TRL's; only the NLL term's averaging differs.
-    for (i, (a, b)) in got
-        .losses
-        .iter()
-        .zip(floats(&rpo["trl"]["losses"]))
-        .enumerate()
-    {
+    let trl_losses = floats(&rpo["trl"]["losses"]);
+    assert_eq!(got.losses.len(), trl_losses.len(), "TRL losses: length");
+    for (i, (a, b)) in got.losses.iter().zip(trl_losses).enumerate() {
         assert!(close(*a, b), "losses[{i}]: {a} vs TRL {b}");
     }
     let trl = rpo["trl"]["loss"].as_f64().unwrap();

@@ -50,6 +50,8 @@ fn pairs_are_best_versus_worst_above_the_margin() {
     assert!(!pairs.is_empty());
     for p in &pairs {
         assert_eq!(p.scores.len(), 4);
+        // A NaN score would vanish in the folds below.
+        rlhf_testkit::assert_finite("RM scores of the samples", &p.scores);
         let max = p.scores.iter().cloned().fold(f32::MIN, f32::max);
         let min = p.scores.iter().cloned().fold(f32::MAX, f32::min);
         assert!(p.chosen_score >= p.rejected_score);

@@ -8,9 +8,10 @@ use rlhf_core::backend::FlexDevice;
 use rlhf_core::text::TextCodec;
 use rlhf_policy_dpo::{DpoError, DpoTrainConfig, LogEntry, ReferenceMode, read_metrics, train};
 use rlhf_reward::PairCollator;
+use rlhf_testkit::assert_close;
 use rlhf_train::{TrainOptions, TrainStatus};
 
-use crate::common::{flat_params, marker_pairs, max_abs_diff, tiny_policy};
+use crate::common::{flat_params, marker_pairs, tiny_policy};
 
 fn config(steps: usize) -> DpoTrainConfig {
     DpoTrainConfig {
@@ -118,11 +119,12 @@ fn resume_equals_uninterrupted_and_resident_equals_cached() {
     // The resumed run reads the reference cache: no reference model is needed.
     let resumed = run(&b, &cfg, None, false).unwrap();
     assert_eq!(resumed.resumed_from, Some(3));
-    let d = max_abs_diff(
-        &flat_params(&straight.policy),
+    assert_close(
+        "resumed parameters vs uninterrupted",
         &flat_params(&resumed.policy),
+        &flat_params(&straight.policy),
+        1e-6,
     );
-    assert!(d < 1e-6, "resumed parameters differ by {d}");
     assert_eq!(
         read_metrics(&tmp.path().join("a/metrics.jsonl"))
             .unwrap()
@@ -135,8 +137,12 @@ fn resume_equals_uninterrupted_and_resident_equals_cached() {
         ..cfg.clone()
     };
     let r = run(&tmp.path().join("c"), &resident, None, true).unwrap();
-    let d = max_abs_diff(&flat_params(&straight.policy), &flat_params(&r.policy));
-    assert!(d < 1e-5, "resident reference differs from the cache by {d}");
+    assert_close(
+        "resident reference vs the cache",
+        &flat_params(&r.policy),
+        &flat_params(&straight.policy),
+        1e-5,
+    );
 
     // Another config on the same run dir is refused with the field named.
     let other = DpoTrainConfig {
@@ -246,8 +252,12 @@ fn lora_learns_the_preference_resumes_exactly_and_leaves_the_base_alone() {
     assert_eq!(run(&b, Some(10), 0).unwrap().status, TrainStatus::Stopped);
     let resumed = run(&b, None, 0).unwrap();
     assert_eq!(resumed.resumed_from, Some(10));
-    let d = max_abs_diff(&flat_params(&out.policy), &flat_params(&resumed.policy));
-    assert!(d < 1e-6, "LoRA resume differs by {d}");
+    assert_close(
+        "LoRA resume vs uninterrupted",
+        &flat_params(&resumed.policy),
+        &flat_params(&out.policy),
+        1e-6,
+    );
     // Resuming on another base model is refused.
     let c = tmp.path().join("c");
     run(&c, Some(10), 0).unwrap();
@@ -299,7 +309,11 @@ fn bf16_mixed_precision_trains_close_to_f32() {
     );
     // The master weights stay f32 and end close to the f32 run's.
     let (p32, p16) = (flat_params(&f32_run.policy), flat_params(&bf16_run.policy));
-    let rel = max_abs_diff(&p32, &p16) / p32.iter().fold(0f32, |m, x| m.max(x.abs()));
+    // Fails on NaN, infinities or a length mismatch on either side, so `scale` below is finite.
+    let d = rlhf_testkit::max_abs_diff(&p16, &p32)
+        .unwrap_or_else(|e| panic!("bf16 vs f32 parameters: {e}"));
+    let scale = p32.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let rel = d / scale;
     println!("bf16 vs f32 parameters: max relative difference {rel}");
     assert!(rel < 0.1, "bf16 parameters drift from f32 by {rel}");
 }

@@ -110,11 +110,3 @@ pub(crate) fn flat_params<Bk: Backend, M: Module<Bk>>(m: &M) -> Vec<f32> {
     m.visit(&mut f);
     f.0
 }
-
-pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}

@@ -5,7 +5,9 @@ use rlhf_core::text::TextCodec;
 use rlhf_policy_ppo::{AdaptiveKl, PpoConfig, PpoState, read_logs, train};
 use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint, read_state};
 
-use crate::common::{DEV, data, flat_params, max_abs_diff, models};
+use rlhf_testkit::assert_close;
+
+use crate::common::{DEV, data, flat_params, models};
 
 fn dec(ids: &[u32]) -> rlhf_core::Result<String> {
     TextCodec::Bytes.decode(ids)
@@ -87,12 +89,18 @@ fn resumed_run_matches_uninterrupted_run() {
     let resumed = train(models(1), &d, &dec, &cfg, &quiet(run_b.clone()), &DEV).unwrap();
     assert_eq!(resumed.resumed_from, Some(2));
     assert_eq!(resumed.status, TrainStatus::Finished);
-    let da = max_abs_diff(&flat_params(&straight.actor), &flat_params(&resumed.actor));
-    let dc = max_abs_diff(
-        &flat_params(&straight.critic),
-        &flat_params(&resumed.critic),
+    assert_close(
+        "resumed actor vs uninterrupted",
+        &flat_params(&resumed.actor),
+        &flat_params(&straight.actor),
+        1e-6,
     );
-    assert!(da < 1e-6 && dc < 1e-6, "actor {da}, critic {dc}");
+    assert_close(
+        "resumed critic vs uninterrupted",
+        &flat_params(&resumed.critic),
+        &flat_params(&straight.critic),
+        1e-6,
+    );
     let logs_a = read_logs(&tmp.path().join("a/metrics.jsonl")).unwrap();
     let logs_b = read_logs(&run_b.join("metrics.jsonl")).unwrap();
     assert_eq!(logs_a.len(), logs_b.len());

@@ -7,7 +7,9 @@ use rlhf_policy_ppo::{
     Frozen, PackedSequences, RewardModel, Scorer, gather_last_real, rollout, rows_to_vecs,
 };
 
-use crate::common::{B, DEV, encoded_prompts, max_abs_diff, tiny_cfg};
+use rlhf_testkit::assert_close;
+
+use crate::common::{B, DEV, encoded_prompts, tiny_cfg};
 
 type Inner = <B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
 
@@ -53,13 +55,19 @@ fn rollout_logprobs_equal_a_fresh_forward_pass() {
         .seqs
         .response_logprobs(actor.forward(&ro.seqs.tokens, &DEV), 0.7, &DEV);
     let fresh = rows_to_vecs(fresh, lens);
-    for (a, b) in ro.logprobs.iter().zip(&fresh) {
-        assert_eq!(a.len(), b.len());
-        assert!(max_abs_diff(a, b) < 1e-4, "{a:?} vs {b:?}");
+    assert_eq!(ro.logprobs.len(), fresh.len());
+    for (r, (a, b)) in ro.logprobs.iter().zip(&fresh).enumerate() {
+        assert_close(&format!("row {r}: cached vs fresh log-probs"), a, b, 1e-4);
     }
     // The reference is the same model: its log-probs are the policy's (KL = 0).
-    for (a, b) in ro.ref_logprobs.iter().zip(&ro.logprobs) {
-        assert!(max_abs_diff(a, b) < 1e-4);
+    assert_eq!(ro.ref_logprobs.len(), ro.logprobs.len());
+    for (r, (a, b)) in ro.ref_logprobs.iter().zip(&ro.logprobs).enumerate() {
+        assert_close(
+            &format!("row {r}: reference vs policy log-probs"),
+            a,
+            b,
+            1e-4,
+        );
     }
     // Values and scores row by row, unpadded.
     for r in 0..ro.seqs.rows() {
@@ -73,7 +81,12 @@ fn rollout_logprobs_equal_a_fresh_forward_pass() {
             .to_vec()
             .unwrap();
         let p = prompts[r].len();
-        assert!(max_abs_diff(&ro.values[r], &v[p - 1..p - 1 + lens[r]]) < 1e-4);
+        assert_close(
+            &format!("row {r}: rollout values vs a fresh forward"),
+            &ro.values[r],
+            &v[p - 1..p - 1 + lens[r]],
+            1e-4,
+        );
         let s: Vec<f32> = rm_model(&cfg)
             .forward_all(&single, &DEV)
             .into_data()
@@ -111,9 +124,11 @@ fn reward_is_read_at_the_last_real_token_for_right_and_left_padding() {
             .into_data()
             .to_vec()
             .unwrap();
-        assert!(
-            max_abs_diff(&got, &single) < 1e-5,
-            "{side:?}: {got:?} vs {single:?}"
+        assert_close(
+            &format!("{side:?} padding: last-real-token rewards vs one row at a time"),
+            &got,
+            &single,
+            1e-5,
         );
     }
     // HF's pad-id rule would read row 1 one token early when right-padded.
@@ -130,7 +145,12 @@ fn reward_is_read_at_the_last_real_token_for_right_and_left_padding() {
     let seqs = PackedSequences::new(&prompts, &responses, 0);
     let mut scorer = RewardModel::new(rm, false);
     let got = Scorer::<Inner>::score(&mut scorer, &seqs, &DEV);
-    assert!(max_abs_diff(&got, &single) < 1e-5, "{got:?} vs {single:?}");
+    assert_close(
+        "packed Scorer rewards vs one row at a time",
+        &got,
+        &single,
+        1e-5,
+    );
 }
 
 #[test]

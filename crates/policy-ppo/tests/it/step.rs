@@ -9,9 +9,9 @@ use rlhf_policy_ppo::{
     rollout, token_rewards,
 };
 
-use crate::common::{
-    B, DEV, encoded_prompts, flat_params, letters_scorer, max_abs_diff, sft_rows, tiny_cfg,
-};
+use rlhf_testkit::{assert_close, assert_differ};
+
+use crate::common::{B, DEV, encoded_prompts, flat_params, letters_scorer, sft_rows, tiny_cfg};
 
 fn minibatch() -> Minibatch {
     let cfg = tiny_cfg();
@@ -140,10 +140,16 @@ fn fused_and_unfused_steps_give_the_same_parameters() {
     let a0 = flat_params(&CausalLm::<B>::init(&cfg, 0.02, 11, &DEV));
     let c0 = flat_params(&ScalarModel::<B>::init(&cfg, 0.02, 12, &DEV));
     // Both moved (about lr per step for Adam) ...
-    assert!(max_abs_diff(&fa, &a0) > 1e-3 && max_abs_diff(&fc, &c0) > 1e-3);
+    assert_differ("fused step moved the actor", &fa, &a0, 1e-3);
+    assert_differ("fused step moved the critic", &fc, &c0, 1e-3);
     // ... and to the same place.
-    let (da, dc) = (max_abs_diff(&fa, &ua), max_abs_diff(&fc, &uc));
-    assert!(da < 1e-5 && dc < 1e-5, "actor {da}, critic {dc}");
+    assert_close("actor: fused vs unfused", &fa, &ua, 1e-5);
+    assert_close("critic: fused vs unfused", &fc, &uc, 1e-5);
+    assert_eq!(
+        fl.len(),
+        ul.len(),
+        "fused and unfused ran different step counts"
+    );
     for (f, u) in fl.iter().zip(&ul) {
         assert!((f.0 - u.0).abs() < 1e-5 && (f.1 - u.1).abs() < 1e-5);
         assert!((f.2.unwrap() - u.2.unwrap()).abs() < 1e-5);
@@ -154,5 +160,5 @@ fn fused_and_unfused_steps_give_the_same_parameters() {
         ..ntp
     };
     let (na, _, _) = run(true, &mb, &none);
-    assert!(max_abs_diff(&na, &fa) > 1e-4);
+    assert_differ("the NTP term pulled the actor", &na, &fa, 1e-4);
 }

@@ -7,16 +7,9 @@ mod roundtrip;
 
 use std::path::PathBuf;
 
-/// The shared real-data folder, or `None` (with a message) when this checkout lacks it.
+/// The shared real-data folder `../shared/data` (see its README.md), or `None` (with a
+/// `SKIP:` line) in a user's clone that lacks it; a test failure under `CI=true` or
+/// `RLHF_REQUIRE_SHARED=1`.
 pub(crate) fn data_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipping: real data not found at {} (CI provides shared/data; see its README.md)",
-            dir.display()
-        );
-        None
-    }
+    rlhf_testkit::shared_path("data")
 }

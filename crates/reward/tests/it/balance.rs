@@ -4,7 +4,7 @@
 
 use rlhf_core::backend::FlexDevice;
 use rlhf_core::text::TextCodec;
-use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport};
+use rlhf_debias::{BalanceConfig, BalanceMode, BalanceReport, DEFAULT_EDGES};
 use rlhf_reward::{PairCollator, RewardTrainConfig, train};
 use rlhf_train::TrainOptions;
 
@@ -24,10 +24,47 @@ fn biased_pairs() -> Vec<rlhf_reward::PreferencePair> {
     pairs
 }
 
+/// The pairs each mode keeps, counted by hand from the bucket arithmetic (not through
+/// `rlhf_debias`): per |Δ| bucket of the default edges, with `L` longer-wins and `S`
+/// shorter-wins pairs, down-sampling keeps `2·min(L, S)` and re-weighting keeps `L + S` when
+/// both sides are present (else 0); ties are always kept. Lengths are reply tokens, as
+/// `train` measures them.
+fn expected_kept(
+    collator: &PairCollator<'_>,
+    pairs: &[rlhf_reward::PreferencePair],
+) -> (usize, usize) {
+    let enc = collator.encode_all(pairs).unwrap();
+    assert_eq!(enc.len(), pairs.len());
+    // (longer wins, shorter wins) per bucket, and ties.
+    let mut cells = [(0usize, 0usize); DEFAULT_EDGES.len()];
+    let mut ties = 0;
+    for e in &enc {
+        let d = e.chosen_len.abs_diff(e.rejected_len) as u64;
+        let b = DEFAULT_EDGES.iter().rposition(|&lo| lo <= d).unwrap();
+        match e.chosen_len.cmp(&e.rejected_len) {
+            std::cmp::Ordering::Greater => cells[b].0 += 1,
+            std::cmp::Ordering::Less => cells[b].1 += 1,
+            std::cmp::Ordering::Equal => ties += 1,
+        }
+    }
+    let down = ties + cells.iter().map(|&(l, s)| 2 * l.min(s)).sum::<usize>();
+    let re = ties
+        + cells
+            .iter()
+            .filter(|&&(l, s)| l > 0 && s > 0)
+            .map(|&(l, s)| l + s)
+            .sum::<usize>();
+    (down, re)
+}
+
 #[test]
 fn training_set_is_balanced_before_training() {
     let pairs = biased_pairs();
     let collator = PairCollator::new(TextCodec::Bytes, 96);
+    let (want_down, want_re) = expected_kept(&collator, &pairs);
+    eprintln!("expected kept: downsample {want_down}, reweight {want_re} of 64");
+    // The injected bias leaves a majority to drop: down-sampling must keep fewer pairs.
+    assert!(want_down < 64, "{want_down}");
     let tmp = tempfile::tempdir().unwrap();
     for mode in [BalanceMode::Downsample, BalanceMode::Reweight] {
         let cfg = RewardTrainConfig {
@@ -53,9 +90,19 @@ fn training_set_is_balanced_before_training() {
         assert!(before > 0.6, "injected bias {before}");
         let after = report.totals.longer_wins_fraction_after.unwrap();
         assert!((after - 0.5).abs() < 1e-9, "{after}");
+        assert_eq!(report.n_input, 64);
         match mode {
-            BalanceMode::Downsample => assert!(report.n_kept < 64, "{}", report.n_kept),
-            BalanceMode::Reweight => assert!(report.n_kept <= 64),
+            BalanceMode::Downsample => {
+                assert!(report.n_kept < 64, "{}", report.n_kept);
+                assert_eq!(
+                    report.n_kept, want_down,
+                    "down-sampling keeps 2·min(L, S) per bucket"
+                );
+            }
+            BalanceMode::Reweight => assert_eq!(
+                report.n_kept, want_re,
+                "re-weighting keeps every pair of a bucket with both sides"
+            ),
         }
         let json = std::fs::read_to_string(dir.join("balance_report.json")).unwrap();
         assert_eq!(BalanceReport::from_json(&json).unwrap(), report);

@@ -10,6 +10,7 @@ use rlhf_reward::{
     EvalOptions, LogEntry, PairCollator, evaluate_to_dir, export_hf, read_metrics, score_pairs,
     split_by_prompt, train,
 };
+use rlhf_testkit::assert_close;
 use rlhf_train::{TrainOptions, TrainStatus};
 
 use crate::common::{marker_pairs, quick_config, tiny_model};
@@ -103,9 +104,23 @@ fn learns_the_marker_task_and_exports_hf_layout() {
     let enc = collator.encode_all(&eval_set).unwrap();
     let a = score_pairs(&model, &enc, 0, 16, &FlexDevice);
     let b = score_pairs(&back, &enc, 0, 16, &FlexDevice);
-    for (x, y) in a.iter().zip(&b) {
-        assert!((x.chosen - y.chosen).abs() < 1e-5 && (x.rejected - y.rejected).abs() < 1e-5);
-    }
+    let side = |s: &[rlhf_reward::PairScore], chosen: bool| -> Vec<f32> {
+        s.iter()
+            .map(|p| if chosen { p.chosen } else { p.rejected })
+            .collect()
+    };
+    assert_close(
+        "HF export: chosen scores",
+        &side(&b, true),
+        &side(&a, true),
+        1e-5,
+    );
+    assert_close(
+        "HF export: rejected scores",
+        &side(&b, false),
+        &side(&a, false),
+        1e-5,
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use rlhf_core::text::TextCodec;
 use rlhf_reward::{
     LogEntry, PairCollator, RewardError, RewardTrainConfig, read_metrics, read_train_state, train,
 };
+use rlhf_testkit::{assert_close, max_abs_diff};
 use rlhf_train::{TrainOptions, TrainStatus, latest_checkpoint};
 
 use crate::common::{flat_params, marker_pairs, tiny_model};
@@ -28,14 +29,6 @@ fn config() -> RewardTrainConfig {
         seed: 11,
         ..Default::default()
     }
-}
-
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 fn train_logs(h: &[LogEntry]) -> Vec<(usize, f64, f64, f64)> {
@@ -107,7 +100,9 @@ fn resumed_run_matches_uninterrupted_run() {
     assert_eq!(resumed.resumed_from, Some(3));
     assert_eq!(resumed.step, 6);
 
-    let diff = max_abs_diff(&flat_params(&straight.model), &flat_params(&resumed.model));
+    // A NaN, an infinity or a length mismatch on either side fails here.
+    let diff = max_abs_diff(&flat_params(&resumed.model), &flat_params(&straight.model))
+        .unwrap_or_else(|e| panic!("resumed vs uninterrupted parameters: {e}"));
     eprintln!("resume: max |Δ param| = {diff:e}");
     assert!(diff <= 1e-6, "max |Δ param| = {diff}");
 
@@ -268,9 +263,8 @@ fn gradient_accumulation_matches_one_large_batch() {
     };
     let big = run(8, 1, "big");
     let acc = run(2, 4, "acc");
-    let diff = max_abs_diff(&big, &acc);
-    eprintln!("8x1 vs 2x4: max |Δ param| = {diff:e}");
     // The same terms summed in another order (four products of 2 pairs against one of 8);
     // AdamW turns rounding-level gradient differences into ~1e-5 in the parameters.
-    assert!(diff < 5e-5, "{diff}");
+    let diff = assert_close("8x1 vs 2x4 parameters", &acc, &big, 5e-5);
+    eprintln!("8x1 vs 2x4: max |Δ param| = {diff:e}");
 }

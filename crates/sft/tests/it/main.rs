@@ -117,12 +117,12 @@ fn held_out_nll_falls_and_resume_is_exact() {
     )
     .unwrap();
     assert_eq!(b.resumed_from, Some(6));
-    let d = flat(&a.model)
-        .iter()
-        .zip(flat(&b.model))
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
-    assert!(d < 1e-6, "resumed run differs by {d}");
+    rlhf_testkit::assert_close(
+        "resumed run vs uninterrupted parameters",
+        &flat(&b.model),
+        &flat(&a.model),
+        1e-6,
+    );
     let evals = b
         .history
         .iter()
