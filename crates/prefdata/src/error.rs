@@ -39,6 +39,17 @@ pub enum Error {
     /// A Parquet operation failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// Reading the Parquet file `path` failed: it is not Parquet, its footer or data is
+    /// corrupt, or it does not hold comparisons. `source` is the [`Error::Parquet`],
+    /// [`Error::Arrow`] or [`Error::Schema`] underneath.
+    #[error("{}: {source}", path.display())]
+    ParquetFile {
+        /// The file read.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
     /// A record batch or Parquet file does not match the comparison schema.
     #[error("schema mismatch: {0}")]
     Schema(String),
@@ -59,6 +70,14 @@ impl Error {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Wraps an error met while reading the Parquet file `path`.
+    pub(crate) fn parquet_file(path: impl Into<PathBuf>, source: impl Into<Error>) -> Self {
+        Self::ParquetFile {
+            path: path.into(),
+            source: Box::new(source.into()),
         }
     }
 }

@@ -252,12 +252,14 @@ pub fn write_comparisons<'a>(
 /// rows. Only one batch is decoded at a time.
 pub struct ComparisonReader {
     inner: ParquetRecordBatchReader,
+    path: PathBuf,
     rows: u64,
 }
 
 impl std::fmt::Debug for ComparisonReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComparisonReader")
+            .field("path", &self.path)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
     }
@@ -275,16 +277,26 @@ impl ComparisonReader {
     /// Opens `path`, decoding `batch_size` rows at a time.
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be opened, [`Error::Parquet`] if it is not Parquet,
-    /// [`Error::Schema`] if it lacks a comparison column.
+    /// [`Error::Io`] if the file cannot be opened; [`Error::ParquetFile`] naming the file,
+    /// around [`Error::Parquet`] if it is not Parquet or [`Error::Schema`] if it lacks a
+    /// comparison column.
     pub fn open_with_batch_size(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
         let path = path.as_ref();
+        let in_file = |e: Error| Error::parquet_file(path, e);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-        check_schema(builder.schema())?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| in_file(e.into()))?;
+        check_schema(builder.schema()).map_err(in_file)?;
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let inner = builder.with_batch_size(batch_size.max(1)).build()?;
-        Ok(Self { inner, rows })
+        let inner = builder
+            .with_batch_size(batch_size.max(1))
+            .build()
+            .map_err(|e| in_file(e.into()))?;
+        Ok(Self {
+            inner,
+            path: path.to_path_buf(),
+            rows,
+        })
     }
 
     /// Total rows in the file (from its footer).
@@ -306,11 +318,13 @@ impl Iterator for ComparisonReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(|r| {
-            let batch = r?;
+            let batch = r.map_err(|e| Error::parquet_file(&self.path, e))?;
             // The decoded batches lose the schema metadata; give them back the canonical schema
             // when the columns are exactly ours.
             if batch.schema().fields() == comparison_schema().fields() {
-                Ok(batch.with_schema(comparison_schema())?)
+                batch
+                    .with_schema(comparison_schema())
+                    .map_err(|e| Error::parquet_file(&self.path, e))
             } else {
                 Ok(batch)
             }
@@ -336,7 +350,7 @@ impl Iterator for ComparisonIter {
             match self.reader.next()? {
                 Ok(batch) => match comparisons_from_batch(&batch) {
                     Ok(rows) => self.buffer = rows.into_iter(),
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => return Some(Err(Error::parquet_file(&self.reader.path, e))),
                 },
                 Err(e) => return Some(Err(e)),
             }
@@ -470,9 +484,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
         std::fs::write(&path, b"definitely not parquet").unwrap();
-        assert!(matches!(
-            ComparisonReader::open(&path),
-            Err(Error::Parquet(_))
-        ));
+        let err = ComparisonReader::open(&path).unwrap_err();
+        match &err {
+            Error::ParquetFile { path: p, source } => {
+                assert_eq!(p, &path);
+                assert!(matches!(**source, Error::Parquet(_)), "{source:?}");
+            }
+            other => panic!("expected ParquetFile, got {other:?}"),
+        }
+        // The message names the file.
+        assert!(err.to_string().contains("x.parquet"), "{err}");
     }
 }

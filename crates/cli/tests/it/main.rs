@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod annotate;
+mod data;
 mod dpo;
 mod eval_openai;
 mod pipeline;
