@@ -130,6 +130,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         let mut report = None::<rlhf_prefdata::ImportReport>;
         for p in &a.inputs {
             let (rows, r) = import_alignbench(p, &opts)?;
+            checked(&r, a.strict)?;
             all.extend(rows);
             match &mut report {
                 Some(acc) => acc.merge(r),
@@ -163,6 +164,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
             Format::Trl => import_trl(p, &opts, &mut rows)?,
             Format::Alignbench => unreachable!("handled above"),
         };
+        checked(&r, a.strict)?;
         match &mut report {
             Some(acc) => acc.merge(r),
             None => report = Some(r),
@@ -181,6 +183,8 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         report.absorb_quality(&q);
         rows = kept;
     }
+    // Everything may still go in cleaning or the prompt filter.
+    report.ensure_kept(a.strict)?;
     assign_splits(&mut rows, &split)?;
     if let Some(dir) = &a.tokenizer {
         let tok = Tokenizer::from_dir(dir)?;
@@ -198,6 +202,16 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     }
     eprint!("{md}");
     println!("{json}");
+    Ok(())
+}
+
+/// One input file's report, checked: an input with records but no pair kept is an error, and
+/// so is an empty one with `strict`; an empty one without it is only logged.
+fn checked(r: &rlhf_prefdata::ImportReport, strict: bool) -> anyhow::Result<()> {
+    r.ensure_kept(strict)?;
+    if r.records == 0 {
+        tracing::warn!(files = %r.files.join(", "), "no records in the input (empty file)");
+    }
     Ok(())
 }
 

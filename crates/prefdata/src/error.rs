@@ -33,6 +33,23 @@ pub enum Error {
         /// Details (parser message, missing field name, ...).
         message: String,
     },
+    /// An input had records but none of them gave a comparison (wrong `--format`, or every
+    /// pair dropped): importing it would write an empty file.
+    #[error("{files}: no pairs kept out of {records} records read; dropped: {why}")]
+    NothingKept {
+        /// The input file(s), comma-separated.
+        files: String,
+        /// Records read.
+        records: u64,
+        /// The main drop reasons with counts and the first located example of each.
+        why: String,
+    },
+    /// A strict import found no record at all in an input.
+    #[error("{}: no records (the file is empty); nothing to import", file.display())]
+    EmptyInput {
+        /// The input file.
+        file: PathBuf,
+    },
     /// An Arrow operation failed (building or decoding a record batch).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),

@@ -7,6 +7,24 @@ use std::process::Output;
 
 use crate::rlhf;
 
+/// HH-RLHF records (full `chosen`/`rejected` dialogues).
+const HH: &str = concat!(
+    r#"{"chosen": "\n\nHuman: hi\n\nAssistant: a", "rejected": "\n\nHuman: hi\n\nAssistant: b"}"#,
+    "\n",
+    r#"{"chosen": "\n\nHuman: yo\n\nAssistant: c", "rejected": "\n\nHuman: yo\n\nAssistant: d"}"#,
+    "\n",
+    r#"{"chosen": "\n\nHuman: hey\n\nAssistant: e", "rejected": "\n\nHuman: hey\n\nAssistant: f"}"#,
+    "\n",
+);
+
+/// TRL records.
+const TRL: &str = concat!(
+    r#"{"prompt": "p1", "chosen": "a", "rejected": "b"}"#,
+    "\n",
+    r#"{"prompt": "p2", "chosen": "c", "rejected": "d"}"#,
+    "\n",
+);
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -27,6 +45,109 @@ fn error_line(out: &Output, args: &[&str]) -> String {
 
 fn fails(args: &[&str]) -> String {
     error_line(&rlhf(args), args)
+}
+
+#[test]
+fn data_import_refuses_input_that_yields_no_pairs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hh = tmp.path().join("hh.jsonl");
+    std::fs::write(&hh, HH).unwrap();
+    let out = tmp.path().join("o.parquet");
+    // HH-RLHF data read as OASST: every record lacks `instruction`.
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "oasst",
+        s(&hh),
+        "--out",
+        s(&out),
+    ]);
+    assert!(line.contains("hh.jsonl"), "{line}");
+    assert!(line.contains("3 records read"), "{line}");
+    assert!(line.contains("missing_field"), "{line}");
+    assert!(line.contains("missing field `instruction`"), "{line}");
+    assert!(!out.exists(), "no 0-row Parquet is written");
+
+    // An empty input is an error in strict mode.
+    let empty = tmp.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        "--strict",
+        s(&empty),
+        "--out",
+        s(&out),
+    ]);
+    assert!(line.contains("empty.jsonl"), "{line}");
+    assert!(line.contains("no records"), "{line}");
+    assert!(!out.exists(), "no 0-row Parquet is written");
+
+    // A good file next to a bad one: the bad one is still named.
+    let trl = tmp.path().join("good.jsonl");
+    std::fs::write(&trl, TRL).unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&trl),
+        s(&hh),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        line.contains("hh.jsonl") && !line.contains("good.jsonl"),
+        "{line}"
+    );
+    assert!(line.contains("3 records read"), "{line}");
+    assert!(!out.exists());
+
+    // Every pair dropped by cleaning (ties after normalisation) is an error too.
+    let ties = tmp.path().join("ties.jsonl");
+    std::fs::write(
+        &ties,
+        r#"{"prompt": "p", "chosen": "same", "rejected": "same "}"#.to_owned() + "\n",
+    )
+    .unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&ties),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        line.contains("ties.jsonl") && line.contains("tie"),
+        "{line}"
+    );
+    assert!(line.contains("1 records read"), "{line}");
+    assert!(!out.exists());
+    // ... and so is every pair dropped by the cleaning pass (empty replies).
+    let blank = tmp.path().join("blank.jsonl");
+    std::fs::write(
+        &blank,
+        r#"{"prompt": "p", "chosen": "a", "rejected": ""}"#.to_owned() + "\n",
+    )
+    .unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&blank),
+        "--out",
+        s(&out),
+    ]);
+    assert!(line.contains("blank.jsonl"), "{line}");
+    assert!(line.contains("empty_response"), "{line}");
+    assert!(line.contains("1 records read"), "{line}");
+    assert!(!out.exists());
 }
 
 /// No `: `-separated part of `line` (longer than a few characters) occurs twice.
