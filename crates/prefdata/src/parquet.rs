@@ -10,8 +10,8 @@ use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use ::parquet::schema::types::ColumnPath;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use tempfile::NamedTempFile;
 
+use crate::atomic::TempOutput;
 use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch};
 use crate::error::{Error, Result};
 use crate::schema::{Comparison, check_schema, col, comparison_schema};
@@ -97,11 +97,15 @@ pub struct WriteSummary {
 /// temporary file in the destination directory, which [`finish`](Self::finish) renames over
 /// the destination, so readers never see a half-written file. Dropping the writer without
 /// calling `finish` deletes the temporary file and leaves the destination untouched.
+///
+/// The new file gets mode 0644 (less the umask); a file it replaces keeps its mode. The
+/// temporary file is `.prefdata-<pid>-<n>.parquet.tmp`.
 pub struct ComparisonWriter {
     path: PathBuf,
     options: WriterOptions,
     builder: ComparisonBatchBuilder,
-    writer: ArrowWriter<NamedTempFile>,
+    writer: ArrowWriter<File>,
+    tmp: TempOutput,
     rows: u64,
 }
 
@@ -132,22 +136,15 @@ impl ComparisonWriter {
     pub fn create_with(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".prefdata-")
-            .suffix(".parquet.tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
-        let writer = ArrowWriter::try_new(tmp, comparison_schema(), Some(options.properties()?))?;
-        tracing::debug!(path = %path.display(), "parquet writer started");
+        let (tmp, file) = TempOutput::create(&path, "parquet")?;
+        let writer = ArrowWriter::try_new(file, comparison_schema(), Some(options.properties()?))?;
+        tracing::debug!(path = %path.display(), tmp = %tmp.path().display(), "parquet writer started");
         Ok(Self {
             path,
             options,
             builder: ComparisonBatchBuilder::new(),
             writer,
+            tmp,
             rows: 0,
         })
     }
@@ -206,14 +203,11 @@ impl ComparisonWriter {
         self.flush_batch()?;
         let row_groups = self.writer.flushed_row_groups().len()
             + usize::from(self.writer.in_progress_rows() > 0);
-        let tmp = self.writer.into_inner()?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(tmp.path(), e))?;
-        let file = tmp
-            .persist(&self.path)
-            .map_err(|e| Error::io(&self.path, e.error))?;
-        let bytes = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+        let file = self.writer.into_inner()?;
+        self.tmp.commit(file)?;
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?
+            .len();
         tracing::info!(path = %self.path.display(), rows = self.rows, row_groups, bytes, "parquet written");
         Ok(WriteSummary {
             path: self.path,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::rlhf;
+use crate::{json, rlhf};
 
 /// HH-RLHF records (full `chosen`/`rejected` dialogues).
 const HH: &str = concat!(
@@ -45,6 +45,12 @@ fn error_line(out: &Output, args: &[&str]) -> String {
 
 fn fails(args: &[&str]) -> String {
     error_line(&rlhf(args), args)
+}
+
+#[cfg(unix)]
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
 #[test]
@@ -148,6 +154,143 @@ fn data_import_refuses_input_that_yields_no_pairs() {
     assert!(line.contains("empty_response"), "{line}");
     assert!(line.contains("1 records read"), "{line}");
     assert!(!out.exists());
+}
+
+#[test]
+#[cfg(unix)]
+fn data_commands_never_replace_their_input_and_overwrite_only_with_force() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // What a new file gets under this process's umask.
+    let probe = dir.join("probe");
+    std::fs::write(&probe, "").unwrap();
+    let new_mode = mode(&probe) & 0o644;
+
+    let same = dir.join("same.jsonl");
+    std::fs::write(&same, TRL).unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&same),
+        "--out",
+        s(&same),
+        "--force",
+    ]);
+    assert!(
+        line.contains("same.jsonl") && line.contains("input"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read_to_string(&same).unwrap(), TRL, "input intact");
+
+    let pq = dir.join("x.parquet");
+    json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&same),
+        "--out",
+        s(&pq),
+    ]));
+    assert_eq!(mode(&pq), new_mode, "a new Parquet file gets 0644");
+    let parquet_bytes = std::fs::read(&pq).unwrap();
+
+    // export X.parquet --out X.parquet, through the same path, a symlink and a hard link.
+    let link = dir.join("link.jsonl");
+    std::os::unix::fs::symlink(&pq, &link).unwrap();
+    let hard = dir.join("hard.jsonl");
+    std::fs::hard_link(&pq, &hard).unwrap();
+    let dotted = dir.join(".").join("x.parquet");
+    for out in [&pq, &dotted, &link, &hard] {
+        let line = fails(&["data", "export", s(&pq), "--out", s(out), "--force"]);
+        assert!(line.contains("input"), "{line}");
+        assert_eq!(std::fs::read(&pq).unwrap(), parquet_bytes, "input intact");
+    }
+
+    // An existing output is replaced only with --force, and keeps its mode.
+    let jsonl = dir.join("out.jsonl");
+    std::fs::write(&jsonl, "keep me\n").unwrap();
+    std::fs::set_permissions(&jsonl, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let line = fails(&["data", "export", s(&pq), "--out", s(&jsonl)]);
+    assert!(
+        line.contains("out.jsonl") && line.contains("--force"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap(), "keep me\n");
+    let v = json(&rlhf(&[
+        "data",
+        "export",
+        s(&pq),
+        "--out",
+        s(&jsonl),
+        "--force",
+    ]));
+    assert_eq!(v["written"], 2);
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 2);
+    assert_eq!(mode(&jsonl), 0o640, "a replaced file keeps its mode");
+    let fresh = dir.join("fresh.jsonl");
+    json(&rlhf(&["data", "export", s(&pq), "--out", s(&fresh)]));
+    assert_eq!(mode(&fresh), new_mode, "a new JSONL file gets 0644");
+
+    // The same for import's Parquet output and its report.
+    std::fs::set_permissions(&pq, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&same),
+        "--out",
+        s(&pq),
+    ]);
+    assert!(
+        line.contains("x.parquet") && line.contains("--force"),
+        "{line}"
+    );
+    json(&rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&same),
+        "--out",
+        s(&pq),
+        "--force",
+    ]));
+    assert_eq!(mode(&pq), 0o600, "a replaced Parquet file keeps its mode");
+    let report = dir.join("report.json");
+    std::fs::write(&report, "{}").unwrap();
+    let other = dir.join("y.parquet");
+    let line = fails(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&same),
+        "--out",
+        s(&other),
+        "--report",
+        s(&report),
+    ]);
+    assert!(line.contains("report.json"), "{line}");
+    assert!(!other.exists());
+
+    // stats: its three files are outputs too.
+    let stats_dir = dir.join("stats");
+    std::fs::create_dir(&stats_dir).unwrap();
+    let args = ["data", "stats", s(&pq), "--out-dir", s(&stats_dir)];
+    json(&rlhf(&args));
+    let line = fails(&args);
+    assert!(
+        line.contains("stats.json") && line.contains("--force"),
+        "{line}"
+    );
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    json(&rlhf(&forced));
 }
 
 /// No `: `-separated part of `line` (longer than a few characters) occurs twice.

@@ -357,6 +357,7 @@ fn data_import_reports_bad_lines_and_strict_mode_fails() {
             input.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
+            "--force",
         ],
         "bad.jsonl",
     );
