@@ -99,7 +99,8 @@ pub struct WriteSummary {
 /// calling `finish` deletes the temporary file and leaves the destination untouched.
 ///
 /// The new file gets mode 0644 (less the umask); a file it replaces keeps its mode. The
-/// temporary file is `.prefdata-<pid>-<n>.parquet.tmp`.
+/// temporary file is `.prefdata-<pid>-<n>.parquet.tmp`; such files left by a process that was
+/// killed are removed (with a warning) when the next writer starts in the same directory.
 pub struct ComparisonWriter {
     path: PathBuf,
     options: WriterOptions,

@@ -293,6 +293,60 @@ fn data_commands_never_replace_their_input_and_overwrite_only_with_force() {
     json(&rlhf(&forced));
 }
 
+#[test]
+fn data_import_cleans_its_own_stale_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let input = dir.join("in.jsonl");
+    std::fs::write(&input, TRL).unwrap();
+    // A process that has exited: its pid is dead.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = dir.join(format!(".prefdata-{dead}-0.parquet.tmp"));
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    // Ours (this test process is alive): it must stay.
+    let live = dir.join(format!(".prefdata-{}-0.parquet.tmp", std::process::id()));
+    std::fs::write(&live, b"busy").unwrap();
+    // Somebody else's file that merely looks similar: never touched.
+    let foreign = dir.join(".prefdata-notes.txt");
+    std::fs::write(&foreign, b"mine").unwrap();
+
+    let out = rlhf(&[
+        "data",
+        "import",
+        "--format",
+        "trl",
+        s(&input),
+        "--out",
+        s(&dir.join("o.parquet")),
+    ]);
+    json(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stale.exists(),
+        "the dead process's temporary file is removed"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("stale") && l.contains(&format!(".prefdata-{dead}-0.parquet.tmp"))),
+        "a log line says so: {err}"
+    );
+    assert!(live.exists(), "a live process's temporary file stays");
+    assert!(foreign.exists());
+    // Nothing else of ours is left behind.
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert_eq!(
+        left,
+        [live.file_name().unwrap().to_string_lossy()],
+        "{left:?}"
+    );
+}
+
 /// No `: `-separated part of `line` (longer than a few characters) occurs twice.
 fn says_each_thing_once(line: &str) {
     let parts: Vec<&str> = line.split(": ").filter(|p| p.len() > 6).collect();
