@@ -106,6 +106,16 @@ pub enum Error {
         /// The last error seen.
         last: Box<Error>,
     },
+    /// No answer got a judgment: the judge failed on every job, or there was none to judge.
+    #[error("{}", nothing_judged(*jobs, *failed, first_failure.as_ref()))]
+    NothingJudged {
+        /// Judge jobs run.
+        jobs: usize,
+        /// Jobs whose judgment failed.
+        failed: usize,
+        /// The first failure: (job key, error message).
+        first_failure: Option<(String, String)>,
+    },
     /// A judge implementation failed for a reason of its own.
     #[error("judge failed: {0}")]
     Judge(String),
@@ -158,6 +168,16 @@ pub enum Error {
     /// An argument is out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+}
+
+fn nothing_judged(jobs: usize, failed: usize, first: Option<&(String, String)>) -> String {
+    match first {
+        _ if jobs == 0 => "nothing was judged: there is no answer to judge".to_owned(),
+        Some((key, error)) => format!(
+            "nothing was judged: the judge failed on {failed} of {jobs} answers (first, question {key}: {error})"
+        ),
+        None => format!("nothing was judged: none of the {jobs} judge jobs gave a judgment"),
+    }
 }
 
 impl Error {

@@ -7,7 +7,7 @@ use crate::dataset::{BenchConfig, Question};
 use crate::error::{Error, Result};
 use crate::judge::{JudgeJob, JudgeOutcome};
 use crate::prompt::JudgeTemplate;
-use crate::score::JudgedItem;
+use crate::score::{JudgedItem, ScoreMode, Summary, aggregate};
 
 /// One judge job per answered question, in question order, keyed by the question id.
 /// Questions without an answer are skipped (and logged).
@@ -44,6 +44,41 @@ pub fn judge_jobs<'a>(
         tracing::warn!(unanswered, "questions without an answer are not judged");
     }
     Ok(jobs)
+}
+
+/// [`judged_items`] and their [`aggregate`] [`Summary`], with the failed judgments counted in
+/// [`Summary::judge_errors`].
+///
+/// # Errors
+/// [`Error::NothingJudged`] when no outcome succeeded (the judge failed on every job, or there
+/// was no job), naming the first failure; otherwise as [`judged_items`] and [`aggregate`].
+pub fn judged_summary(
+    questions: &[Question],
+    outcomes: &[JudgeOutcome],
+    mode: ScoreMode,
+) -> Result<(Vec<JudgedItem>, Summary)> {
+    let items = judged_items(outcomes)?;
+    let failed: Vec<&JudgeOutcome> = outcomes.iter().filter(|o| o.result.is_err()).collect();
+    if items.is_empty() {
+        return Err(Error::NothingJudged {
+            jobs: outcomes.len(),
+            failed: failed.len(),
+            first_failure: failed.first().and_then(|o| {
+                let error = o.result.as_ref().err()?;
+                Some((o.key.clone(), error.to_string()))
+            }),
+        });
+    }
+    if !failed.is_empty() {
+        tracing::warn!(
+            failed = failed.len(),
+            jobs = outcomes.len(),
+            "judgments failed; their questions are left out (rerun to retry them)"
+        );
+    }
+    let mut summary = aggregate(questions, &items, mode)?;
+    summary.judge_errors = failed.len();
+    Ok((items, summary))
 }
 
 /// The judged items of successful outcomes whose key is a question id (as made by

@@ -20,7 +20,8 @@
 //!
 //! A typical run: load the benchmark, generate answers into an [`AnswerStore`], turn them
 //! into [`JudgeJob`]s with [`judge_jobs`], run [`judge_all`] with a [`JudgmentCache`], then
-//! [`judged_items`] → [`aggregate`] → [`ResultsTable`].
+//! [`judged_summary`] ([`judged_items`] → [`aggregate`], failing when nothing was judged) →
+//! [`ResultsTable`].
 //!
 //! ```no_run
 //! use rlhf_alignbench_eval::*;
@@ -30,7 +31,7 @@
 //! let jobs = judge_jobs(&bench.questions, answers.records(), &JudgeTemplate::builtin(), &bench.config)?;
 //! let cache = JudgmentCache::open("runs/ppo/judgments.jsonl".as_ref())?;
 //! let outcomes = judge_all(&ReferenceOverlapJudge, &jobs, Some(&cache), &JudgeAllOptions::default()).await;
-//! let summary = aggregate(&bench.questions, &judged_items(&outcomes)?, ScoreMode::Compat)?;
+//! let (_items, summary) = judged_summary(&bench.questions, &outcomes, ScoreMode::Compat)?;
 //! let mut table = ResultsTable::default();
 //! table.push("PPO", summary);
 //! table.write_markdown("runs/report.md".as_ref())?;
@@ -61,7 +62,7 @@ pub use crate::dataset::{
     Group, Question, load_questions,
 };
 pub use crate::error::{BoxError, Error, Result};
-pub use crate::eval::{judge_jobs, judged_items};
+pub use crate::eval::{judge_jobs, judged_items, judged_summary};
 pub use crate::judge::{
     BoxedJudge, DynJudge, Judge, JudgeAllOptions, JudgeJob, JudgeOutcome, JudgedText, judge_all,
 };

@@ -59,6 +59,9 @@ pub struct ReportRow {
     pub failures: usize,
     /// Questions without a judgment.
     pub missing: usize,
+    /// Failed judgments (among `missing`).
+    #[serde(default)]
+    pub judge_errors: usize,
     /// Aggregation mode.
     pub mode: ScoreMode,
 }
@@ -83,6 +86,7 @@ impl ReportRow {
             judged: s.judged,
             failures: s.failures,
             missing: s.missing,
+            judge_errors: s.judge_errors,
             mode: s.mode,
         }
     }
@@ -159,7 +163,7 @@ impl ResultsTable {
     }
 
     /// A Markdown table with two decimals (halves rounded away from zero); `n/a` where a
-    /// score is undefined.
+    /// score is undefined. Models with failed judgments get a line after the table.
     pub fn to_markdown(&self) -> String {
         let mut out = String::from("| model |");
         for c in COLUMNS {
@@ -174,6 +178,15 @@ impl ResultsTable {
                 out.push_str(&format!(" {} |", cell(value)));
             }
             out.push('\n');
+        }
+        for row in self.report_rows().iter().filter(|r| r.judge_errors > 0) {
+            out.push_str(&format!(
+                "\n**{}: {} of {} judgments failed** (judge errors; those questions are left out \
+                 of the means, rerun to retry them).\n",
+                row.model,
+                row.judge_errors,
+                row.judged + row.judge_errors
+            ));
         }
         out
     }

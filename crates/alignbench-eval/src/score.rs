@@ -96,6 +96,10 @@ pub struct Summary {
     pub failures: usize,
     /// Questions of the set with no judgment.
     pub missing: usize,
+    /// Judgments that failed (judge, HTTP or transport errors); their questions are among
+    /// `missing`. Set by [`judged_summary`](crate::judged_summary); 0 from [`aggregate`].
+    #[serde(default)]
+    pub judge_errors: usize,
     /// The mode used.
     pub mode: ScoreMode,
 }
@@ -145,6 +149,7 @@ impl Summary {
             judged: 0,
             failures: 0,
             missing: 0,
+            judge_errors: 0,
             mode: ScoreMode::Compat,
         }
     }
@@ -248,6 +253,7 @@ pub fn aggregate(questions: &[Question], items: &[JudgedItem], mode: ScoreMode) 
             .iter()
             .filter(|q| !latest.contains_key(&q.question_id))
             .count(),
+        judge_errors: 0,
         mode,
     })
 }

@@ -65,4 +65,4 @@ pub use crate::pairs::{
 };
 pub use crate::server::{AnnotationServer, ServeConfig, ServerInfo, serve_blocking};
 pub use crate::session::{SESSION_FILE, SessionInfo};
-pub use crate::state::{Assignment, Progress, Refusal, VoteCheck};
+pub use crate::state::{Assignment, Progress, Refusal, VoteCheck, VoteContent};

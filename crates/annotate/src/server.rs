@@ -43,7 +43,7 @@ use crate::journal::{
 };
 use crate::pairs::{file_sha256, read_pairs};
 use crate::session::SessionInfo;
-use crate::state::{Assignment, Refusal, VoteCheck};
+use crate::state::{Assignment, Refusal, VoteCheck, VoteContent};
 use crate::util::now_ms;
 
 /// Largest request body accepted, in bytes.
@@ -831,9 +831,19 @@ async fn vote(
         Resp::A
     };
     let now = now_ms();
+    let content = VoteContent {
+        left,
+        choice: b.choice.to_choice(left),
+        criteria: Criteria {
+            helpfulness: b.criteria.helpfulness.map(|s| s.to_choice(left)),
+            harmlessness: b.criteria.harmlessness.map(|s| s.to_choice(left)),
+            fluency: b.criteria.fluency.map(|s| s.to_choice(left)),
+        },
+        comment: b.comment.clone(),
+    };
     let (ack, seq, replayed, progress) = {
         let mut st = app.state();
-        match st.check_vote(&name, &b.pair_id, b.vote_id.as_deref(), now)? {
+        match st.check_vote(&name, &b.pair_id, b.vote_id.as_deref(), &content, now)? {
             VoteCheck::Replay { seq } => {
                 // The original may still be waiting for its fsync: wait for everything
                 // queued so far before confirming.
@@ -848,13 +858,9 @@ async fn vote(
                     pair_id: b.pair_id.clone(),
                     vote_id: b.vote_id.clone(),
                     left,
-                    choice: b.choice.to_choice(left),
-                    criteria: Criteria {
-                        helpfulness: b.criteria.helpfulness.map(|s| s.to_choice(left)),
-                        harmlessness: b.criteria.harmlessness.map(|s| s.to_choice(left)),
-                        fluency: b.criteria.fluency.map(|s| s.to_choice(left)),
-                    },
-                    comment: b.comment.clone(),
+                    choice: content.choice,
+                    criteria: content.criteria,
+                    comment: content.comment,
                     served_ms,
                 });
                 st.apply(&rec, now)

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::journal::{JournalRecord, UndoRecord, VoteRecord};
+use crate::journal::{Choice, Criteria, JournalRecord, Response, UndoRecord, VoteRecord};
 use crate::pairs::CandidatePair;
 
 /// Why a vote or undo is refused (mapped to 4xx responses by the server).
@@ -20,6 +20,15 @@ pub enum Refusal {
     Skipped(String),
     /// The annotator already has a vote on this pair (with another or no `vote_id`).
     AlreadyVoted(String),
+    /// A re-sent `vote_id` whose vote differs from the one recorded under it.
+    ReplayDiffers {
+        /// The pair.
+        pair_id: String,
+        /// The re-sent `vote_id`.
+        vote_id: String,
+        /// What was recorded under it.
+        stored: VoteContent,
+    },
     /// The pair already has its N votes (or N reservations by others).
     Full(String),
     /// Nothing to undo: no vote yet, or the last action was already an undo.
@@ -38,10 +47,56 @@ impl std::fmt::Display for Refusal {
                 f,
                 "you already voted on pair {p:?}; duplicates are refused (undo your last vote to change it)"
             ),
+            Refusal::ReplayDiffers {
+                pair_id,
+                vote_id,
+                stored,
+            } => write!(
+                f,
+                "vote_id {vote_id:?} was already recorded on pair {pair_id:?} with choice {:?}; \
+                 this request differs from it, so nothing was changed (undo your last vote to \
+                 change it)",
+                stored.screen_choice()
+            ),
             Refusal::Full(p) => write!(f, "pair {p:?} already has all the votes it needs"),
             Refusal::NothingToUndo => {
                 f.write_str("nothing to undo: only your most recent vote can be undone, once")
             }
+        }
+    }
+}
+
+/// What a vote says, in file terms: compared when a `vote_id` is sent again, so that a retry
+/// is confirmed only if it is the same vote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteContent {
+    /// Which response was shown on the left.
+    pub left: Response,
+    /// The overall judgement.
+    pub choice: Choice,
+    /// Per-criterion judgements.
+    pub criteria: Criteria,
+    /// The comment (may be empty).
+    pub comment: String,
+}
+
+impl VoteContent {
+    /// The content of a journal record.
+    pub fn of(v: &VoteRecord) -> Self {
+        VoteContent {
+            left: v.left,
+            choice: v.choice,
+            criteria: v.criteria,
+            comment: v.comment.clone(),
+        }
+    }
+
+    /// The overall choice as the annotator saw it: `left`, `right` or `tie`.
+    pub fn screen_choice(&self) -> &'static str {
+        match self.choice.winner() {
+            None => "tie",
+            Some(r) if r == self.left => "left",
+            Some(_) => "right",
         }
     }
 }
@@ -67,6 +122,7 @@ pub enum VoteCheck {
 struct LiveVote {
     seq: u64,
     vote_id: Option<String>,
+    content: VoteContent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -259,10 +315,13 @@ impl Assignment {
         next
     }
 
-    /// Checks a vote of `who` on `pair_id` with optional idempotency key `vote_id`.
+    /// Checks a vote of `who` on `pair_id` with optional idempotency key `vote_id` and the
+    /// vote's `content`.
     ///
     /// A vote is accepted when the annotator has no live vote on the pair and either holds
     /// the pair's reservation or the pair still has room (votes + others' reservations < N).
+    /// A vote whose `vote_id` is the one of the annotator's live vote on the pair is a replay
+    /// when its content is the same, and refused when it differs.
     ///
     /// # Errors
     /// A [`Refusal`] saying why not.
@@ -271,6 +330,7 @@ impl Assignment {
         who: &str,
         pair_id: &str,
         vote_id: Option<&str>,
+        content: &VoteContent,
         now_ms: u64,
     ) -> Result<VoteCheck, Refusal> {
         let pair = self
@@ -278,13 +338,17 @@ impl Assignment {
             .ok_or_else(|| Refusal::UnknownPair(pair_id.to_owned()))?;
         let st = self.annotators.get(who);
         if let Some(&seq) = st.and_then(|s| s.voted.get(&pair)) {
-            let same = self.live[pair]
+            let replayed = self.live[pair]
                 .iter()
-                .any(|v| v.seq == seq && v.vote_id.is_some() && v.vote_id.as_deref() == vote_id);
-            return if same {
-                Ok(VoteCheck::Replay { seq })
-            } else {
-                Err(Refusal::AlreadyVoted(pair_id.to_owned()))
+                .find(|v| v.seq == seq && v.vote_id.is_some() && v.vote_id.as_deref() == vote_id);
+            return match replayed {
+                Some(v) if v.content == *content => Ok(VoteCheck::Replay { seq }),
+                Some(v) => Err(Refusal::ReplayDiffers {
+                    pair_id: pair_id.to_owned(),
+                    vote_id: vote_id.unwrap_or_default().to_owned(),
+                    stored: v.content.clone(),
+                }),
+                None => Err(Refusal::AlreadyVoted(pair_id.to_owned())),
             };
         }
         if self.skipped[pair] {
@@ -360,6 +424,7 @@ impl Assignment {
         self.live[pair].push(LiveVote {
             seq: v.seq,
             vote_id: v.vote_id.clone(),
+            content: VoteContent::of(v),
         });
         self.live_votes += 1;
         Ok(())
@@ -392,7 +457,6 @@ impl Assignment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{Choice, Criteria, Response};
 
     fn state(n_pairs: usize, per_pair: usize) -> Assignment {
         let pairs = (0..n_pairs)
@@ -404,8 +468,17 @@ mod tests {
         Assignment::new(Arc::new(pairs), vec![false; n_pairs], per_pair, 1000)
     }
 
+    fn plain() -> VoteContent {
+        VoteContent {
+            left: Response::A,
+            choice: Choice::A,
+            criteria: Criteria::default(),
+            comment: String::new(),
+        }
+    }
+
     fn vote(st: &mut Assignment, who: &str, pair: &str, now: u64) -> Result<u64, Refusal> {
-        match st.check_vote(who, pair, None, now)? {
+        match st.check_vote(who, pair, None, &plain(), now)? {
             VoteCheck::Replay { seq } => Ok(seq),
             VoteCheck::New { served_ms, .. } => {
                 let seq = st.next_seq();
@@ -470,7 +543,7 @@ mod tests {
         // b's vote on a's reserved pair is refused; after expiry it would be allowed.
         let ida = st.pairs()[pa].pair_id.clone();
         assert_eq!(vote(&mut st, "b", &ida, 2), Err(Refusal::Full(ida.clone())));
-        assert!(st.check_vote("c", &ida, None, 5000).is_ok());
+        assert!(st.check_vote("c", &ida, None, &plain(), 5000).is_ok());
     }
 
     #[test]
@@ -483,7 +556,7 @@ mod tests {
             Err(Refusal::AlreadyVoted("p0".into()))
         );
         assert_eq!(
-            st.check_vote("a", "nope", None, 1),
+            st.check_vote("a", "nope", None, &plain(), 1),
             Err(Refusal::UnknownPair("nope".into()))
         );
         let mut st = state(1, 3);
@@ -500,11 +573,34 @@ mod tests {
             served_ms: None,
         });
         st.apply(&rec, 0).unwrap();
+        let tie = VoteContent {
+            choice: Choice::Tie,
+            ..plain()
+        };
         assert_eq!(
-            st.check_vote("a", "p0", Some("v1"), 0),
+            st.check_vote("a", "p0", Some("v1"), &tie, 0),
             Ok(VoteCheck::Replay { seq: 1 })
         );
-        assert!(st.check_vote("a", "p0", Some("v2"), 0).is_err());
+        assert!(st.check_vote("a", "p0", Some("v2"), &tie, 0).is_err());
+        // The same vote_id with another choice or comment is not a replay.
+        let refused = st.check_vote("a", "p0", Some("v1"), &plain(), 0);
+        assert_eq!(
+            refused,
+            Err(Refusal::ReplayDiffers {
+                pair_id: "p0".into(),
+                vote_id: "v1".into(),
+                stored: tie.clone(),
+            })
+        );
+        assert!(refused.unwrap_err().to_string().contains(r#"choice "tie""#));
+        let commented = VoteContent {
+            comment: "x".into(),
+            ..tie
+        };
+        assert!(matches!(
+            st.check_vote("a", "p0", Some("v1"), &commented, 0),
+            Err(Refusal::ReplayDiffers { .. })
+        ));
     }
 
     #[test]
@@ -550,7 +646,7 @@ mod tests {
         let mut st = Assignment::new(Arc::new(pairs), vec![true, false], 2, 1000);
         assert_eq!(st.next_for("a", 0), Some(1));
         assert_eq!(
-            st.check_vote("b", "p0", None, 0),
+            st.check_vote("b", "p0", None, &plain(), 0),
             Err(Refusal::Skipped("p0".into()))
         );
         assert_eq!(st.progress("b", 0).total, 1);

@@ -11,7 +11,7 @@ use rlhf_prefdata::{
     RuleBasedClassifier, RuleConfig, SplitConfig, TokenCounter, TrlFormat, assign_splits,
     clean_comparisons, compute_stats, export_trl, fill_token_lengths, filter_prompts,
     import_alignbench, import_hh_rlhf, import_oasst, import_trl, label_prompt_quality,
-    length_diff_histogram_svg, read_comparisons, write_comparisons,
+    length_diff_histogram_svg, read_comparisons, write_atomic, write_comparisons,
 };
 
 /// `rlhf data`.
@@ -92,6 +92,53 @@ struct ImportArgs {
     /// Where to write the import report (JSON; Markdown goes next to it as .md).
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Replace existing output files (an input is never replaced).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Refuses to write any of `outputs` when it is one of `inputs` (the same file through
+/// another path, a symbolic or a hard link included), or, without `force`, when it exists.
+fn check_outputs(outputs: &[&Path], inputs: &[&Path], force: bool) -> anyhow::Result<()> {
+    for (i, out) in outputs.iter().enumerate() {
+        for input in inputs.iter().chain(&outputs[..i]) {
+            if same_file(out, input) {
+                bail!(
+                    "{}: is the same file as the input {}; refusing to overwrite an input",
+                    out.display(),
+                    input.display()
+                );
+            }
+        }
+        if !force && out.symlink_metadata().is_ok() {
+            bail!(
+                "{}: already exists; pass --force to replace it",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` and `b` name the same file: equal canonical paths (`.`, `..`, symbolic links
+/// resolved) or, on Unix, the same device and inode (hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    if let (Ok(x), Ok(y)) = (a.canonicalize(), b.canonicalize())
+        && x == y
+    {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return x.dev() == y.dev() && x.ino() == y.ino();
+        }
+    }
+    false
 }
 
 fn parse_split(s: &str, seed: u64) -> anyhow::Result<SplitConfig> {
@@ -119,6 +166,12 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
             bail!("{}: no such file", p.display());
         }
     }
+    let report_md = a.report.as_ref().map(|p| p.with_extension("md"));
+    let mut outputs = vec![a.out.as_path()];
+    outputs.extend(a.report.as_deref());
+    outputs.extend(report_md.as_deref());
+    let inputs: Vec<&Path> = a.inputs.iter().map(PathBuf::as_path).collect();
+    check_outputs(&outputs, &inputs, a.force)?;
     let opts = ImportOptions {
         strict: a.strict,
         source: a.source.clone(),
@@ -130,6 +183,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         let mut report = None::<rlhf_prefdata::ImportReport>;
         for p in &a.inputs {
             let (rows, r) = import_alignbench(p, &opts)?;
+            checked(&r, a.strict)?;
             all.extend(rows);
             match &mut report {
                 Some(acc) => acc.merge(r),
@@ -141,7 +195,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
             text.push_str(&serde_json::to_string(r)?);
             text.push('\n');
         }
-        rlhf_core::io::write_atomic(&a.out, text.as_bytes())?;
+        write_atomic(&a.out, text.as_bytes())?;
         let report = report.expect("at least one input");
         eprint!("{}", report.to_markdown());
         println!("{}", report.to_json()?);
@@ -163,6 +217,7 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
             Format::Trl => import_trl(p, &opts, &mut rows)?,
             Format::Alignbench => unreachable!("handled above"),
         };
+        checked(&r, a.strict)?;
         match &mut report {
             Some(acc) => acc.merge(r),
             None => report = Some(r),
@@ -181,6 +236,8 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
         report.absorb_quality(&q);
         rows = kept;
     }
+    // Everything may still go in cleaning or the prompt filter.
+    report.ensure_kept(a.strict)?;
     assign_splits(&mut rows, &split)?;
     if let Some(dir) = &a.tokenizer {
         let tok = CoreTokens(Tokenizer::from_dir(dir)?);
@@ -192,12 +249,22 @@ fn import(a: ImportArgs) -> anyhow::Result<()> {
     tracing::info!(rows = rows.len(), out = %a.out.display(), "wrote");
     let md = report.to_markdown();
     let json = report.to_json()?;
-    if let Some(path) = &a.report {
-        rlhf_core::io::write_atomic(path, json.as_bytes())?;
-        rlhf_core::io::write_atomic(&path.with_extension("md"), md.as_bytes())?;
+    if let (Some(path), Some(md_path)) = (&a.report, &report_md) {
+        write_atomic(path, json.as_bytes())?;
+        write_atomic(md_path, md.as_bytes())?;
     }
     eprint!("{md}");
     println!("{json}");
+    Ok(())
+}
+
+/// One input file's report, checked: an input with records but no pair kept is an error, and
+/// so is an empty one with `strict`; an empty one without it is only logged.
+fn checked(r: &rlhf_prefdata::ImportReport, strict: bool) -> anyhow::Result<()> {
+    r.ensure_kept(strict)?;
+    if r.records == 0 {
+        tracing::warn!(files = %r.files.join(", "), "no records in the input (empty file)");
+    }
     Ok(())
 }
 
@@ -211,7 +278,12 @@ struct StatsArgs {
     /// Where to write stats.md, stats.json and length_diff.svg (default: next to the file).
     #[arg(long)]
     out_dir: Option<PathBuf>,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
 }
+
+const STATS_FILES: [&str; 3] = ["stats.json", "stats.md", "length_diff.svg"];
 
 fn write_stats<C: TokenCounter>(
     rows: &[Comparison],
@@ -221,8 +293,8 @@ fn write_stats<C: TokenCounter>(
 ) -> anyhow::Result<String> {
     let (stats, diffs) = compute_stats(rows.iter(), counter, name);
     let json = stats.to_json()?;
-    rlhf_core::io::write_atomic(&dir.join("stats.json"), json.as_bytes())?;
-    rlhf_core::io::write_atomic(&dir.join("stats.md"), stats.to_markdown().as_bytes())?;
+    write_atomic(dir.join("stats.json"), json.as_bytes())?;
+    write_atomic(dir.join("stats.md"), stats.to_markdown().as_bytes())?;
     let unit = if name == "characters" {
         "characters"
     } else {
@@ -233,13 +305,12 @@ fn write_stats<C: TokenCounter>(
         ..HistogramOptions::default()
     };
     let svg = length_diff_histogram_svg(&diffs, &opts)?;
-    rlhf_core::io::write_atomic(&dir.join("length_diff.svg"), svg.as_bytes())?;
+    write_atomic(dir.join("length_diff.svg"), svg.as_bytes())?;
     eprint!("{}", stats.to_markdown());
     Ok(json)
 }
 
 fn stats(a: StatsArgs) -> anyhow::Result<()> {
-    let rows = read_comparisons(&a.file)?;
     let dir = match &a.out_dir {
         Some(d) => d.clone(),
         None => a
@@ -248,6 +319,10 @@ fn stats(a: StatsArgs) -> anyhow::Result<()> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| ".".into()),
     };
+    let outputs = STATS_FILES.map(|f| dir.join(f));
+    let outputs: Vec<&Path> = outputs.iter().map(PathBuf::as_path).collect();
+    check_outputs(&outputs, &[a.file.as_path()], a.force)?;
+    let rows = read_comparisons(&a.file)?;
     let json = match &a.tokenizer {
         Some(t) => write_stats(
             &rows,
@@ -271,9 +346,13 @@ struct ExportArgs {
     /// String prompts instead of message lists.
     #[arg(long)]
     strings: bool,
+    /// Replace an existing output file (the input is never replaced).
+    #[arg(long)]
+    force: bool,
 }
 
 fn export(a: ExportArgs) -> anyhow::Result<()> {
+    check_outputs(&[a.out.as_path()], &[a.file.as_path()], a.force)?;
     let rows = read_comparisons(&a.file)?;
     let format = if a.strings {
         TrlFormat::Standard

@@ -423,7 +423,6 @@ fn alignbench(a: AlignbenchArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|o| o.result.as_ref().is_ok_and(|t| t.from_cache))
         .count();
-    let items = ab::judged_items(&outcomes)?;
 
     // 3. Aggregate and report.
     let mode = if a.strict {
@@ -431,7 +430,7 @@ fn alignbench(a: AlignbenchArgs) -> anyhow::Result<()> {
     } else {
         ScoreMode::Compat
     };
-    let summary = ab::aggregate(&questions, &items, mode)?;
+    let (items, summary) = ab::judged_summary(&questions, &outcomes, mode)?;
     let mut table = ResultsTable::default();
     table.push(model_id.clone(), summary.clone());
     let decoding = if greedy {

@@ -84,7 +84,60 @@ fn main() {
         Command::Pipeline(a) => pipeline::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", one_line(&e));
         std::process::exit(1);
+    }
+}
+
+/// An error and its causes joined by `: `, each said once: a cause whose text is already part
+/// of what was printed (a library error whose message embeds its `#[source]`) is left out.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    /// Like a `thiserror` variant `#[error("…: {source}")]` with a `#[source]`.
+    #[derive(Debug)]
+    struct Embeds {
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for Embeds {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "I/O error on x.parquet: {}", self.source)
+        }
+    }
+
+    impl std::error::Error for Embeds {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(Embeds { source: io() }).context("reading the pairs");
+        assert_eq!(
+            one_line(&e),
+            "reading the pairs: I/O error on x.parquet: no such file"
+        );
+        // A cause that its wrapper does not repeat is still printed.
+        let e = anyhow::Error::new(io()).context("opening x.parquet");
+        assert_eq!(one_line(&e), "opening x.parquet: no such file");
     }
 }

@@ -33,12 +33,40 @@ pub enum Error {
         /// Details (parser message, missing field name, ...).
         message: String,
     },
+    /// An input had records but none of them gave a comparison (wrong `--format`, or every
+    /// pair dropped): importing it would write an empty file.
+    #[error("{files}: no pairs kept out of {records} records read; dropped: {why}")]
+    NothingKept {
+        /// The input file(s), comma-separated.
+        files: String,
+        /// Records read.
+        records: u64,
+        /// The main drop reasons with counts and the first located example of each.
+        why: String,
+    },
+    /// A strict import found no record at all in an input.
+    #[error("{}: no records (the file is empty); nothing to import", file.display())]
+    EmptyInput {
+        /// The input file.
+        file: PathBuf,
+    },
     /// An Arrow operation failed (building or decoding a record batch).
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
     /// A Parquet operation failed.
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    /// Reading the Parquet file `path` failed: it is not Parquet, its footer or data is
+    /// corrupt, or it does not hold comparisons. `source` is the [`Error::Parquet`],
+    /// [`Error::Arrow`] or [`Error::Schema`] underneath.
+    #[error("{}: {source}", path.display())]
+    ParquetFile {
+        /// The file read.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: Box<Error>,
+    },
     /// A record batch or Parquet file does not match the comparison schema.
     #[error("schema mismatch: {0}")]
     Schema(String),
@@ -59,6 +87,14 @@ impl Error {
         Self::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// Wraps an error met while reading the Parquet file `path`.
+    pub(crate) fn parquet_file(path: impl Into<PathBuf>, source: impl Into<Error>) -> Self {
+        Self::ParquetFile {
+            path: path.into(),
+            source: Box::new(source.into()),
         }
     }
 }

@@ -10,8 +10,8 @@ use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use ::parquet::schema::types::ColumnPath;
 use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
-use tempfile::NamedTempFile;
 
+use crate::atomic::TempOutput;
 use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch};
 use crate::error::{Error, Result};
 use crate::schema::{Comparison, check_schema, col, comparison_schema};
@@ -97,11 +97,16 @@ pub struct WriteSummary {
 /// temporary file in the destination directory, which [`finish`](Self::finish) renames over
 /// the destination, so readers never see a half-written file. Dropping the writer without
 /// calling `finish` deletes the temporary file and leaves the destination untouched.
+///
+/// The new file gets mode 0644 (less the umask); a file it replaces keeps its mode. The
+/// temporary file is `.prefdata-<pid>-<n>.parquet.tmp`; such files left by a process that was
+/// killed are removed (with a warning) when the next writer starts in the same directory.
 pub struct ComparisonWriter {
     path: PathBuf,
     options: WriterOptions,
     builder: ComparisonBatchBuilder,
-    writer: ArrowWriter<NamedTempFile>,
+    writer: ArrowWriter<File>,
+    tmp: TempOutput,
     rows: u64,
 }
 
@@ -132,22 +137,15 @@ impl ComparisonWriter {
     pub fn create_with(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let tmp = tempfile::Builder::new()
-            .prefix(".prefdata-")
-            .suffix(".parquet.tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
-        let writer = ArrowWriter::try_new(tmp, comparison_schema(), Some(options.properties()?))?;
-        tracing::debug!(path = %path.display(), "parquet writer started");
+        let (tmp, file) = TempOutput::create(&path, "parquet")?;
+        let writer = ArrowWriter::try_new(file, comparison_schema(), Some(options.properties()?))?;
+        tracing::debug!(path = %path.display(), tmp = %tmp.path().display(), "parquet writer started");
         Ok(Self {
             path,
             options,
             builder: ComparisonBatchBuilder::new(),
             writer,
+            tmp,
             rows: 0,
         })
     }
@@ -206,14 +204,11 @@ impl ComparisonWriter {
         self.flush_batch()?;
         let row_groups = self.writer.flushed_row_groups().len()
             + usize::from(self.writer.in_progress_rows() > 0);
-        let tmp = self.writer.into_inner()?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(tmp.path(), e))?;
-        let file = tmp
-            .persist(&self.path)
-            .map_err(|e| Error::io(&self.path, e.error))?;
-        let bytes = file.metadata().map_err(|e| Error::io(&self.path, e))?.len();
+        let file = self.writer.into_inner()?;
+        self.tmp.commit(file)?;
+        let bytes = std::fs::metadata(&self.path)
+            .map_err(|e| Error::io(&self.path, e))?
+            .len();
         tracing::info!(path = %self.path.display(), rows = self.rows, row_groups, bytes, "parquet written");
         Ok(WriteSummary {
             path: self.path,
@@ -252,12 +247,14 @@ pub fn write_comparisons<'a>(
 /// rows. Only one batch is decoded at a time.
 pub struct ComparisonReader {
     inner: ParquetRecordBatchReader,
+    path: PathBuf,
     rows: u64,
 }
 
 impl std::fmt::Debug for ComparisonReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ComparisonReader")
+            .field("path", &self.path)
             .field("rows", &self.rows)
             .finish_non_exhaustive()
     }
@@ -275,16 +272,26 @@ impl ComparisonReader {
     /// Opens `path`, decoding `batch_size` rows at a time.
     ///
     /// # Errors
-    /// [`Error::Io`] if the file cannot be opened, [`Error::Parquet`] if it is not Parquet,
-    /// [`Error::Schema`] if it lacks a comparison column.
+    /// [`Error::Io`] if the file cannot be opened; [`Error::ParquetFile`] naming the file,
+    /// around [`Error::Parquet`] if it is not Parquet or [`Error::Schema`] if it lacks a
+    /// comparison column.
     pub fn open_with_batch_size(path: impl AsRef<Path>, batch_size: usize) -> Result<Self> {
         let path = path.as_ref();
+        let in_file = |e: Error| Error::parquet_file(path, e);
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)?;
-        check_schema(builder.schema())?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| in_file(e.into()))?;
+        check_schema(builder.schema()).map_err(in_file)?;
         let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
-        let inner = builder.with_batch_size(batch_size.max(1)).build()?;
-        Ok(Self { inner, rows })
+        let inner = builder
+            .with_batch_size(batch_size.max(1))
+            .build()
+            .map_err(|e| in_file(e.into()))?;
+        Ok(Self {
+            inner,
+            path: path.to_path_buf(),
+            rows,
+        })
     }
 
     /// Total rows in the file (from its footer).
@@ -306,11 +313,13 @@ impl Iterator for ComparisonReader {
 
     fn next(&mut self) -> Option<Self::Item> {
         self.inner.next().map(|r| {
-            let batch = r?;
+            let batch = r.map_err(|e| Error::parquet_file(&self.path, e))?;
             // The decoded batches lose the schema metadata; give them back the canonical schema
             // when the columns are exactly ours.
             if batch.schema().fields() == comparison_schema().fields() {
-                Ok(batch.with_schema(comparison_schema())?)
+                batch
+                    .with_schema(comparison_schema())
+                    .map_err(|e| Error::parquet_file(&self.path, e))
             } else {
                 Ok(batch)
             }
@@ -336,7 +345,7 @@ impl Iterator for ComparisonIter {
             match self.reader.next()? {
                 Ok(batch) => match comparisons_from_batch(&batch) {
                     Ok(rows) => self.buffer = rows.into_iter(),
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => return Some(Err(Error::parquet_file(&self.reader.path, e))),
                 },
                 Err(e) => return Some(Err(e)),
             }
@@ -470,9 +479,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
         std::fs::write(&path, b"definitely not parquet").unwrap();
-        assert!(matches!(
-            ComparisonReader::open(&path),
-            Err(Error::Parquet(_))
-        ));
+        let err = ComparisonReader::open(&path).unwrap_err();
+        match &err {
+            Error::ParquetFile { path: p, source } => {
+                assert_eq!(p, &path);
+                assert!(matches!(**source, Error::Parquet(_)), "{source:?}");
+            }
+            other => panic!("expected ParquetFile, got {other:?}"),
+        }
+        // The message names the file.
+        assert!(err.to_string().contains("x.parquet"), "{err}");
     }
 }

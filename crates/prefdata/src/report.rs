@@ -5,7 +5,7 @@ use std::fmt::{self, Write as _};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::quality::QualityReport;
 
 /// Why a record or a comparison was not kept.
@@ -189,6 +189,51 @@ impl ImportReport {
         Ok(serde_json::to_string_pretty(self)?)
     }
 
+    /// Checks that the import kept something.
+    ///
+    /// # Errors
+    /// [`Error::NothingKept`] when records were read but no comparison (or prompt) was kept,
+    /// naming the files, the number of records and the three most frequent drop reasons with
+    /// their first located example; with `strict`, [`Error::EmptyInput`] when no record was
+    /// read at all.
+    pub fn ensure_kept(&self, strict: bool) -> Result<()> {
+        if self.records == 0 {
+            if strict {
+                return Err(Error::EmptyInput {
+                    file: self.files.join(", ").into(),
+                });
+            }
+            return Ok(());
+        }
+        if self.kept > 0 {
+            return Ok(());
+        }
+        let mut reasons: Vec<(DropReason, u64)> =
+            self.dropped.iter().map(|(r, n)| (*r, *n)).collect();
+        reasons.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut why: Vec<String> = reasons
+            .iter()
+            .take(3)
+            .map(
+                |(reason, n)| match self.issues.iter().find(|i| i.reason == *reason) {
+                    Some(i) => format!("{n} {reason} (first: line {}: {})", i.line, i.message),
+                    None => format!("{n} {reason}"),
+                },
+            )
+            .collect();
+        if reasons.len() > 3 {
+            why.push(format!("{} more reasons", reasons.len() - 3));
+        }
+        if why.is_empty() {
+            why.push("nothing generated".into());
+        }
+        Err(Error::NothingKept {
+            files: self.files.join(", "),
+            records: self.records,
+            why: why.join(", "),
+        })
+    }
+
     /// A Markdown summary: totals, a per-reason table and the listed issues.
     pub fn to_markdown(&self) -> String {
         let mut s = String::new();
@@ -334,6 +379,43 @@ mod tests {
         assert!(md.contains("| invalid_json | 5 |"), "{md}");
         assert!(md.contains("`f.jsonl:1` invalid_json: bad"), "{md}");
         assert!(md.contains("and 2 more"), "{md}");
+    }
+
+    #[test]
+    fn nothing_kept_names_the_file_the_count_and_the_reasons() {
+        let mut r = ImportReport::new("t");
+        r.files.push("in.jsonl".into());
+        assert!(
+            r.ensure_kept(false).is_ok(),
+            "an empty file is fine unless strict"
+        );
+        let err = r.ensure_kept(true).unwrap_err();
+        assert!(matches!(err, Error::EmptyInput { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("in.jsonl: no records"), "{err}");
+        r.records = 4;
+        for (line, reason) in [
+            (1, DropReason::MissingField),
+            (2, DropReason::InvalidJson),
+            (3, DropReason::MissingField),
+        ] {
+            let message = format!("problem {line}");
+            let issue = Issue {
+                file: "in.jsonl".into(),
+                line,
+                reason,
+                message,
+            };
+            r.record_issue(issue, 10);
+        }
+        r.count_drop(DropReason::Tie);
+        let err = r.ensure_kept(false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "in.jsonl: no pairs kept out of 4 records read; dropped: 2 missing_field (first: \
+             line 1: problem 1), 1 invalid_json (first: line 2: problem 2), 1 tie"
+        );
+        r.kept = 1;
+        assert!(r.ensure_kept(true).is_ok());
     }
 
     #[test]

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rlhf_alignbench_eval::{
-    AnswerRecord, BoxedJudge, Category, Decoding, JudgeAllOptions, JudgeTemplate, JudgmentCache,
-    ReferenceOverlapJudge, ScoreFnJudge, ScoreMode, aggregate, judge_all, judge_jobs, judged_items,
-    parse_judgment,
+    AnswerRecord, BoxedJudge, Category, Decoding, Error, Judge, JudgeAllOptions, JudgeTemplate,
+    JudgmentCache, ReferenceOverlapJudge, ResultsTable, ScoreFnJudge, ScoreMode, Summary,
+    aggregate, judge_all, judge_jobs, judged_items, judged_summary, parse_judgment,
 };
 
 use crate::common::{synthetic_config, synthetic_questions};
@@ -108,6 +108,94 @@ fn score_fn_judge_keeps_decimals_and_clamps() {
     .await_now();
     assert!(out[0].result.is_err());
     assert!(out[1].result.is_ok());
+}
+
+/// A judge that fails on the questions listed in `fail` (all of them when empty).
+struct FailingJudge {
+    fail: Vec<u32>,
+}
+
+impl Judge for FailingJudge {
+    fn model_id(&self) -> &str {
+        "failing-judge"
+    }
+
+    async fn judge(&self, prompt: &str) -> rlhf_alignbench_eval::Result<String> {
+        let failing = self.fail.is_empty()
+            || self
+                .fail
+                .iter()
+                .any(|id| prompt.contains(&format!("我认为：{}", synthetic_question(*id))));
+        if failing {
+            Err(Error::Judge("the judge is down".into()))
+        } else {
+            ReferenceOverlapJudge.judge(prompt).await
+        }
+    }
+}
+
+fn synthetic_question(id: u32) -> String {
+    synthetic_questions()
+        .into_iter()
+        .find(|q| q.question_id == id)
+        .unwrap()
+        .question
+}
+
+#[test]
+fn nothing_judged_is_an_error_and_failed_judgments_are_reported() {
+    let questions = synthetic_questions();
+    let config = synthetic_config();
+    let jobs = judge_jobs(&questions, &answers(), &JudgeTemplate::builtin(), &config).unwrap();
+    assert_eq!(jobs.len(), 4);
+    let opts = JudgeAllOptions::default();
+
+    // The judge fails on every item: an error that says so, with the first failure.
+    let all = judge_all(&FailingJudge { fail: vec![] }, &jobs, None, &opts).await_now();
+    let err = judged_summary(&questions, &all, ScoreMode::Compat).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NothingJudged {
+                failed: 4,
+                jobs: 4,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("4 of 4"), "{text}");
+    assert!(text.contains("the judge is down"), "{text}");
+    assert!(text.contains("question 1"), "{text}");
+    // No job at all: nothing judged either.
+    let err = judged_summary(&questions, &[], ScoreMode::Compat).unwrap_err();
+    assert!(
+        matches!(err, Error::NothingJudged { jobs: 0, .. }),
+        "{err:?}"
+    );
+
+    // One failure out of four: a summary that counts it, in the JSON and the Markdown.
+    let some = judge_all(&FailingJudge { fail: vec![3] }, &jobs, None, &opts).await_now();
+    let (items, summary) = judged_summary(&questions, &some, ScoreMode::Compat).unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!((summary.judged, summary.judge_errors), (3, 1));
+    assert_eq!(summary.missing, 1);
+    let mut table = ResultsTable::default();
+    table.push("SFT", summary.clone());
+    let md = table.to_markdown();
+    assert!(md.contains("1 of 4 judgments failed"), "{md}");
+    let rows: serde_json::Value = serde_json::from_str(&table.to_json().unwrap()).unwrap();
+    assert_eq!(rows[0]["judge_errors"], 1, "{rows}");
+    let back: Summary = serde_json::from_str(&serde_json::to_string(&summary).unwrap()).unwrap();
+    assert_eq!(back.judge_errors, 1);
+    // Without failures the table has no such line.
+    let fine = judge_all(&ReferenceOverlapJudge, &jobs, None, &opts).await_now();
+    let (_, summary) = judged_summary(&questions, &fine, ScoreMode::Compat).unwrap();
+    assert_eq!(summary.judge_errors, 0);
+    let mut table = ResultsTable::default();
+    table.push("SFT", summary);
+    assert!(!table.to_markdown().contains("failed"));
 }
 
 /// Runs a future to completion on a fresh current-thread runtime.

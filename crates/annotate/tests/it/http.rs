@@ -124,6 +124,82 @@ async fn votes_are_recorded_in_file_terms_and_duplicates_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_vote_id_with_another_body_is_refused_naming_the_stored_choice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pairs_path = write_fixture(tmp.path(), 4);
+    let dir = tmp.path().join("session");
+    let acc = accounts(&dir, &["alice"]);
+    let server = start(config(&pairs_path, &dir, 1)).await;
+    let mut alice = Client::new(&server.base());
+    assert_eq!(alice.login(&acc[0].0, &acc[0].1).await.status, 200);
+    let pair_id = alice.next().await.unwrap().body["pair"]["pair_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let first = json!({
+        "pair_id": pair_id, "choice": "left", "vote_id": "v-7",
+        "criteria": {"helpfulness": "left"}, "comment": "clearer",
+    });
+    let a = alice.vote(&first).await.unwrap();
+    assert_eq!((a.status, a.body["replayed"].clone()), (200, json!(false)));
+    let stored = journal_votes(&dir);
+    assert_eq!(stored.len(), 1);
+
+    // Same vote_id, other choice / criteria / comment: refused, and the answer names the
+    // choice that was recorded (in the annotator's terms).
+    let mut changed = Vec::new();
+    for (field, value) in [
+        ("choice", json!("right")),
+        ("criteria", json!({"helpfulness": "right"})),
+        ("comment", json!("on second thought")),
+    ] {
+        let mut body = first.clone();
+        body[field] = value;
+        changed.push(body);
+    }
+    let mut no_comment = first.clone();
+    no_comment.as_object_mut().unwrap().remove("comment");
+    changed.push(no_comment);
+    for body in &changed {
+        let r = alice.vote(body).await.unwrap();
+        assert_eq!(r.status, 409, "{body} → {r:?}");
+        assert!(r.error().contains("v-7"), "{r:?}");
+        assert!(r.error().contains(r#"choice "left""#), "{r:?}");
+        assert_eq!(r.body.get("recorded"), None, "{r:?}");
+    }
+    assert_eq!(
+        journal_votes(&dir),
+        stored,
+        "the journal keeps the first vote"
+    );
+
+    // The same body again is a replay.
+    let r = alice.vote(&first).await.unwrap();
+    assert_eq!(
+        (r.status, r.body["replayed"].clone()),
+        (200, json!(true)),
+        "{r:?}"
+    );
+
+    // After a restart the journal still knows what was voted.
+    server.stop().await;
+    let server = start(config(&pairs_path, &dir, 1)).await;
+    let mut alice = Client::new(&server.base());
+    assert_eq!(alice.login(&acc[0].0, &acc[0].1).await.status, 200);
+    let r = alice.vote(&changed[0]).await.unwrap();
+    assert_eq!(r.status, 409, "{r:?}");
+    assert!(r.error().contains(r#"choice "left""#), "{r:?}");
+    let r = alice.vote(&first).await.unwrap();
+    assert_eq!(
+        (r.status, r.body["replayed"].clone()),
+        (200, json!(true)),
+        "{r:?}"
+    );
+    assert_eq!(journal_votes(&dir), stored);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn skipped_pairs_and_n_annotators_per_pair() {
     let tmp = tempfile::tempdir().unwrap();
     let pairs_path = write_fixture(tmp.path(), 3);

@@ -398,6 +398,8 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 seed,
                 "--report".into(),
                 s(out.join("import.json")),
+                // The run directory is the pipeline's own: a rerun replaces its files.
+                "--force".into(),
             ])?;
             let stats = ctx.rlhf(&[
                 "data".into(),
@@ -405,6 +407,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 s(out.join("pairs.parquet")),
                 "--out-dir".into(),
                 s(&out),
+                "--force".into(),
             ])?;
             let canonical = canonical_inputs(ctx)?;
             Ok(json!({"import": import, "stats": stats, "inputs": canonical}))

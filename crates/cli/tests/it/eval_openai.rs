@@ -6,7 +6,8 @@
 //!
 //! The stub answers a pointwise prompt with the score listed for the question's `题目N` tag,
 //! and a pairwise prompt like a position-biased judge: the answer containing `GOOD` when
-//! exactly one does, else the first one shown (`[[A]]`).
+//! exactly one does, else the first one shown (`[[A]]`). A prompt containing `JUDGE-FAIL`
+//! gets HTTP 400 (not retried).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -83,6 +84,9 @@ async fn chat(State(state): State<Arc<StubState>>, headers: HeaderMap, body: Str
         .unwrap()
         .to_owned();
     state.prompts.lock().unwrap().push(prompt.clone());
+    if prompt.contains("JUDGE-FAIL") {
+        return (StatusCode::BAD_REQUEST, "this judge refuses the item").into_response();
+    }
     if prompt.contains("[助手A的回答开始]") {
         let first = between(&prompt, "[助手A的回答开始]\n", "\n[助手A的回答结束]");
         let second = between(&prompt, "[助手B的回答开始]\n", "\n[助手B的回答结束]");
@@ -333,6 +337,105 @@ fn eval_alignbench_with_an_openai_compatible_judge() {
     assert_eq!(stub.state.requests.load(Ordering::SeqCst), 9);
     assert_eq!(again["cached_judgments"], 9, "{again}");
     assert_eq!(again["summary"], v["summary"]);
+}
+
+/// `rlhf eval alignbench --judge openai` on `answers/<model>.jsonl` into `out`.
+fn alignbench_args(
+    stub: &Stub,
+    tmp: &Path,
+    model: &str,
+    answers: &Path,
+    out: &Path,
+) -> Vec<String> {
+    let (questions, config) = write_bench(tmp);
+    [
+        "eval",
+        "alignbench",
+        "--model",
+        tmp.join("no-model-needed").to_str().unwrap(),
+        "--model-id",
+        model,
+        "--questions",
+        questions.to_str().unwrap(),
+        "--config-dir",
+        config.to_str().unwrap(),
+        "--answers",
+        answers.to_str().unwrap(),
+        "--judge",
+        "openai",
+        "--judge-base-url",
+        &format!("http://{}/v1", stub.addr),
+        "--judge-model",
+        MODEL,
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[test]
+fn eval_alignbench_fails_when_nothing_is_judged_and_reports_failed_judgments() {
+    let stub = start_stub();
+    let tmp = tempfile::tempdir().unwrap();
+    let answers = tmp.path().join("answers");
+    std::fs::create_dir_all(&answers).unwrap();
+
+    // The judge refuses one item: the run succeeds and every output counts the failure.
+    write_answers(&answers.join("tiny.jsonl"), "tiny", |id| {
+        if id == 9 {
+            "JUDGE-FAIL".to_owned()
+        } else {
+            format!("回答{id}")
+        }
+    });
+    let out = tmp.path().join("report");
+    let args = alignbench_args(&stub, tmp.path(), "tiny", &answers, &out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let v = ok_without_key(&rlhf_with_key(&args));
+    assert_eq!(
+        (&v["judged"], &v["judge_errors"]),
+        (&json!(8), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(v["summary"]["judge_errors"], 1, "{v}");
+    let rows: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("alignbench.json")).unwrap())
+            .unwrap();
+    assert_eq!(rows[0]["judge_errors"], 1, "{rows}");
+    let md = std::fs::read_to_string(out.join("alignbench.md")).unwrap();
+    assert!(md.contains("1 of 9 judgments failed"), "{md}");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["summary"]["judge_errors"], 1, "{summary}");
+
+    // The judge refuses everything: non-zero exit, one line saying so, no "n/a" report.
+    write_answers(&answers.join("broken.jsonl"), "broken", |_| {
+        "JUDGE-FAIL".to_owned()
+    });
+    let bad_out = tmp.path().join("report-broken");
+    let args = alignbench_args(&stub, tmp.path(), "broken", &answers, &bad_out);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let before = stub.state.requests.load(Ordering::SeqCst);
+    let run = rlhf_with_key(&args);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "exit status: {stderr}");
+    assert!(
+        run.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
+    assert!(!stderr.contains(KEY));
+    let error: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("9 of 9"), "{}", error[0]);
+    assert!(error[0].contains("HTTP 400"), "{}", error[0]);
+    assert_eq!(stub.state.requests.load(Ordering::SeqCst) - before, 9);
+    assert!(!bad_out.join("alignbench.md").exists());
+    assert!(!bad_out.join("alignbench.json").exists());
 }
 
 #[test]

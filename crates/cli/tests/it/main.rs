@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 mod annotate;
+mod data;
 mod dpo;
 mod eval_openai;
 mod pipeline;
@@ -402,6 +403,7 @@ fn data_import_reports_bad_lines_and_strict_mode_fails() {
             input.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
+            "--force",
         ],
         "bad.jsonl",
     );

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::TempOutput;
 use crate::error::{Error, Result};
 use crate::import::base::{Ctx, ImportOptions, json_error};
 use crate::import::source::{RecordError, for_each_record};
@@ -339,7 +340,8 @@ fn out_line(c: &Comparison, format: TrlFormat) -> OutLine<'_> {
 }
 
 /// Writes `rows` as TRL-style JSON Lines to `path` (atomically: temp file + rename).
-/// Returns the number of lines written.
+/// Returns the number of lines written. A new file gets mode 0644 (less the umask), a replaced
+/// file keeps its mode.
 ///
 /// # Errors
 /// [`Error::Io`] on write failure; [`Error::Json`] never in practice.
@@ -349,23 +351,18 @@ pub fn export_trl<'a>(
     format: TrlFormat,
 ) -> Result<u64> {
     let path = path.as_ref();
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| Error::io(dir, e))?;
-    let mut w = BufWriter::new(tmp);
+    let (tmp, file) = TempOutput::create(path, "jsonl")?;
+    let mut w = BufWriter::new(file);
     let mut n = 0u64;
     for c in rows {
         serde_json::to_writer(&mut w, &out_line(c, format))?;
-        w.write_all(b"\n").map_err(|e| Error::io(path, e))?;
+        w.write_all(b"\n").map_err(|e| Error::io(tmp.path(), e))?;
         n += 1;
     }
-    let tmp = w
+    let file = w
         .into_inner()
-        .map_err(|e| Error::io(path, e.into_error()))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        .map_err(|e| Error::io(tmp.path(), e.into_error()))?;
+    tmp.commit(file)?;
     tracing::info!(path = %path.display(), rows = n, "TRL JSONL exported");
     Ok(n)
 }
