@@ -47,6 +47,18 @@ pub struct Scale {
     pub units: f64,
 }
 
+/// A held-out evaluation's log line and result, or `None` without a held-out set.
+pub type Evaluated<L, E> = Option<(L, E)>;
+
+/// A shard's contribution to the step objective and its per-example statistics.
+pub type ShardLoss<B> = (Tensor<B, 1>, Vec<Vec<f32>>);
+
+/// What [`fit`] returns for objective `O`.
+pub type FitResult<B, O> = Result<
+    FitOutcome<<O as Objective<B>>::Model, <O as Objective<B>>::Log, <O as Objective<B>>::Eval>,
+    <O as Objective<B>>::Error,
+>;
+
 /// What one optimizer step saw, over the whole world.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepOut {
@@ -115,7 +127,7 @@ pub trait Objective<B: AutodiffBackend> {
         batch: &Self::Batch,
         scale: Scale,
         device: &B::Device,
-    ) -> Result<(Tensor<B, 1>, Vec<Vec<f32>>), Self::Error>;
+    ) -> Result<ShardLoss<B>, Self::Error>;
 
     /// Adds a step to the running window.
     fn record(&self, window: &mut Self::Window, step: &StepOut);
@@ -137,7 +149,7 @@ pub trait Objective<B: AutodiffBackend> {
         world: &C,
         step: usize,
         epoch: f64,
-    ) -> Result<Option<(Self::Log, Self::Eval)>, Self::Error>;
+    ) -> Result<Evaluated<Self::Log, Self::Eval>, Self::Error>;
 
     /// Whether a fresh run evaluates before its first step (DPO: the curves start at the
     /// reference).
@@ -345,7 +357,7 @@ pub fn fit<B, O, Opt, C>(
     run: &RunDir,
     opts: &TrainOptions,
     world: &C,
-) -> Result<FitOutcome<O::Model, O::Log, O::Eval>, O::Error>
+) -> FitResult<B, O>
 where
     B: AutodiffBackend,
     O: Objective<B>,
@@ -425,11 +437,12 @@ where
         state.history.push(entry);
         Ok(())
     };
-    if resumed_from.is_none() && objective.eval_at_start() {
-        if let Some((log, ev)) = objective.evaluate(&model, world, 0, 0.0)? {
-            push(&mut state, log)?;
-            last_eval = Some(ev);
-        }
+    if resumed_from.is_none()
+        && objective.eval_at_start()
+        && let Some((log, ev)) = objective.evaluate(&model, world, 0, 0.0)?
+    {
+        push(&mut state, log)?;
+        last_eval = Some(ev);
     }
 
     let save = |model: &O::Model, optim: &Opt, state: &State<B, O>| {
@@ -526,14 +539,14 @@ where
             }
             push(&mut state, log)?;
         }
-        if args.eval_steps.is_some_and(|e| step % e == 0) || step == total {
-            if let Some((log, ev)) = objective.evaluate(&model, world, step, epoch)? {
-                if main {
-                    tracing::info!(step, "{name} eval {}", objective.describe(&log));
-                }
-                push(&mut state, log)?;
-                last_eval = Some(ev);
+        if (args.eval_steps.is_some_and(|e| step % e == 0) || step == total)
+            && let Some((log, ev)) = objective.evaluate(&model, world, step, epoch)?
+        {
+            if main {
+                tracing::info!(step, "{name} eval {}", objective.describe(&log));
             }
+            push(&mut state, log)?;
+            last_eval = Some(ev);
         }
         if args.save_steps.is_some_and(|s| step % s == 0) || step == total {
             if main {

@@ -40,7 +40,9 @@ pub use collective::{
 };
 pub use cursor::{DataRngState, epoch_permutation};
 pub use error::{Result, TrainError};
-pub use fit::{FitArgs, FitOutcome, FitState, Objective, Scale, StepOut, fit};
+pub use fit::{
+    Evaluated, FitArgs, FitOutcome, FitResult, FitState, Objective, Scale, ShardLoss, StepOut, fit,
+};
 pub use jsonl::{append_jsonl, read_jsonl, write_jsonl};
 pub use lock::RunDir;
 pub use progress::progress_bar;
