@@ -15,8 +15,8 @@ use rlhf_core::{CausalLm, Precision};
 use rlhf_reward::{PairCollator, PreferencePair};
 use rlhf_train::{
     Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
-    StepOut, TrainError, TrainOptions, TrainStatus, clip_grad_norm, fit, global_grad_norm,
-    load_module_record, progress_bar, save_module_record, shard_range,
+    StepOut, TrainError, TrainOptions, TrainStatus, apply, fit, load_module_record, progress_bar,
+    save_module_record, shard_range,
 };
 
 use crate::config::{DpoTrainConfig, ReferenceMode};
@@ -156,12 +156,21 @@ where
             acc.accumulate(&policy, grads);
         }
     }
-    let mut grads = single.unwrap_or_else(|| acc.grads());
-    stats.grad_norm = match max_grad_norm {
-        Some(c) => clip_grad_norm::<B, _>(&policy, &mut grads, c),
-        None => global_grad_norm::<B, _>(&policy, &grads),
-    };
-    let policy = optim.step(lr, policy, grads);
+    let grads = single.unwrap_or_else(|| acc.grads());
+    // The engine's synchronising half in a world of one: clip to the global norm, step.
+    let world = Solo::<B>::new(device.clone());
+    let (policy, applied) = apply(
+        &world,
+        policy,
+        optim,
+        grads,
+        &[],
+        max_grad_norm,
+        lr,
+        "bench step",
+    )
+    .expect("a world of one does not fail");
+    stats.grad_norm = applied.grad_norm;
     (policy, stats)
 }
 

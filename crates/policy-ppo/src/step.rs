@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::logprobs::{gather_logprobs, nll_loss};
 use rlhf_core::{CausalLm, ScalarModel, TokenBatch};
-use rlhf_train::{clip_grad_norm, global_grad_norm};
+use rlhf_train::apply;
 
 use crate::config::PpoConfig;
 use crate::loss::{mean_entropy, policy_loss, value_loss};
@@ -323,7 +323,7 @@ where
     OC: Optimizer<ScalarModel<B>, B>,
 {
     let t = Instant::now();
-    let (mut ga, mut gc, mut stats) = ppo_gradients(
+    let (ga, gc, mut stats) = ppo_gradients(
         &actor,
         &critic,
         Some(mb),
@@ -335,17 +335,35 @@ where
     let _ = B::sync(device);
     stats.forward_backward_s = t.elapsed().as_secs_f64();
 
+    // The engine's synchronising half in a world of one (what the PPO loop calls on any
+    // world): global-norm clipping per model, then AdamW.
     let t = Instant::now();
-    stats.grad_norm_policy = match cfg.max_grad_norm {
-        Some(c) => clip_grad_norm::<B, _>(&actor, &mut ga, c),
-        None => global_grad_norm::<B, _>(&actor, &ga),
-    };
-    stats.grad_norm_value = match cfg.max_grad_norm {
-        Some(c) => clip_grad_norm::<B, _>(&critic, &mut gc, c),
-        None => global_grad_norm::<B, _>(&critic, &gc),
-    };
-    let actor = actor_optim.step(lr_actor, actor, ga);
-    let critic = critic_optim.step(lr_critic, critic, gc);
+    let world = rlhf_train::Solo::<B>::new(device.clone());
+    let solo = "a world of one does not fail";
+    let (actor, a) = apply(
+        &world,
+        actor,
+        actor_optim,
+        ga,
+        &[],
+        cfg.max_grad_norm,
+        lr_actor,
+        "actor",
+    )
+    .expect(solo);
+    let (critic, c) = apply(
+        &world,
+        critic,
+        critic_optim,
+        gc,
+        &[],
+        cfg.max_grad_norm,
+        lr_critic,
+        "critic",
+    )
+    .expect(solo);
+    stats.grad_norm_policy = a.grad_norm;
+    stats.grad_norm_value = c.grad_norm;
     let _ = B::sync(device);
     stats.optimizer_s = t.elapsed().as_secs_f64();
     (actor, critic, stats)

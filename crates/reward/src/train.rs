@@ -14,7 +14,7 @@ use rlhf_core::{Precision, ScalarModel};
 use rlhf_debias::{BalanceReport, LengthUnit, PairLengths, balance_lengths};
 use rlhf_train::{
     Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
-    StepOut, TrainOptions, TrainStatus, clip_grad_norm, fit, global_grad_norm, shard_range,
+    StepOut, TrainOptions, TrainStatus, apply, fit, shard_range,
 };
 
 use crate::config::RewardTrainConfig;
@@ -114,12 +114,21 @@ where
             acc.accumulate(&model, grads);
         }
     }
-    let mut grads = single.unwrap_or_else(|| acc.grads());
-    stats.grad_norm = match max_grad_norm {
-        Some(c) => clip_grad_norm::<B, _>(&model, &mut grads, c),
-        None => global_grad_norm::<B, _>(&model, &grads),
-    };
-    let model = optim.step(lr, model, grads);
+    let grads = single.unwrap_or_else(|| acc.grads());
+    // The engine's synchronising half in a world of one: clip to the global norm, step.
+    let world = Solo::<B>::new(device.clone());
+    let (model, applied) = apply(
+        &world,
+        model,
+        optim,
+        grads,
+        &[],
+        max_grad_norm,
+        lr,
+        "bench step",
+    )
+    .expect("a world of one does not fail");
+    stats.grad_norm = applied.grad_norm;
     (model, stats)
 }
 
