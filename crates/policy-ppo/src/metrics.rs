@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PpoError, Result};
+use crate::error::Result;
 
 /// One logged PPO iteration. Averages over minibatch steps are `_avg`; `objective/*` are means
 /// over the rollout's responses.
