@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::prelude::*;
+use rlhf_util::plot::{self, Bars, Chart, Legend};
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -30,122 +30,35 @@ fn curve(rows: &[Value], x: &str, y: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// A line chart as an SVG string.
+/// A line chart against the step as an SVG string, or a line of HTML saying why there is none.
 pub(crate) fn line_svg(title: &str, y_label: &str, series: &[Series]) -> String {
-    let mut svg = String::new();
-    let pts: Vec<&(f64, f64)> = series.iter().flat_map(|(_, v)| v).collect();
-    if pts.is_empty() {
+    if series.iter().all(|(_, v)| v.is_empty()) {
         return format!("<p><em>{title}: no data</em></p>");
     }
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in &pts {
-        x0 = x0.min(*x);
-        x1 = x1.max(*x);
-        y0 = y0.min(*y);
-        y1 = y1.max(*y);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0).abs() * 0.08).max(1e-3);
-    {
-        let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-        else {
-            return String::new();
-        };
-        let _ = chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc(y_label)
-            .light_line_style(WHITE.mix(0.0))
-            .draw();
-        for (i, (name, v)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            if let Ok(s) =
-                chart.draw_series(LineSeries::new(v.iter().copied(), color.stroke_width(2)))
-            {
-                s.label(name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            }
-        }
-        let _ = chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw();
-        let _ = root.present();
-    }
-    svg
+    let series = series
+        .iter()
+        .map(|(name, v)| plot::Series::new(name.clone(), v.clone()))
+        .collect();
+    let chart = Chart::lines(title, "step", y_label, series).legend(Legend::UpperRight);
+    chart
+        .svg((560, 320))
+        .unwrap_or_else(|e| format!("<p><em>{title}: {e}</em></p>"))
 }
 
-/// A grouped bar chart (categories × models) as an SVG string.
+/// A grouped bar chart (categories × models) as an SVG string, or a line of HTML saying why
+/// there is none.
 pub(crate) fn bars_svg(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) -> String {
-    let mut svg = String::new();
     if cats.is_empty() || series.is_empty() {
         return format!("<p><em>{title}: no data</em></p>");
     }
-    let ymax = series
+    let bars = series
         .iter()
-        .flat_map(|(_, v)| v)
-        .fold(0.0f64, |a, &b| a.max(b))
-        .max(1e-6)
-        * 1.15;
-    let k = series.len() as f64;
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0.0..cats.len() as f64, 0.0..ymax)
-        else {
-            return String::new();
-        };
-        let cats2 = cats.to_vec();
-        let _ = chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(cats.len() * 2 + 1)
-            .x_label_formatter(&move |x| {
-                let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 && i < cats2.len() {
-                    cats2[i].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .draw();
-        for (j, (name, vals)) in series.iter().enumerate() {
-            let color = Palette99::pick(j).to_rgba();
-            let w = 0.8 / k;
-            let bars = vals.iter().enumerate().map(move |(i, &v)| {
-                let x = i as f64 + 0.1 + j as f64 * w;
-                Rectangle::new([(x, 0.0), (x + w * 0.95, v)], color.filled())
-            });
-            if let Ok(s) = chart.draw_series(bars) {
-                s.label(name.clone()).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
-            }
-        }
-        let _ = chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw();
-        let _ = root.present();
-    }
-    svg
+        .map(|(name, v)| Bars::new(name.clone(), v.iter().copied()))
+        .collect();
+    let chart = Chart::bars(title, "", cats.to_vec(), bars).legend(Legend::UpperRight);
+    chart
+        .svg((760, 340))
+        .unwrap_or_else(|e| format!("<p><em>{title}: {e}</em></p>"))
 }
 
 /// One-sided exact binomial test: P(X ≥ k) for X ~ Binomial(n, 1/2).
