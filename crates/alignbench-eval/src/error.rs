@@ -168,6 +168,12 @@ pub enum Error {
     /// An argument is out of range or inconsistent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The model's text codec failed to encode a prompt or decode a reply.
+    #[error("text codec: {0}")]
+    Codec(#[source] BoxError),
+    /// The model under test failed (generation).
+    #[error(transparent)]
+    Core(#[from] rlhf_core::CoreError),
 }
 
 fn nothing_judged(jobs: usize, failed: usize, first: Option<&(String, String)>) -> String {

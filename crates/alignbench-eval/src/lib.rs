@@ -17,6 +17,13 @@
 //! | report | [`ResultsTable`]: Markdown, JSON and SVG |
 //! | pairwise | [`evaluate_pairwise`], rating sheets for human raters |
 //! | pairwise_llm | [`evaluate_pairwise_llm`]: an LLM judge in both orders, [`pairwise_prompt`], [`parse_pairwise_verdict`] |
+//! | generate | [`LocalModel`]: a `rlhf_core` causal LM answering prompts in batches ([`LocalModel::answer_questions`] into an [`AnswerStore`]) through an [`AnswerCodec`] |
+//! | lengths | [`answer_lengths`], [`lengths_markdown`]: reply lengths per category (Table 6) |
+//! | heldout | [`HeldOutSummary`]: the pipeline's held-out evaluation (RM and gold scores per category, win/tie/lose against SFT), [`gold_agreement`] |
+//! | render | [`Report`]: Markdown with the paper's [`Finding`]s checked, SVG plots, one HTML page; [`sign_test`] |
+//!
+//! The crate depends on `rlhf-core` (the model under test) and on no trainer: a reward model's
+//! scores come in as numbers ([`ScoreFnJudge::reward_model`], [`evaluate_pairwise_scored`]).
 //!
 //! A typical run: load the benchmark, generate answers into an [`AnswerStore`], turn them
 //! into [`JudgeJob`]s with [`judge_jobs`], run [`judge_all`] with a [`JudgmentCache`], then
@@ -44,14 +51,18 @@ mod cache;
 mod dataset;
 mod error;
 mod eval;
+mod generate;
+mod heldout;
 mod io;
 mod judge;
+mod lengths;
 mod offline;
 mod openai;
 mod pairwise;
 mod pairwise_llm;
 mod parse;
 mod prompt;
+mod render;
 mod report;
 mod score;
 
@@ -63,16 +74,23 @@ pub use crate::dataset::{
 };
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::eval::{judge_jobs, judged_items, judged_summary};
+pub use crate::generate::{AnswerCodec, BatchDone, LocalModel, Reply, clip_left, sampling};
+pub use crate::heldout::{BASELINE, HeldOutAnswer, HeldOutCell, HeldOutSummary, gold_agreement};
 pub use crate::judge::{
     BoxedJudge, DynJudge, Judge, JudgeAllOptions, JudgeJob, JudgeOutcome, JudgedText, judge_all,
 };
-pub use crate::offline::{PromptPayload, ReferenceOverlapJudge, ScoreFn, ScoreFnJudge, bigram_f1};
+pub use crate::lengths::{
+    LengthRow, LengthStat, ModelLengths, TokenCount, answer_lengths, lengths_markdown,
+};
+pub use crate::offline::{
+    PromptPayload, ReferenceOverlapJudge, ScoreFn, ScoreFnJudge, bigram_f1, reward_to_score,
+};
 pub use crate::openai::{ApiKey, OpenAiJudge, OpenAiJudgeConfig, RetryPolicy};
 pub use crate::pairwise::{
     CombineRule, ItemResult, Outcome, PairItem, PairwiseQuery, PairwiseReport, PairwiseTally,
     Preference, SHEET_HEADER, SheetTally, WinTieLoss, a_is_left, combine_orders, evaluate_pairwise,
-    evaluate_pairwise_async, rating_sheet_csv, read_rating_sheet, tabulate_rating_sheet,
-    write_rating_sheet,
+    evaluate_pairwise_async, evaluate_pairwise_scored, rating_sheet_csv, read_rating_sheet,
+    tabulate_rating_sheet, write_rating_sheet,
 };
 pub use crate::pairwise_llm::{
     JudgeFailure, LlmItemVerdicts, LlmPairwiseReport, OrderVerdict, PAIRWISE_INSTRUCTIONS,
@@ -85,6 +103,7 @@ pub use crate::parse::{
 pub use crate::prompt::{
     BUILTIN_TEMPLATE, JudgeTemplate, PromptFields, TemplateSyntax, format_dimensions,
 };
+pub use crate::render::{Finding, Report, fmt3, markdown_to_html, sign_test};
 pub use crate::report::{COLUMNS, ModelResult, ReportRow, ResultsTable};
 pub use crate::score::{
     CategoryScore, DimensionScore, JudgedItem, ScoreMode, Summary, aggregate, group_scores,

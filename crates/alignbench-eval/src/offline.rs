@@ -162,6 +162,11 @@ impl Judge for ReferenceOverlapJudge {
 /// A score function: `(question, answer) → score`, expected on the 1–10 scale.
 pub type ScoreFn = Box<dyn Fn(&Question, &str) -> f64 + Send + Sync>;
 
+/// A raw reward → 1..10: `1 + 9 · sigmoid(r)` (0 ↦ 5.5).
+pub fn reward_to_score(r: f64) -> f64 {
+    1.0 + 9.0 / (1.0 + (-r).exp())
+}
+
 /// A judge backed by a [`ScoreFn`], so a reward model can stand in for the judge.
 ///
 /// The score is clamped to 1–10 and written with two decimals as `'综合得分': 6.37`
@@ -196,6 +201,27 @@ impl ScoreFnJudge {
                 .collect(),
             score,
         }
+    }
+
+    /// A reward model as the judge: `rewards` holds its raw reward for `(question text,
+    /// answer)` pairs, each mapped to 1–10 by [`reward_to_score`]; an answer without a reward
+    /// fails to judge (NaN). `rm` names the reward model in the judge's model id.
+    pub fn reward_model(
+        rm: &str,
+        questions: &[Question],
+        rewards: impl IntoIterator<Item = ((String, String), f64)>,
+    ) -> Self {
+        let table: HashMap<(String, String), f64> = rewards.into_iter().collect();
+        let score: ScoreFn = Box::new(move |q: &Question, answer: &str| {
+            table
+                .get(&(q.question.clone(), answer.to_owned()))
+                .map_or(f64::NAN, |&r| reward_to_score(r))
+        });
+        ScoreFnJudge::new(
+            format!("rm:{rm}+sigmoid-1to10-v1 (not comparable with GPT-4)"),
+            questions,
+            score,
+        )
     }
 
     /// Scores `answer` and formats the judgment text.

@@ -1,6 +1,7 @@
 //! Pairwise evaluation (ChatGLM-RLHF Table 4): win/tie/lose of model A against model B per
 //! category, judged in both orders to cancel position bias, plus CSV sheets for human raters.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 
@@ -73,14 +74,18 @@ pub fn combine_orders(ab: Preference, ba: Preference, rule: CombineRule) -> Outc
     }
 }
 
-/// Win/tie/loss counts.
+/// Win/tie/loss counts (reading also accepts the `win`/`tie`/`lose` keys of older pipeline
+/// summaries).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WinTieLoss {
     /// A better.
+    #[serde(alias = "win")]
     pub wins: usize,
     /// Neither.
+    #[serde(alias = "tie")]
     pub ties: usize,
     /// B better.
+    #[serde(alias = "lose")]
     pub losses: usize,
 }
 
@@ -287,6 +292,50 @@ pub fn evaluate_pairwise(
         record(&mut report, item, ab, ba);
     }
     Ok(report)
+}
+
+/// [`evaluate_pairwise`] from pointwise scores: `scores[i]` holds the scores of item `i`'s
+/// answers A and B (a reward model's, or an offline judge's); in each order the higher score
+/// wins and scores within `tie_margin` tie.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when `scores` and `items` differ in length.
+pub fn evaluate_pairwise_scored(
+    model_a: &str,
+    model_b: &str,
+    items: &[PairItem],
+    rule: CombineRule,
+    scores: &[(f64, f64)],
+    tie_margin: f64,
+) -> Result<PairwiseReport> {
+    if scores.len() != items.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} score pairs for {} pairwise items",
+            scores.len(),
+            items.len()
+        )));
+    }
+    let by_answer: HashMap<(&str, &str), f64> = items
+        .iter()
+        .zip(scores)
+        .flat_map(|(it, &(a, b))| {
+            [
+                ((it.id.as_str(), it.answer_a.as_str()), a),
+                ((it.id.as_str(), it.answer_b.as_str()), b),
+            ]
+        })
+        .collect();
+    evaluate_pairwise(model_a, model_b, items, rule, |q| {
+        let get = |t: &str| by_answer[&(q.id.as_str(), t)];
+        let (x, y) = (get(&q.first), get(&q.second));
+        Ok(if (x - y).abs() <= tie_margin {
+            Preference::Tie
+        } else if x > y {
+            Preference::First
+        } else {
+            Preference::Second
+        })
+    })
 }
 
 /// [`evaluate_pairwise`] with an async verdict function (e.g. an LLM judge), one call at a

@@ -1,20 +1,17 @@
 //! Results of several models side by side: a Markdown table, JSON, and an SVG bar chart.
 //!
 //! Columns follow the published order (SPEC §B.8): overall | reasoning, Math, Logi |
-//! language, Fund, Chi, Open, Writ, Role, Pro. Files are written atomically.
-//!
-//! The chart uses plotters' SVG backend without font support: text goes into the SVG as
-//! `<text>` elements (rendered by the viewer's fonts), and label sizes are estimated, so no
-//! system fonts or FreeType are needed.
+//! language, Fund, Chi, Open, Writ, Role, Pro. Files are written atomically; the chart is drawn
+//! by [`rlhf_util::plot`].
 
 use std::path::Path;
 
-use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dataset::Category;
 use crate::error::{Error, Result};
 use crate::score::{ScoreMode, Summary};
+use rlhf_util::plot::{Bars, Chart, Legend};
 use rlhf_util::write_atomic;
 
 /// One model's row.
@@ -139,10 +136,6 @@ fn cell(value: Option<f64>) -> String {
     )
 }
 
-fn plot_err(e: impl std::fmt::Display) -> Error {
-    Error::Plot(e.to_string())
-}
-
 impl ResultsTable {
     /// A table of these rows.
     pub fn new(rows: Vec<ModelResult>) -> Self {
@@ -207,7 +200,7 @@ impl ResultsTable {
     pub fn to_svg(&self) -> Result<String> {
         let mut groups: Vec<String> = Category::ALL.iter().map(|c| c.abbr().to_owned()).collect();
         groups.extend(["reasoning", "language", "overall"].map(String::from));
-        let values: Vec<Vec<Option<f64>>> = self
+        let bars = self
             .rows
             .iter()
             .map(|r| {
@@ -215,75 +208,14 @@ impl ResultsTable {
                 let mut v: Vec<Option<f64>> =
                     Category::ALL.iter().map(|&c| s.category(c)).collect();
                 v.extend([s.reasoning, s.language, s.overall]);
-                v
+                Bars::partial(r.model.clone(), v)
             })
             .collect();
-        let n_groups = groups.len();
-        let n_models = self.rows.len().max(1);
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (1000, 480)).into_drawing_area();
-            root.fill(&WHITE).map_err(plot_err)?;
-            let mut chart = ChartBuilder::on(&root)
-                .caption("AlignBench scores", ("sans-serif", 22))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(44)
-                .build_cartesian_2d(-0.5f64..(n_groups as f64 - 0.5), 0f64..10f64)
-                .map_err(plot_err)?;
-            let label_of = |x: &f64| {
-                let i = x.round();
-                if (x - i).abs() < 1e-6 && i >= 0.0 && (i as usize) < n_groups {
-                    groups[i as usize].clone()
-                } else {
-                    String::new()
-                }
-            };
-            chart
-                .configure_mesh()
-                .disable_x_mesh()
-                .light_line_style(TRANSPARENT)
-                .x_labels(n_groups)
-                .x_label_formatter(&label_of)
-                .y_labels(11)
-                .y_desc("score (1-10)")
-                .draw()
-                .map_err(plot_err)?;
-            let width = 0.8 / n_models as f64;
-            for (m, (row, vals)) in self.rows.iter().zip(&values).enumerate() {
-                let color = Palette99::pick(m).to_rgba();
-                let bars: Vec<Rectangle<(f64, f64)>> = vals
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(g, v)| {
-                        let v = (*v)?.clamp(0.0, 10.0);
-                        let left = g as f64 - 0.4 + m as f64 * width;
-                        Some(Rectangle::new(
-                            [(left, 0.0), (left + width * 0.92, v)],
-                            color.filled(),
-                        ))
-                    })
-                    .collect();
-                chart
-                    .draw_series(bars)
-                    .map_err(plot_err)?
-                    .label(row.model.clone())
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                    });
-            }
-            if !self.rows.is_empty() {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .draw()
-                    .map_err(plot_err)?;
-            }
-            root.present().map_err(plot_err)?;
-        }
-        Ok(svg)
+        Chart::bars("AlignBench scores", "score (1-10)", groups, bars)
+            .y_max(10.0)
+            .legend(Legend::UpperRight)
+            .svg((1000, 480))
+            .map_err(|e| Error::Plot(e.to_string()))
     }
 
     /// Writes [`ResultsTable::to_markdown`] atomically.

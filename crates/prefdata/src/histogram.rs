@@ -1,10 +1,7 @@
-//! SVG histogram of chosen − rejected length differences (the length-bias picture).
-//!
-//! Rendered with `plotters`' SVG backend and no font feature: text is written as SVG `<text>`
-//! elements with a `font-family` attribute and laid out with plotters' built-in size
-//! estimate, so no system font is read and rendering works offline; the viewer picks the font.
+//! SVG histogram of chosen − rejected length differences (the length-bias picture), drawn by
+//! [`rlhf_util::plot`] (no system font is read; the viewer picks the font).
 
-use plotters::prelude::*;
+use rlhf_util::plot::{Bars, Chart};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -58,21 +55,11 @@ pub(crate) fn bin_counts(values: &[i64], bins: usize, clip: f64) -> Vec<(f64, f6
         hi += 0.5;
     }
     let width = (hi - lo) / bins as f64;
-    let mut counts = vec![0u64; bins];
-    for &v in values {
-        let b = (((v as f64) - lo) / width).floor();
-        let b = b.clamp(0.0, (bins - 1) as f64) as usize;
-        counts[b] += 1;
-    }
-    counts
+    rlhf_util::plot::bin_counts(values.iter().map(|&v| v as f64), lo, hi, bins)
         .into_iter()
         .enumerate()
         .map(|(i, c)| (lo + i as f64 * width, lo + (i + 1) as f64 * width, c))
         .collect()
-}
-
-fn plot_err(e: impl std::fmt::Display) -> Error {
-    Error::Plot(e.to_string())
 }
 
 /// Renders a histogram of `diffs` (chosen − rejected lengths) as an SVG document.
@@ -88,46 +75,15 @@ pub fn length_diff_histogram_svg(diffs: &[i64], opts: &HistogramOptions) -> Resu
         ));
     }
     let bins = bin_counts(diffs, opts.bins, opts.clip_quantile);
-    let (lo, hi) = match (bins.first(), bins.last()) {
+    let range = match (bins.first(), bins.last()) {
         (Some(f), Some(l)) => (f.0, l.1),
         _ => (-1.0, 1.0),
     };
-    let ymax = bins.iter().map(|b| b.2).max().unwrap_or(0).max(1);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (opts.width, opts.height)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(&opts.title, ("sans-serif", 20))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(lo..hi, 0u64..ymax + ymax / 20 + 1)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc(opts.x_label.as_str())
-            .y_desc("pairs")
-            .draw()
-            .map_err(plot_err)?;
-        chart
-            .draw_series(
-                bins.iter()
-                    .map(|&(x0, x1, c)| Rectangle::new([(x0, 0), (x1, c)], BLUE.mix(0.6).filled())),
-            )
-            .map_err(plot_err)?;
-        if lo < 0.0 && hi > 0.0 {
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(0.0, 0), (0.0, ymax)],
-                    RED.stroke_width(2),
-                ))
-                .map_err(plot_err)?;
-        }
-        root.present().map_err(plot_err)?;
-    }
-    Ok(svg)
+    let counts = Bars::new("", bins.iter().map(|b| b.2 as f64));
+    Chart::histogram(&opts.title, &opts.x_label, "pairs", range, vec![counts])
+        .marker_x(0.0)
+        .svg((opts.width, opts.height))
+        .map_err(|e| Error::Plot(e.to_string()))
 }
 
 #[cfg(test)]

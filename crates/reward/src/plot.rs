@@ -1,10 +1,8 @@
 //! The score-distribution figure (the paper's per-task reward distributions, SPEC §A.3.4): one
-//! panel per category with overlaid histograms of chosen and rejected scores, as SVG.
-//!
-//! plotters' SVG backend without font support: text goes into the SVG as `<text>` elements and
-//! label sizes are estimated, so no system fonts are needed.
+//! panel per category with overlaid histograms of chosen and rejected scores, as SVG, drawn by
+//! [`rlhf_util::plot`].
 
-use plotters::prelude::*;
+use rlhf_util::plot::{Bars, Chart, Legend, bin_counts, panels_svg};
 
 use crate::error::{Result, RewardError};
 
@@ -19,24 +17,13 @@ pub struct ScoreGroup {
     pub rejected: Vec<f64>,
 }
 
-fn plot_err<E: std::fmt::Display>(e: E) -> RewardError {
-    RewardError::Plot(e.to_string())
-}
-
 /// Fractions of `xs` in each of `bins` equal bins over `[lo, hi]`.
 fn histogram(xs: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
-    let mut h = vec![0.0; bins];
-    if xs.is_empty() {
-        return h;
-    }
-    let width = (hi - lo) / bins as f64;
-    for &x in xs {
-        let i = (((x - lo) / width).floor().max(0.0) as usize).min(bins - 1);
-        h[i] += 1.0;
-    }
-    let n = xs.len() as f64;
-    h.iter_mut().for_each(|v| *v /= n);
-    h
+    let n = xs.len().max(1) as f64;
+    bin_counts(xs.iter().copied(), lo, hi, bins)
+        .into_iter()
+        .map(|c| c as f64 / n)
+        .collect()
 }
 
 /// Draws the panels into an SVG string. All panels share the x range (so categories can be
@@ -63,73 +50,25 @@ pub fn score_distribution_svg(groups: &[ScoreGroup], bins: usize) -> Result<Stri
     }
     let pad = ((hi - lo) * 0.05).max(1e-3);
     let (lo, hi) = (lo - pad, hi + pad);
-    let width = (hi - lo) / bins as f64;
-    let cols = groups.len().min(3);
-    let rows = groups.len().div_ceil(cols);
-    let (w, h) = (380 * cols as u32, 280 * rows as u32 + 40);
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_err)?;
-        let root = root
-            .titled("Reward-model score distribution", ("sans-serif", 20))
-            .map_err(plot_err)?;
-        let panels = root.split_evenly((rows, cols));
-        for (area, g) in panels.iter().zip(groups) {
+    let panels: Vec<Chart> = groups
+        .iter()
+        .map(|g| {
             let hc = histogram(&g.chosen, lo, hi, bins);
             let hr = histogram(&g.rejected, lo, hi, bins);
-            let ymax = hc
-                .iter()
-                .chain(&hr)
-                .fold(0.0f64, |a, &b| a.max(b))
-                .max(0.05)
-                * 1.1;
-            let mut chart = ChartBuilder::on(area)
-                .caption(
-                    format!("{} (n = {})", g.name, g.chosen.len()),
-                    ("sans-serif", 15),
-                )
-                .margin(10)
-                .x_label_area_size(32)
-                .y_label_area_size(40)
-                .build_cartesian_2d(lo..hi, 0f64..ymax)
-                .map_err(plot_err)?;
-            chart
-                .configure_mesh()
-                .light_line_style(TRANSPARENT)
-                .x_desc("score")
-                .y_desc("fraction")
-                .x_labels(6)
-                .y_labels(5)
-                .draw()
-                .map_err(plot_err)?;
-            for (hist, color, label) in [(&hc, BLUE, "chosen"), (&hr, RED, "rejected")] {
-                let style = color.mix(0.45).filled();
-                let bars =
-                    hist.iter()
-                        .enumerate()
-                        .filter(|(_, v)| **v > 0.0)
-                        .map(move |(i, &v)| {
-                            let x0 = lo + i as f64 * width;
-                            Rectangle::new([(x0, 0.0), (x0 + width, v)], style)
-                        });
-                chart
-                    .draw_series(bars)
-                    .map_err(plot_err)?
-                    .label(label)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], style));
-            }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperMiddle)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(plot_err)?;
-        }
-        root.present().map_err(plot_err)?;
-    }
-    Ok(svg)
+            let top = hc.iter().chain(&hr).fold(0.05f64, |a, &b| a.max(b)) * 1.1;
+            Chart::histogram(
+                &format!("{} (n = {})", g.name, g.chosen.len()),
+                "score",
+                "fraction",
+                (lo, hi),
+                vec![Bars::new("chosen", hc), Bars::new("rejected", hr)],
+            )
+            .y_max(top)
+            .legend(Legend::UpperMiddle)
+        })
+        .collect();
+    panels_svg("Reward-model score distribution", &panels, 3, (380, 280))
+        .map_err(|e| RewardError::Plot(e.to_string()))
 }
 
 #[cfg(test)]

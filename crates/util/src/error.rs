@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// What can go wrong in a file helper. Every variant names the file at fault exactly once, so a
+/// What can go wrong in a helper. Every file variant names the file at fault exactly once, so a
 /// crate that wraps it (`#[error(transparent)]`) should not add the path again.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -39,6 +39,10 @@ pub enum Error {
         /// The path at fault.
         path: PathBuf,
     },
+    /// A chart could not be drawn: its data do not fit the chart (the message says which), or
+    /// plotters failed.
+    #[error("drawing a chart: {0}")]
+    Plot(String),
 }
 
 impl Error {

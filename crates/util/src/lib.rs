@@ -5,7 +5,8 @@
 //! | `hash` | [`fnv1a`] / [`Fnv1a`]: 64-bit FNV-1a, stable across platforms and Rust releases (unlike `DefaultHasher`); [`splitmix64`], its usual bit mixer |
 //! | `fs` | [`write_atomic`], [`write_atomic_mode`]: temp file in the same directory, fsync, rename |
 //! | `jsonl` | JSON-lines files: [`append_jsonl`], [`write_jsonl`] (atomic), [`read_jsonl`] (errors name file and line), [`to_jsonl`] |
-//! | `error` | [`Error`]: every variant names the file at fault, once |
+//! | `plot` (public) | [`plot::Chart`]: line charts, grouped bar charts and histograms as SVG strings, [`plot::panels_svg`] for figures of several panels, [`plot::bin_counts`] |
+//! | `error` | [`Error`]: every file variant names the file at fault, once |
 //!
 //! # Example
 //! ```
@@ -23,6 +24,7 @@ mod error;
 mod fs;
 mod hash;
 mod jsonl;
+pub mod plot;
 
 pub use crate::error::{Error, Result};
 pub use crate::fs::{write_atomic, write_atomic_mode};

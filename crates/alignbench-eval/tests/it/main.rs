@@ -3,6 +3,7 @@
 mod answers;
 mod common;
 mod data;
+mod generate;
 mod http;
 mod offline;
 mod pairwise;

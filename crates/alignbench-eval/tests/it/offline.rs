@@ -7,6 +7,7 @@ use rlhf_alignbench_eval::{
     AnswerRecord, BoxedJudge, Category, Decoding, Error, Judge, JudgeAllOptions, JudgeTemplate,
     JudgmentCache, ReferenceOverlapJudge, ResultsTable, ScoreFnJudge, ScoreMode, Summary,
     aggregate, judge_all, judge_jobs, judged_items, judged_summary, parse_judgment,
+    reward_to_score,
 };
 
 use crate::common::{synthetic_config, synthetic_questions};
@@ -196,6 +197,38 @@ fn nothing_judged_is_an_error_and_failed_judgments_are_reported() {
     let mut table = ResultsTable::default();
     table.push("SFT", summary);
     assert!(!table.to_markdown().contains("failed"));
+}
+
+#[test]
+fn a_reward_model_judges_through_its_precomputed_rewards() {
+    assert!((reward_to_score(0.0) - 5.5).abs() < 1e-12);
+    assert!((reward_to_score(2.0) - (1.0 + 9.0 / (1.0 + (-2.0f64).exp()))).abs() < 1e-12);
+    assert!(reward_to_score(-50.0) < 1.0 + 1e-9 && reward_to_score(50.0) > 10.0 - 1e-9);
+    let questions = synthetic_questions();
+    let config = synthetic_config();
+    let answers = answers();
+    // Rewards for every answer but question 4's.
+    let rewards = answers.iter().zip([0.0, 2.0, -2.0]).map(|(a, r)| {
+        let q = questions
+            .iter()
+            .find(|q| q.question_id == a.question_id)
+            .unwrap();
+        ((q.question.clone(), a.answer.clone()), r)
+    });
+    let judge = ScoreFnJudge::reward_model("runs/rm", &questions, rewards);
+    let boxed: BoxedJudge = Box::new(judge);
+    assert_eq!(
+        rlhf_alignbench_eval::Judge::model_id(&boxed),
+        "rm:runs/rm+sigmoid-1to10-v1 (not comparable with GPT-4)"
+    );
+    let jobs = judge_jobs(&questions, &answers, &JudgeTemplate::builtin(), &config).unwrap();
+    let outcomes = judge_all(&boxed, &jobs, None, &JudgeAllOptions::default()).await_now();
+    let scores: Vec<Option<f64>> = outcomes
+        .iter()
+        .map(|o| o.result.as_ref().ok().map(|t| t.parsed.score))
+        .collect();
+    let want = |r: f64| Some((reward_to_score(r) * 100.0).round() / 100.0);
+    assert_eq!(scores, [want(0.0), want(2.0), want(-2.0), None]);
 }
 
 /// Runs a future to completion on a fresh current-thread runtime.

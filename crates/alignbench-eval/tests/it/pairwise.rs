@@ -3,7 +3,8 @@
 use expect_test::expect;
 use rlhf_alignbench_eval::{
     CombineRule, Error, Outcome, PairItem, Preference, SHEET_HEADER, a_is_left, evaluate_pairwise,
-    evaluate_pairwise_async, rating_sheet_csv, read_rating_sheet, write_rating_sheet,
+    evaluate_pairwise_async, evaluate_pairwise_scored, rating_sheet_csv, read_rating_sheet,
+    write_rating_sheet,
 };
 
 fn items() -> Vec<PairItem> {
@@ -94,6 +95,28 @@ fn async_verdicts_and_errors() {
     })
     .unwrap_err();
     assert!(err.to_string().contains("down"));
+}
+
+#[test]
+fn pointwise_scores_decide_both_orders_with_a_tie_margin() {
+    // Scores of answer A and B per item: A wins, within the margin, B wins, A wins.
+    let scores = [(2.0, 1.0), (1.0, 1.05), (0.0, 3.0), (0.5, -0.5)];
+    let report =
+        evaluate_pairwise_scored("A", "B", &items(), CombineRule::Consistent, &scores, 0.1)
+            .unwrap();
+    let outcomes: Vec<Outcome> = report.items.iter().map(|i| i.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [Outcome::Win, Outcome::Tie, Outcome::Loss, Outcome::Win]
+    );
+    // Without the margin the 0.05 gap decides.
+    let strict =
+        evaluate_pairwise_scored("A", "B", &items(), CombineRule::Consistent, &scores, 0.0)
+            .unwrap();
+    assert_eq!(strict.items[1].outcome, Outcome::Loss);
+    let err = evaluate_pairwise_scored("A", "B", &items(), CombineRule::Sum, &scores[..3], 0.0)
+        .unwrap_err();
+    assert!(err.to_string().contains("3 score pairs for 4"), "{err}");
 }
 
 #[test]

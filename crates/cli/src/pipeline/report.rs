@@ -1,15 +1,17 @@
 //! The `report` stage: `report.md` and a self-contained `report.html` (SVG plots inline) from
 //! the run directory's artefacts, with each of the paper's findings checked against the
-//! measured numbers — reproduced or not, never assumed.
+//! measured numbers — reproduced or not, never assumed. This module reads the stages'
+//! artefacts; the evaluation's section, the findings table, the plots and the HTML are
+//! `rlhf_alignbench_eval`'s (`HeldOutSummary`, `Report`) and `rlhf_util::plot`'s.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
-use plotters::prelude::*;
+use rlhf_alignbench_eval::{Finding, HeldOutSummary, Report, fmt3 as f, sign_test};
+use rlhf_util::plot::{self, Chart, Legend};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use super::eval::Summary;
 
 type Series = (String, Vec<(f64, f64)>);
 
@@ -30,155 +32,31 @@ fn curve(rows: &[Value], x: &str, y: &str) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// A line chart as an SVG string.
-pub(crate) fn line_svg(title: &str, y_label: &str, series: &[Series]) -> String {
-    let mut svg = String::new();
-    let pts: Vec<&(f64, f64)> = series.iter().flat_map(|(_, v)| v).collect();
-    if pts.is_empty() {
-        return format!("<p><em>{title}: no data</em></p>");
-    }
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in &pts {
-        x0 = x0.min(*x);
-        x1 = x1.max(*x);
-        y0 = y0.min(*y);
-        y1 = y1.max(*y);
-    }
-    if x1 <= x0 {
-        x1 = x0 + 1.0;
-    }
-    let pad = ((y1 - y0).abs() * 0.08).max(1e-3);
-    {
-        let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-        else {
-            return String::new();
-        };
-        let _ = chart
-            .configure_mesh()
-            .x_desc("step")
-            .y_desc(y_label)
-            .light_line_style(WHITE.mix(0.0))
-            .draw();
-        for (i, (name, v)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            if let Ok(s) =
-                chart.draw_series(LineSeries::new(v.iter().copied(), color.stroke_width(2)))
-            {
-                s.label(name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
-            }
-        }
-        let _ = chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw();
-        let _ = root.present();
-    }
-    svg
+/// `chart` as an SVG string, or a line of HTML saying why it could not be drawn.
+fn svg_or_note(chart: &Chart, size: (u32, u32)) -> String {
+    chart
+        .svg(size)
+        .unwrap_or_else(|e| format!("<p><em>{e}</em></p>"))
 }
 
-/// A grouped bar chart (categories × models) as an SVG string.
-pub(crate) fn bars_svg(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) -> String {
-    let mut svg = String::new();
-    if cats.is_empty() || series.is_empty() {
+/// A line chart against the step as an SVG string, or a line of HTML saying why there is none.
+fn line_svg(title: &str, y_label: &str, series: &[Series]) -> String {
+    if series.iter().all(|(_, v)| v.is_empty()) {
         return format!("<p><em>{title}: no data</em></p>");
     }
-    let ymax = series
+    let series = series
         .iter()
-        .flat_map(|(_, v)| v)
-        .fold(0.0f64, |a, &b| a.max(b))
-        .max(1e-6)
-        * 1.15;
-    let k = series.len() as f64;
-    {
-        let root = SVGBackend::with_string(&mut svg, (760, 340)).into_drawing_area();
-        let _ = root.fill(&WHITE);
-        let Ok(mut chart) = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(45)
-            .build_cartesian_2d(0.0..cats.len() as f64, 0.0..ymax)
-        else {
-            return String::new();
-        };
-        let cats2 = cats.to_vec();
-        let _ = chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(cats.len() * 2 + 1)
-            .x_label_formatter(&move |x| {
-                let i = x.floor() as usize;
-                if (x - x.floor() - 0.5).abs() < 0.01 && i < cats2.len() {
-                    cats2[i].clone()
-                } else {
-                    String::new()
-                }
-            })
-            .draw();
-        for (j, (name, vals)) in series.iter().enumerate() {
-            let color = Palette99::pick(j).to_rgba();
-            let w = 0.8 / k;
-            let bars = vals.iter().enumerate().map(move |(i, &v)| {
-                let x = i as f64 + 0.1 + j as f64 * w;
-                Rectangle::new([(x, 0.0), (x + w * 0.95, v)], color.filled())
-            });
-            if let Ok(s) = chart.draw_series(bars) {
-                s.label(name.clone()).legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
-            }
-        }
-        let _ = chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw();
-        let _ = root.present();
-    }
-    svg
-}
-
-/// One-sided exact binomial test: P(X ≥ k) for X ~ Binomial(n, 1/2).
-pub(crate) fn binom_tail(k: usize, n: usize) -> f64 {
-    if n == 0 {
-        return 1.0;
-    }
-    // log C(n, i) by lgamma-free summation of logs.
-    let ln_fact = |m: usize| (1..=m).map(|x| (x as f64).ln()).sum::<f64>();
-    let ln_n = ln_fact(n);
-    let half = (0.5f64).ln() * n as f64;
-    (k..=n)
-        .map(|i| (ln_n - ln_fact(i) - ln_fact(n - i) + half).exp())
-        .sum::<f64>()
-        .min(1.0)
-}
-
-fn f(v: Option<f64>) -> String {
-    v.map_or("–".into(), |x| format!("{x:.3}"))
-}
-
-/// A finding: what the paper says, what we measured, whether it held.
-struct Finding {
-    claim: &'static str,
-    measured: String,
-    holds: Option<bool>,
+        .map(|(name, v)| plot::Series::new(name.clone(), v.clone()))
+        .collect();
+    let chart = Chart::lines(title, "step", y_label, series).legend(Legend::UpperRight);
+    svg_or_note(&chart, (560, 320))
 }
 
 pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     let rd = ctx.run_dir.clone();
     let stage = |n: &str| ctx.state.stages.get(n).map(|r| r.result.clone());
     let secs = |n: &str| ctx.state.stages.get(n).map(|r| r.seconds);
-    let summary: Option<Summary> = std::fs::read_to_string(rd.join("eval/summary.json"))
+    let summary: Option<HeldOutSummary> = std::fs::read_to_string(rd.join("eval/summary.json"))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
     let mut md = String::new();
@@ -187,9 +65,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         .file_name()
         .map(|s| s.to_string_lossy().to_string())
         .unwrap_or_default();
-    let _ = writeln!(md, "# RLHF pipeline report — run `{id}`\n");
-    let _ = writeln!(
-        md,
+    let intro = format!(
         "Config: `config.toml` in this directory (device `{}`, seed {}, start: `{}`).\n",
         ctx.cfg.run.device, ctx.cfg.run.seed, ctx.cfg.model.base
     );
@@ -274,9 +150,10 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         let _ = writeln!(md, "\n{table}\n");
         let acc = rm["eval"]["accuracy"].as_f64();
         let n = rm["eval"]["n"].as_u64().unwrap_or(0) as usize;
-        let p = acc.map(|a| binom_tail((a * n as f64).round() as usize, n));
+        let p = acc.map(|a| sign_test((a * n as f64).round() as usize, n));
         findings.push(Finding {
-            claim: "The reward model agrees with held-out human (annotator) labels above chance",
+            claim: "The reward model agrees with held-out human (annotator) labels above chance"
+                .into(),
             measured: format!(
                 "held-out accuracy {} on {n} pairs (one-sided binomial p = {})",
                 f(acc),
@@ -288,9 +165,9 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
             .as_ref()
             .and_then(|s| s.rm_gold_agreement.get("rm").copied())
         {
-            let p = binom_tail((gold * n as f64).round() as usize, n);
+            let p = sign_test((gold * n as f64).round() as usize, n);
             findings.push(Finding {
-                claim: "The reward model agrees with the gold judge (held-out pairs the gold judge decides)",
+                claim: "The reward model agrees with the gold judge (held-out pairs the gold judge decides)".into(),
                 measured: format!("agreement {gold:.3} on {n} pairs (one-sided binomial p = {p:.3})"),
                 holds: Some(p < 0.05),
             });
@@ -316,7 +193,7 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         let pb = b["eval"]["prefers_longer_fraction"].as_f64();
         let pu = u["eval"]["prefers_longer_fraction"].as_f64();
         findings.push(Finding {
-            claim: "Length balancing lowers the RM's preference for longer replies",
+            claim: "Length balancing lowers the RM's preference for longer replies".into(),
             measured: format!("prefers longer: balanced {} vs unbalanced {}", f(pb), f(pu)),
             holds: pb.zip(pu).map(|(b, u)| b < u),
         });
@@ -373,13 +250,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
             );
             let (a, b) = (first(&rs[0].1), first(&rs[1].1));
             findings.push(Finding {
-                claim: "With the reference reward, PPO's reward starts near 0",
+                claim: "With the reference reward, PPO's reward starts near 0".into(),
                 measured: format!("first logged reward: with {} vs without {}", f(a), f(b)),
                 holds: a.zip(b).map(|(a, b)| a.abs() < b.abs()),
             });
             let (ka, kb) = (last(&ks[0].1), last(&ks[1].1));
             findings.push(Finding {
-                claim: "With the reference reward, KL grows more slowly",
+                claim: "With the reference reward, KL grows more slowly".into(),
                 measured: format!("final KL: with {} vs without {}", f(ka), f(kb)),
                 holds: ka.zip(kb).map(|(a, b)| a < b),
             });
@@ -416,252 +293,23 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
 
     // Evaluation (AlignBench-style, Table 4, Table 6).
     if let Some(sum) = &summary {
-        let _ = writeln!(md, "## Evaluation on held-out prompts\n");
-        if !sum.gold {
-            let _ = writeln!(md, "_No gold judge configured: RM scores only._\n");
-        }
-        let mut cats: Vec<String> = sum
-            .table
-            .values()
-            .flat_map(|t| t.keys().cloned())
-            .filter(|c| c != "overall")
-            .collect();
-        cats.sort();
-        cats.dedup();
-        let models: Vec<&String> = sum.table.keys().collect();
-        let _ = write!(
-            md,
-            "Gold-judge score (1–8: 1 + 4·correct + 2·harmless + fluent) per category:\n\n| category |"
-        );
-        for m in &models {
-            let _ = write!(md, " {m} |");
-        }
-        let _ = writeln!(md, "\n|---|{}", "---:|".repeat(models.len()));
-        for c in cats.iter().chain(std::iter::once(&"overall".to_string())) {
-            let _ = write!(md, "| {c} |");
-            for m in &models {
-                let v = sum.table[*m].get(c).map(|x| x.gold);
-                let _ = write!(md, " {} |", f(v));
-            }
-            let _ = writeln!(md);
-        }
-        let _ = writeln!(
-            md,
-            "\n| model | gold accuracy | RM score | mean chars | mean tokens |\n|---|---:|---:|---:|---:|"
-        );
-        for m in &models {
-            if let Some(o) = sum.table[*m].get("overall") {
-                let _ = writeln!(
-                    md,
-                    "| {m} | {:.3} | {:.3} | {:.1} | {:.1} |",
-                    o.accuracy, o.rm, o.chars, o.tokens
-                );
-            }
-        }
-        let series: Vec<(String, Vec<f64>)> = models
-            .iter()
-            .map(|m| {
-                let v = cats
-                    .iter()
-                    .map(|c| sum.table[*m].get(c).map_or(0.0, |x| x.gold))
-                    .collect();
-                ((*m).clone(), v)
-            })
-            .collect();
-        plots.push((
-            "categories".into(),
-            bars_svg("Gold score per category", &cats, &series),
-        ));
-        if !sum.versus_sft.is_empty() {
-            let _ = writeln!(
-                md,
-                "\nAgainst SFT, by the gold judge (Table 4):\n\n| model | win | tie | lose | net win rate |\n|---|---:|---:|---:|---:|"
-            );
-            for (m, v) in &sum.versus_sft {
-                if let Some(o) = v.get("overall") {
-                    let _ = writeln!(
-                        md,
-                        "| {m} | {} | {} | {} | {:+.3} |",
-                        o.win,
-                        o.tie,
-                        o.lose,
-                        o.net()
-                    );
-                }
-            }
-            if let Some(o) = sum.versus_sft.get("PPO").and_then(|v| v.get("overall")) {
-                // Sign test over the decided prompts: ties carry no information.
-                let p = binom_tail(o.win, o.win + o.lose);
-                findings.push(Finding {
-                    claim: "PPO beats SFT by the gold judge",
-                    measured: format!(
-                        "win {} / tie {} / lose {} (net {:+.3}; sign test p = {p:.3})",
-                        o.win,
-                        o.tie,
-                        o.lose,
-                        o.net()
-                    ),
-                    holds: Some(o.win > o.lose && p < 0.05),
-                });
-            }
-        }
-        let len = |m: &str| {
-            sum.table
-                .get(m)
-                .and_then(|t| t.get("overall"))
-                .map(|c| c.chars)
-        };
-        if let (Some(s), Some(p), Some(d)) = (len("SFT"), len("PPO"), len("DPO")) {
-            findings.push(Finding {
-                claim: "DPO lengthens replies more than PPO (Table 6)",
-                measured: format!(
-                    "mean chars: SFT {s:.1}, PPO {p:.1} ({:+.1}), DPO {d:.1} ({:+.1})",
-                    p - s,
-                    d - s
-                ),
-                holds: Some(d - s > p - s),
-            });
-        }
-        let _ = writeln!(md);
+        let _ = writeln!(md, "{}", sum.markdown());
+        let chart = sum.category_chart();
+        plots.push(("categories".into(), svg_or_note(&chart, (760, 340))));
+        findings.extend(sum.findings());
     }
 
-    // Findings.
-    let mut fmd = String::from(
-        "## The paper's findings, checked\n\n| finding | measured | reproduced |\n|---|---|---|\n",
-    );
-    for fi in &findings {
-        let verdict = match fi.holds {
-            Some(true) => "yes",
-            Some(false) => "**no** (not significant or reversed)",
-            None => "not measured",
-        };
-        let _ = writeln!(fmd, "| {} | {} | {verdict} |", fi.claim, fi.measured);
-    }
-    let md = md.replacen("## Stages", &format!("{fmd}\n## Stages"), 1);
-
-    // Plots: SVG files beside the report, inline in the HTML.
-    let plot_dir = rd.join("plots");
-    std::fs::create_dir_all(&plot_dir)?;
-    let mut md = md;
-    let _ = writeln!(md, "## Plots\n");
-    for (name, svg) in &plots {
-        if svg.starts_with("<svg") {
-            rlhf_core::io::write_atomic(&plot_dir.join(format!("{name}.svg")), svg.as_bytes())?;
-            let _ = writeln!(md, "![{name}](plots/{name}.svg)\n");
-        }
-    }
-    rlhf_core::io::write_atomic(&rd.join("report.md"), md.as_bytes())?;
-    let html = to_html(&md, &plots, &id);
-    rlhf_core::io::write_atomic(&rd.join("report.html"), html.as_bytes())?;
+    let report = Report {
+        title: format!("RLHF pipeline report — run `{id}`"),
+        intro,
+        findings,
+        body: md,
+        plots,
+    };
+    report.write(&rd)?;
     Ok(json!({
         "report_md": rd.join("report.md"),
         "report_html": rd.join("report.html"),
-        "findings": findings.iter().map(|f| json!({"claim": f.claim, "measured": f.measured, "holds": f.holds})).collect::<Vec<_>>(),
+        "findings": report.findings.iter().map(|f| json!({"claim": f.claim, "measured": f.measured, "holds": f.holds})).collect::<Vec<_>>(),
     }))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A small Markdown subset (headings, tables, paragraphs, code fences, images of our plots)
-/// to self-contained HTML.
-fn to_html(md: &str, plots: &[(String, String)], id: &str) -> String {
-    let mut h = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>RLHF report {}</title>\
-         <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}\
-         table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px}}\
-         td{{text-align:right}}td:first-child{{text-align:left}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style>\
-         </head><body>\n",
-        esc(id)
-    );
-    let mut in_table = false;
-    let mut in_code = false;
-    for line in md.lines() {
-        if line.starts_with("```") {
-            h.push_str(if in_code { "</pre>\n" } else { "<pre>" });
-            in_code = !in_code;
-            continue;
-        }
-        if in_code {
-            h.push_str(&esc(line));
-            h.push('\n');
-            continue;
-        }
-        let is_row = line.starts_with('|');
-        if in_table && !is_row {
-            h.push_str("</table>\n");
-            in_table = false;
-        }
-        if is_row {
-            if line.contains("---") {
-                continue;
-            }
-            if !in_table {
-                h.push_str("<table>");
-                in_table = true;
-            }
-            h.push_str("<tr>");
-            // `\|` is a literal bar inside a cell.
-            let line = line.replace("\\|", "\u{1}");
-            for cell in line.trim_matches('|').split('|') {
-                let _ = write!(h, "<td>{}</td>", inline(&cell.trim().replace('\u{1}', "|")));
-            }
-            h.push_str("</tr>\n");
-        } else if let Some(t) = line.strip_prefix("## ") {
-            let _ = writeln!(h, "<h2>{}</h2>", esc(t));
-        } else if let Some(t) = line.strip_prefix("# ") {
-            let _ = writeln!(h, "<h1>{}</h1>", inline(t));
-        } else if let Some(rest) = line.strip_prefix("![") {
-            let name = rest.split(']').next().unwrap_or("");
-            if let Some((_, svg)) = plots.iter().find(|(n, _)| n == name) {
-                let _ = writeln!(h, "<div>{svg}</div>");
-            }
-        } else if !line.trim().is_empty() {
-            let _ = writeln!(h, "<p>{}</p>", inline(line));
-        }
-    }
-    if in_table {
-        h.push_str("</table>\n");
-    }
-    h.push_str("</body></html>\n");
-    h
-}
-
-fn inline(s: &str) -> String {
-    let e = esc(s);
-    // **bold** and `code`
-    let mut out = String::new();
-    for (i, part) in e.split("**").enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out, "<b>{part}</b>");
-        } else {
-            out.push_str(part);
-        }
-    }
-    let mut out2 = String::new();
-    for (i, part) in out.split('`').enumerate() {
-        if i % 2 == 1 {
-            let _ = write!(out2, "<code>{part}</code>");
-        } else {
-            out2.push_str(part);
-        }
-    }
-    out2
-}
-
-#[cfg(test)]
-mod tests {
-    use super::binom_tail;
-
-    #[test]
-    fn binomial_tail_matches_hand_values() {
-        // P(X >= 5 | n = 5) = 1/32; P(X >= 0) = 1; P(X >= 3 | n = 4) = 5/16.
-        assert!((binom_tail(5, 5) - 1.0 / 32.0).abs() < 1e-12);
-        assert!((binom_tail(0, 7) - 1.0).abs() < 1e-12);
-        assert!((binom_tail(3, 4) - 5.0 / 16.0).abs() < 1e-12);
-        assert!(binom_tail(121, 221) > 0.05 && binom_tail(130, 221) < 0.01);
-    }
 }
