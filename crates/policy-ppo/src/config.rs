@@ -347,20 +347,7 @@ impl PpoConfig {
 
     /// `field: checkpoint X, now Y` for every trajectory field that differs.
     pub fn trajectory_diff(&self, other: &PpoConfig) -> Vec<String> {
-        let (a, b) = (self.trajectory(), other.trajectory());
-        let (a, b) = (
-            a.as_object().expect("object"),
-            b.as_object().expect("object"),
-        );
-        a.iter()
-            .filter(|(k, v)| b.get(*k) != Some(v))
-            .map(|(k, v)| {
-                format!(
-                    "{k}: checkpoint {v}, now {}",
-                    b.get(k).unwrap_or(&serde_json::Value::Null)
-                )
-            })
-            .collect()
+        rlhf_train::config_diff(&self.trajectory(), &other.trajectory(), &[])
     }
 }
 
