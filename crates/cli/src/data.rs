@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
+use rlhf_core::io::write_atomic;
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_prefdata::{
     CharCounter, CleanOptions, Comparison, HistogramOptions, ImportOptions, RankedPairs,
     RuleBasedClassifier, RuleConfig, SplitConfig, TokenCounter, TrlFormat, assign_splits,
     clean_comparisons, compute_stats, export_trl, fill_token_lengths, filter_prompts,
     import_alignbench, import_hh_rlhf, import_oasst, import_trl, label_prompt_quality,
-    length_diff_histogram_svg, read_comparisons, write_atomic, write_comparisons,
+    length_diff_histogram_svg, read_comparisons, write_comparisons,
 };
 
 /// `rlhf data`.
@@ -293,8 +294,8 @@ fn write_stats<C: TokenCounter>(
 ) -> anyhow::Result<String> {
     let (stats, diffs) = compute_stats(rows.iter(), counter, name);
     let json = stats.to_json()?;
-    write_atomic(dir.join("stats.json"), json.as_bytes())?;
-    write_atomic(dir.join("stats.md"), stats.to_markdown().as_bytes())?;
+    write_atomic(&dir.join("stats.json"), json.as_bytes())?;
+    write_atomic(&dir.join("stats.md"), stats.to_markdown().as_bytes())?;
     let unit = if name == "characters" {
         "characters"
     } else {
@@ -305,7 +306,7 @@ fn write_stats<C: TokenCounter>(
         ..HistogramOptions::default()
     };
     let svg = length_diff_histogram_svg(&diffs, &opts)?;
-    write_atomic(dir.join("length_diff.svg"), svg.as_bytes())?;
+    write_atomic(&dir.join("length_diff.svg"), svg.as_bytes())?;
     eprint!("{}", stats.to_markdown());
     Ok(json)
 }

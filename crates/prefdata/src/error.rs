@@ -79,6 +79,19 @@ pub enum Error {
     /// Rendering a plot failed.
     #[error("plot: {0}")]
     Plot(String),
+    /// An output file could not be written for a reason other than I/O (its path names no
+    /// file); I/O failures of `rlhf-util`'s atomic writes become [`Error::Io`].
+    #[error(transparent)]
+    Output(rlhf_util::Error),
+}
+
+impl From<rlhf_util::Error> for Error {
+    fn from(e: rlhf_util::Error) -> Self {
+        match e {
+            rlhf_util::Error::Io { path, source } => Self::Io { path, source },
+            other => Self::Output(other),
+        }
+    }
 }
 
 impl Error {

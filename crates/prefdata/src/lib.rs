@@ -7,7 +7,7 @@
 //! | step | items |
 //! |---|---|
 //! | schema | [`Comparison`], [`Message`], [`comparison_schema`], [`ComparisonBatchBuilder`] |
-//! | storage | [`ComparisonWriter`] (zstd, atomic), [`ComparisonReader`], [`read_comparisons`], [`write_atomic`] |
+//! | storage | [`ComparisonWriter`] (zstd, atomic), [`ComparisonReader`], [`read_comparisons`] |
 //! | import | [`import_hh_rlhf`], [`import_oasst`], [`import_trl`], [`import_alignbench`], [`export_trl`]; every import returns an [`ImportReport`] |
 //! | cleaning | [`clean_comparisons`] (empty, ties, duplicates, cyclic preferences) → [`CleanReport`] |
 //! | prompt quality | [`PromptClassifier`], [`RuleBasedClassifier`], [`filter_prompts`] |
@@ -41,7 +41,6 @@
 //! ```
 #![warn(missing_docs)]
 
-mod atomic;
 mod clean;
 mod columns;
 mod error;
@@ -57,7 +56,6 @@ mod split;
 mod stats;
 mod tokens;
 
-pub use crate::atomic::write_atomic;
 pub use crate::clean::{CleanOptions, clean_comparisons};
 pub use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch, comparisons_to_batch};
 pub use crate::error::{Error, Result};

@@ -9,9 +9,9 @@ use ::parquet::basic::{Compression, ZstdLevel};
 use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use ::parquet::schema::types::ColumnPath;
 use arrow::record_batch::RecordBatch;
+use rlhf_util::AtomicFile;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::TempOutput;
 use crate::columns::{ComparisonBatchBuilder, comparisons_from_batch};
 use crate::error::{Error, Result};
 use crate::schema::{Comparison, check_schema, col, comparison_schema};
@@ -98,15 +98,15 @@ pub struct WriteSummary {
 /// the destination, so readers never see a half-written file. Dropping the writer without
 /// calling `finish` deletes the temporary file and leaves the destination untouched.
 ///
-/// The new file gets mode 0644 (less the umask); a file it replaces keeps its mode. The
-/// temporary file is `.prefdata-<pid>-<n>.parquet.tmp`; such files left by a process that was
-/// killed are removed (with a warning) when the next writer starts in the same directory.
+/// The file is written through [`rlhf_util::AtomicFile`]: missing parent directories are
+/// created, a new file gets mode 0644 and a file it replaces keeps its mode; the temporary file
+/// is `.<name>.tmp.<pid>.<n>`, and such files left by a process that was killed are removed
+/// (with a warning) when this process first writes into the same directory.
 pub struct ComparisonWriter {
     path: PathBuf,
     options: WriterOptions,
     builder: ComparisonBatchBuilder,
-    writer: ArrowWriter<File>,
-    tmp: TempOutput,
+    writer: ArrowWriter<AtomicFile>,
     rows: u64,
 }
 
@@ -133,19 +133,19 @@ impl ComparisonWriter {
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] for bad options; [`Error::Io`] if the temporary file cannot be
-    /// created next to `path`; [`Error::Parquet`] if the encoder cannot start.
+    /// created next to `path`; [`Error::Output`] if `path` names no file; [`Error::Parquet`] if
+    /// the encoder cannot start.
     pub fn create_with(path: impl AsRef<Path>, options: WriterOptions) -> Result<Self> {
         options.validate()?;
         let path = path.as_ref().to_path_buf();
-        let (tmp, file) = TempOutput::create(&path, "parquet")?;
+        let file = AtomicFile::create(&path)?;
+        tracing::debug!(path = %path.display(), tmp = %file.temp_path().display(), "parquet writer started");
         let writer = ArrowWriter::try_new(file, comparison_schema(), Some(options.properties()?))?;
-        tracing::debug!(path = %path.display(), tmp = %tmp.path().display(), "parquet writer started");
         Ok(Self {
             path,
             options,
             builder: ComparisonBatchBuilder::new(),
             writer,
-            tmp,
             rows: 0,
         })
     }
@@ -204,8 +204,7 @@ impl ComparisonWriter {
         self.flush_batch()?;
         let row_groups = self.writer.flushed_row_groups().len()
             + usize::from(self.writer.in_progress_rows() > 0);
-        let file = self.writer.into_inner()?;
-        self.tmp.commit(file)?;
+        self.writer.into_inner()?.commit()?;
         let bytes = std::fs::metadata(&self.path)
             .map_err(|e| Error::io(&self.path, e))?
             .len();

@@ -3,7 +3,8 @@
 //! | module (private) | what |
 //! | --- | --- |
 //! | `hash` | [`fnv1a`] / [`Fnv1a`]: 64-bit FNV-1a, stable across platforms and Rust releases (unlike `DefaultHasher`); [`splitmix64`], its usual bit mixer |
-//! | `fs` | [`write_atomic`], [`write_atomic_mode`]: temp file in the same directory, fsync, rename |
+//! | `fs` | [`AtomicFile`] (streaming), [`write_atomic`], [`write_atomic_mode`]: temp file in the same directory, fsync, rename; new files 0644, replaced ones keep their mode |
+//! | `stale` | temporary-file names; the first write into a directory removes those a killed process left there |
 //! | `jsonl` | JSON-lines files: [`append_jsonl`], [`write_jsonl`] (atomic), [`read_jsonl`] (errors name file and line), [`to_jsonl`] |
 //! | `plot` (public) | [`plot::Chart`]: line charts, grouped bar charts and histograms as SVG strings, [`plot::panels_svg`] for figures of several panels, [`plot::bin_counts`] |
 //! | `error` | [`Error`]: every file variant names the file at fault, once |
@@ -25,8 +26,9 @@ mod fs;
 mod hash;
 mod jsonl;
 pub mod plot;
+mod stale;
 
 pub use crate::error::{Error, Result};
-pub use crate::fs::{write_atomic, write_atomic_mode};
+pub use crate::fs::{AtomicFile, write_atomic, write_atomic_mode};
 pub use crate::hash::{FNV_OFFSET, FNV_PRIME, Fnv1a, fnv1a, splitmix64};
 pub use crate::jsonl::{append_jsonl, read_jsonl, to_jsonl, write_jsonl};

@@ -162,10 +162,8 @@ fn data_commands_never_replace_their_input_and_overwrite_only_with_force() {
     use std::os::unix::fs::PermissionsExt as _;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // What a new file gets under this process's umask.
-    let probe = dir.join("probe");
-    std::fs::write(&probe, "").unwrap();
-    let new_mode = mode(&probe) & 0o644;
+    // A new output file gets exactly 0644 (rlhf_util::AtomicFile), whatever the umask.
+    let new_mode = 0o644;
 
     let same = dir.join("same.jsonl");
     std::fs::write(&same, TRL).unwrap();

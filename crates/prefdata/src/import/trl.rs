@@ -5,10 +5,10 @@ use std::fmt;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+use rlhf_util::AtomicFile;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::TempOutput;
 use crate::error::{Error, Result};
 use crate::import::base::{Ctx, ImportOptions, json_error};
 use crate::import::source::{RecordError, for_each_record};
@@ -340,8 +340,8 @@ fn out_line(c: &Comparison, format: TrlFormat) -> OutLine<'_> {
 }
 
 /// Writes `rows` as TRL-style JSON Lines to `path` (atomically: temp file + rename).
-/// Returns the number of lines written. A new file gets mode 0644 (less the umask), a replaced
-/// file keeps its mode.
+/// Returns the number of lines written. Written through [`rlhf_util::AtomicFile`]: a new file
+/// gets mode 0644, a replaced file keeps its mode.
 ///
 /// # Errors
 /// [`Error::Io`] on write failure; [`Error::Json`] never in practice.
@@ -351,18 +351,16 @@ pub fn export_trl<'a>(
     format: TrlFormat,
 ) -> Result<u64> {
     let path = path.as_ref();
-    let (tmp, file) = TempOutput::create(path, "jsonl")?;
-    let mut w = BufWriter::new(file);
+    let mut w = BufWriter::new(AtomicFile::create(path)?);
     let mut n = 0u64;
     for c in rows {
         serde_json::to_writer(&mut w, &out_line(c, format))?;
-        w.write_all(b"\n").map_err(|e| Error::io(tmp.path(), e))?;
+        w.write_all(b"\n").map_err(|e| Error::io(path, e))?;
         n += 1;
     }
-    let file = w
-        .into_inner()
-        .map_err(|e| Error::io(tmp.path(), e.into_error()))?;
-    tmp.commit(file)?;
+    w.into_inner()
+        .map_err(|e| Error::io(path, e.into_error()))?
+        .commit()?;
     tracing::info!(path = %path.display(), rows = n, "TRL JSONL exported");
     Ok(n)
 }
