@@ -132,22 +132,6 @@ pub enum DistError {
         /// Its panic message or error.
         message: String,
     },
-    /// Building a replica's model failed.
-    #[error("rank {rank}: building the model replica: {message}")]
-    Init {
-        /// The failing rank.
-        rank: usize,
-        /// What went wrong.
-        message: String,
-    },
-    /// The ranks disagree about something that must be identical (data, step, config).
-    #[error("rank {rank}: ranks disagree on {what}")]
-    Mismatch {
-        /// The reporting rank.
-        rank: usize,
-        /// What differs.
-        what: String,
-    },
     /// An error of the core crate (atomic writes).
     #[error(transparent)]
     Core(#[from] rlhf_core::CoreError),
