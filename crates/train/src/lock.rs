@@ -54,7 +54,7 @@ impl RunDir {
             .truncate(false)
             .open(&lock)
             .map_err(|e| TrainError::io(&lock, e))?;
-        if !try_flock(&f) {
+        if !try_flock(&f, &lock) {
             let mut text = String::new();
             let _ = f.read_to_string(&mut text);
             return Err(TrainError::Locked {
@@ -81,15 +81,26 @@ impl RunDir {
     }
 }
 
+/// Takes the exclusive lock; `false` only when another process holds it. A file system that
+/// cannot lock at all (some network mounts) is warned about and treated as unlocked, so that
+/// training still runs there.
 #[cfg(unix)]
-fn try_flock(f: &File) -> bool {
+fn try_flock(f: &File, lock: &Path) -> bool {
     use std::os::fd::AsRawFd;
     // SAFETY: flock on a file descriptor this function borrows; no memory is involved.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        return false;
+    }
+    tracing::warn!(lock = %lock.display(), error = %e, "cannot lock the run directory; continuing unlocked");
+    true
 }
 
 #[cfg(not(unix))]
-fn try_flock(_f: &File) -> bool {
+fn try_flock(_f: &File, _lock: &Path) -> bool {
     true
 }
 
