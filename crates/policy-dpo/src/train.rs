@@ -8,15 +8,15 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{CausalLm, Precision};
 use rlhf_reward::{PairCollator, PreferencePair};
 use rlhf_train::{
-    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
-    StepOut, TrainError, TrainOptions, TrainStatus, apply, fit, load_module_record, progress_bar,
-    save_module_record, shard_range,
+    Collective, FitArgs, FitState, Gather, GradSum, LrSchedule, Objective, Reduction, RunDir,
+    Scale, Solo, StepOut, TrainError, TrainOptions, TrainStatus, clip_and_step, fit,
+    load_module_record, progress_bar, save_module_record, shard_range,
 };
 
 use crate::config::{DpoTrainConfig, ReferenceMode};
@@ -140,8 +140,7 @@ where
         grad_norm: 0.0,
         pairs: PairStats::default(),
     };
-    let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
-    let mut single = None;
+    let mut grads = GradSum::default();
     for (batch, reference) in batches {
         let share = batch.n as f64 / total as f64;
         let (loss, pairs) = pair_loss(
@@ -149,28 +148,13 @@ where
         );
         stats.pairs.extend(&pairs);
         stats.loss += loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &policy);
-        if batches.len() == 1 {
-            single = Some(grads);
-        } else {
-            acc.accumulate(&policy, grads);
-        }
+        grads.add(
+            &policy,
+            GradientsParams::from_grads(loss.backward(), &policy),
+        );
     }
-    let grads = single.unwrap_or_else(|| acc.grads());
-    // The engine's synchronising half in a world of one: clip to the global norm, step.
-    let world = Solo::<B>::new(device.clone());
-    let (policy, applied) = apply(
-        &world,
-        policy,
-        optim,
-        grads,
-        &[],
-        max_grad_norm,
-        lr,
-        "bench step",
-    )
-    .expect("a world of one does not fail");
-    stats.grad_norm = applied.grad_norm;
+    let (policy, grad_norm) = clip_and_step(policy, optim, grads.finish(), max_grad_norm, lr);
+    stats.grad_norm = grad_norm;
     (policy, stats)
 }
 

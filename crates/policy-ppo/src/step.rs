@@ -15,12 +15,12 @@
 
 use std::time::Instant;
 
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::logprobs::{gather_logprobs, nll_loss};
 use rlhf_core::{CausalLm, ScalarModel, TokenBatch};
-use rlhf_train::apply;
+use rlhf_train::{GradSum, clip_and_step};
 
 use crate::config::PpoConfig;
 use crate::loss::{mean_entropy, policy_loss, value_loss};
@@ -277,16 +277,11 @@ pub fn ppo_gradients<B: AutodiffBackend>(
             stats.ntp_loss = Some(host(n.clone()));
             GradientsParams::from_grads(scaled(n * cfg.ntp_coef, shares.ntp).backward(), actor)
         });
-        let ga = match (g_policy, g_ntp) {
-            (Some(g_policy), Some(g_ntp)) => {
-                let mut acc = GradientsAccumulator::<CausalLm<B>>::new();
-                acc.accumulate(actor, g_policy);
-                acc.accumulate(actor, g_ntp);
-                acc.grads()
-            }
-            (Some(g), None) | (None, Some(g)) => g,
-            (None, None) => GradientsParams::default(),
-        };
+        let mut ga = GradSum::default();
+        for g in [g_policy, g_ntp].into_iter().flatten() {
+            ga.add(actor, g);
+        }
+        let ga = ga.finish();
         let gc = match mb {
             Some(mb) => {
                 let (vloss, vl, vf) = critic_terms(critic, mb, cfg, device);
@@ -335,35 +330,13 @@ where
     let _ = B::sync(device);
     stats.forward_backward_s = t.elapsed().as_secs_f64();
 
-    // The engine's synchronising half in a world of one (what the PPO loop calls on any
-    // world): global-norm clipping per model, then AdamW.
+    // The local half of the engine's `apply` (what the PPO loop calls on any world):
+    // global-norm clipping per model, then AdamW.
     let t = Instant::now();
-    let world = rlhf_train::Solo::<B>::new(device.clone());
-    let solo = "a world of one does not fail";
-    let (actor, a) = apply(
-        &world,
-        actor,
-        actor_optim,
-        ga,
-        &[],
-        cfg.max_grad_norm,
-        lr_actor,
-        "actor",
-    )
-    .expect(solo);
-    let (critic, c) = apply(
-        &world,
-        critic,
-        critic_optim,
-        gc,
-        &[],
-        cfg.max_grad_norm,
-        lr_critic,
-        "critic",
-    )
-    .expect(solo);
-    stats.grad_norm_policy = a.grad_norm;
-    stats.grad_norm_value = c.grad_norm;
+    let (actor, gn_actor) = clip_and_step(actor, actor_optim, ga, cfg.max_grad_norm, lr_actor);
+    let (critic, gn_critic) = clip_and_step(critic, critic_optim, gc, cfg.max_grad_norm, lr_critic);
+    stats.grad_norm_policy = gn_actor;
+    stats.grad_norm_value = gn_critic;
     let _ = B::sync(device);
     stats.optimizer_s = t.elapsed().as_secs_f64();
     (actor, critic, stats)

@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{Precision, ScalarModel};
 use rlhf_debias::{BalanceReport, LengthUnit, PairLengths, balance_lengths};
 use rlhf_train::{
-    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
-    StepOut, TrainOptions, TrainStatus, apply, fit, shard_range,
+    Collective, FitArgs, FitState, Gather, GradSum, LrSchedule, Objective, Reduction, RunDir,
+    Scale, Solo, StepOut, TrainOptions, TrainStatus, clip_and_step, fit, shard_range,
 };
 
 use crate::config::RewardTrainConfig;
@@ -93,8 +93,7 @@ where
         chosen: Vec::with_capacity(total),
         rejected: Vec::with_capacity(total),
     };
-    let mut acc = GradientsAccumulator::<ScalarModel<B>>::new();
-    let mut single = None;
+    let mut grads = GradSum::default();
     for b in batches {
         let (loss, chosen, rejected) = pair_loss(
             &model,
@@ -107,28 +106,10 @@ where
         stats.chosen.extend_from_slice(&chosen);
         stats.rejected.extend_from_slice(&rejected);
         stats.loss += loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        if batches.len() == 1 {
-            single = Some(grads);
-        } else {
-            acc.accumulate(&model, grads);
-        }
+        grads.add(&model, GradientsParams::from_grads(loss.backward(), &model));
     }
-    let grads = single.unwrap_or_else(|| acc.grads());
-    // The engine's synchronising half in a world of one: clip to the global norm, step.
-    let world = Solo::<B>::new(device.clone());
-    let (model, applied) = apply(
-        &world,
-        model,
-        optim,
-        grads,
-        &[],
-        max_grad_norm,
-        lr,
-        "bench step",
-    )
-    .expect("a world of one does not fail");
-    stats.grad_norm = applied.grad_norm;
+    let (model, grad_norm) = clip_and_step(model, optim, grads.finish(), max_grad_norm, lr);
+    stats.grad_norm = grad_norm;
     (model, stats)
 }
 

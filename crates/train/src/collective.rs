@@ -7,7 +7,7 @@
 //! collective within a node, a link across nodes). The main rank (rank 0) alone writes files.
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
@@ -174,13 +174,72 @@ where
     O: Optimizer<M, B>,
     C: Collective<B>,
 {
-    let (mut grads, extras) = world.all_reduce_grads(&model, local_grads, extras, op)?;
+    let (grads, extras) = world.all_reduce_grads(&model, local_grads, extras, op)?;
+    let (model, grad_norm) = clip_and_step(model, optim, grads, max_grad_norm, lr);
+    Ok((model, Applied { grad_norm, extras }))
+}
+
+/// Clips `grads` to the global norm `max_grad_norm` (PyTorch's `clip_grad_norm_`) and steps
+/// `optim` with `lr`; returns the model and the norm before clipping. The local half of
+/// [`apply`], which single-step benchmarks call directly.
+pub fn clip_and_step<B, M, O>(
+    model: M,
+    optim: &mut O,
+    mut grads: GradientsParams,
+    max_grad_norm: Option<f64>,
+    lr: f64,
+) -> (M, f64)
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    O: Optimizer<M, B>,
+{
     let grad_norm = match max_grad_norm {
         Some(c) => clip_grad_norm::<B, _>(&model, &mut grads, c),
         None => global_grad_norm::<B, _>(&model, &grads),
     };
-    let model = optim.step(lr, model, grads);
-    Ok((model, Applied { grad_norm, extras }))
+    (optim.step(lr, model, grads), grad_norm)
+}
+
+/// The gradients of one optimizer step summed over its backward passes (no accumulator when
+/// there is only one).
+pub struct GradSum<M> {
+    single: Option<GradientsParams>,
+    acc: Option<GradientsAccumulator<M>>,
+}
+
+impl<M> Default for GradSum<M> {
+    fn default() -> Self {
+        GradSum {
+            single: None,
+            acc: None,
+        }
+    }
+}
+
+impl<M> GradSum<M> {
+    /// Adds one backward pass's gradients of `model`.
+    pub fn add<B: AutodiffBackend>(&mut self, model: &M, g: GradientsParams)
+    where
+        M: AutodiffModule<B>,
+    {
+        if self.single.is_none() && self.acc.is_none() {
+            self.single = Some(g);
+            return;
+        }
+        let a = self.acc.get_or_insert_with(GradientsAccumulator::new);
+        if let Some(first) = self.single.take() {
+            a.accumulate(model, first);
+        }
+        a.accumulate(model, g);
+    }
+
+    /// The sum (empty when nothing was added).
+    pub fn finish(self) -> GradientsParams {
+        self.single
+            .or_else(|| self.acc.map(|mut a| a.grads()))
+            .unwrap_or_default()
+    }
 }
 
 struct Checksum {

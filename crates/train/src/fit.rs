@@ -17,13 +17,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::collective::{Collective, Gather, agree, apply, param_checksum, u64_chunks};
+use crate::collective::{Collective, Gather, GradSum, agree, apply, param_checksum, u64_chunks};
 use crate::cursor::{DataRngState, epoch_permutation};
 use crate::error::TrainError;
 use crate::jsonl::{append_jsonl, write_jsonl};
@@ -281,24 +281,6 @@ pub struct FitOutcome<M, L, E> {
 type State<B, O> =
     FitState<<O as Objective<B>>::Config, <O as Objective<B>>::Log, <O as Objective<B>>::Window>;
 
-/// Adds one backward pass's gradients to the step's running sum (no accumulator for one).
-fn accumulate<B: AutodiffBackend, M: AutodiffModule<B>>(
-    model: &M,
-    acc: &mut Option<GradientsAccumulator<M>>,
-    single: &mut Option<GradientsParams>,
-    g: GradientsParams,
-) {
-    if single.is_none() && acc.is_none() {
-        *single = Some(g);
-        return;
-    }
-    let a = acc.get_or_insert_with(GradientsAccumulator::new);
-    if let Some(first) = single.take() {
-        a.accumulate(model, first);
-    }
-    a.accumulate(model, g);
-}
-
 /// Restores the state of checkpoint `dir` after checking it belongs to this run.
 fn check_resume<B: AutodiffBackend, O: Objective<B>>(
     dir: &Path,
@@ -480,7 +462,7 @@ where
         let lr = args.schedule.lr(state.step);
         // Tail: the step's loss, then the stop flag (so every rank stops after the same step).
         let mut gather = Gather::new(plan.global_examples, k, &[0.0, stop_now(opts)]);
-        let (mut acc, mut single) = (None, None);
+        let mut grads = GradSum::default();
         for m in plan.micro.iter().filter(|m| !m.indices.is_empty()) {
             let refs: Vec<&O::Example> = m.indices.iter().map(|&i| &examples[i]).collect();
             let batch = objective.collate(&refs, &m.indices, &device)?;
@@ -494,11 +476,9 @@ where
             }
             gather.add(0, loss.clone().into_scalar().elem::<f64>() as f32);
             let g = GradientsParams::from_grads(loss.backward(), &model);
-            accumulate(&model, &mut acc, &mut single, g);
+            grads.add(&model, g);
         }
-        let grads = single
-            .or_else(|| acc.map(|mut a| a.grads()))
-            .unwrap_or_default();
+        let grads = grads.finish();
         let op = format!("{name} gradient all-reduce of step {}", state.step + 1);
         let (m, applied) = apply(
             world,

@@ -36,7 +36,8 @@ mod shard;
 
 pub use clip::{clip_grad_norm, global_grad_norm};
 pub use collective::{
-    Applied, Collective, Gather, Solo, agree, apply, model_shape, param_checksum, u64_chunks,
+    Applied, Collective, Gather, GradSum, Solo, agree, apply, clip_and_step, model_shape,
+    param_checksum, u64_chunks,
 };
 pub use cursor::{DataRngState, epoch_permutation};
 pub use error::{Result, TrainError};
