@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::judge::{GoldJudge, Lexicon, Verdict};
 use crate::lang::{Category, Language, Task};
 use crate::lexicon;
+use crate::quality::{Quality, SftMix};
 use crate::record::{Message, Prompt, SftRecord, Split, Style};
 use crate::response::Garble;
 use crate::task::{Item, Said};
@@ -32,7 +33,8 @@ pub struct SamplerConfig {
     pub garbled: f64,
     /// Probability that a wrong candidate to a safe prompt is an unneeded refusal. Default 0.08.
     pub over_refusal: f64,
-    /// Unsafe prompts: probability of complying (harmful). Default 0.30.
+    /// Unsafe prompts: probability of complying (harmful) on top of the compliance imitated
+    /// from the SFT mix. Default 0.10.
     pub unsafe_comply: f64,
     /// Unsafe prompts: probability of a harmless change of subject. Default 0.15 (the rest
     /// refuse).
@@ -40,6 +42,10 @@ pub struct SamplerConfig {
     /// Probabilities of concise, verbose, concise + padding, verbose + padding.
     /// Default `[0.35, 0.30, 0.15, 0.20]`.
     pub styles: [f64; 4],
+    /// Share of regular pairs that are `contrast` pairs (a clean response against one with a
+    /// flaw of the SFT mix); the rest are `sampled` (two draws of the simulated SFT model).
+    /// Default 0.5.
+    pub contrast_share: f64,
 }
 
 impl Default for SamplerConfig {
@@ -48,9 +54,10 @@ impl Default for SamplerConfig {
             rude: 0.06,
             garbled: 0.15,
             over_refusal: 0.08,
-            unsafe_comply: 0.30,
+            unsafe_comply: 0.10,
             unsafe_evade: 0.15,
             styles: [0.35, 0.30, 0.15, 0.20],
+            contrast_share: 0.5,
         }
     }
 }
@@ -79,6 +86,9 @@ pub struct WorldConfig {
     pub sft_verbose: f64,
     /// Share of concise-plus-padding SFT demonstrations. Default 0.10 (the rest are concise).
     pub sft_padded: f64,
+    /// Declared shares of flawed SFT demonstrations (wrong, unhelpful, harmful, wrong
+    /// language); 36.5 % in all by default.
+    pub sft_mix: SftMix,
     /// The candidate sampler.
     pub sampler: SamplerConfig,
     /// The simulated annotator.
@@ -98,6 +108,7 @@ impl Default for WorldConfig {
             pairs_per_prompt: 1,
             sft_verbose: 0.35,
             sft_padded: 0.10,
+            sft_mix: SftMix::default(),
             sampler: SamplerConfig::default(),
             annotator: AnnotatorConfig::default(),
         }
@@ -128,6 +139,11 @@ impl WorldConfig {
             ("sampler.over_refusal", self.sampler.over_refusal),
             ("sampler.unsafe_comply", self.sampler.unsafe_comply),
             ("sampler.unsafe_evade", self.sampler.unsafe_evade),
+            ("sampler.contrast_share", self.sampler.contrast_share),
+            ("sft_mix.wrong", self.sft_mix.wrong),
+            ("sft_mix.unhelpful", self.sft_mix.unhelpful),
+            ("sft_mix.harmful", self.sft_mix.harmful),
+            ("sft_mix.wrong_language", self.sft_mix.wrong_language),
             ("annotator.p_len", self.annotator.p_len),
             (
                 "annotator.flip_helpfulness",
@@ -147,6 +163,9 @@ impl WorldConfig {
         }
         if self.sft_verbose + self.sft_padded > 1.0 {
             return Err(Error::Config("sft_verbose + sft_padded must be ≤ 1".into()));
+        }
+        if self.sft_mix.flawed() > 1.0 {
+            return Err(Error::Config("the sft_mix shares must sum to ≤ 1".into()));
         }
         if self.sampler.unsafe_comply + self.sampler.unsafe_evade > 1.0 {
             return Err(Error::Config(
@@ -187,6 +206,22 @@ pub enum PairKind {
     Cycle,
 }
 
+/// How the two responses of a pair were drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairSource {
+    /// A clean response against the same prompt answered with one flaw of the SFT mix (wrong,
+    /// unhelpful, harmful, wrong language), each in an independent length style: the
+    /// behaviours an RM has to learn, contrasted one at a time.
+    Contrast,
+    /// Two draws of the simulated SFT model, sampled the paper's way: it imitates the SFT
+    /// mix's flaws at their rates and adds its own errors (wrong facts, unneeded refusals,
+    /// rudeness, garbling). Ties are sampled too.
+    Sampled,
+    /// The three responses of a planted 3-cycle.
+    Planted,
+}
+
 /// One response in a pair, with its true quality.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Candidate {
@@ -196,6 +231,8 @@ pub struct Candidate {
     pub style: Style,
     /// How it was garbled, if it was.
     pub garble: Option<Garble>,
+    /// The flaw its content was built with (rudeness and garbling aside).
+    pub quality: Quality,
     /// The gold judge's verdict (the annotator's "true" quality).
     pub verdict: Verdict,
     /// The quality the generator meant it to have (correct, harmless, fluent); equals the
@@ -233,6 +270,8 @@ pub struct PairRecord {
     pub annotator: String,
     /// Regular, tie or cycle edge.
     pub kind: PairKind,
+    /// How the two responses were drawn.
+    pub source: PairSource,
     /// Cycle number for cycle edges.
     pub cycle: Option<u32>,
     /// What decided the preference.
@@ -329,6 +368,7 @@ fn learn_lexicon(scanner: &Scanner, world: &World, items: &[(Prompt, Item)], see
                 };
                 learn(&any.render(world, lang, &Said::Refuse, verbose, v));
                 learn(&any.render(world, lang, &Said::Evade, verbose, v));
+                learn(&any.render(world, lang, &Said::Dodge, verbose, v));
             }
         }
     }
@@ -435,7 +475,8 @@ impl Dataset {
     /// Generates everything from `config`.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid configuration.
+    /// [`Error::Config`] for an invalid configuration (including an SFT mix the prompts cannot
+    /// carry).
     pub fn generate(config: &WorldConfig) -> Result<Dataset> {
         let StageOne {
             world,
@@ -443,8 +484,9 @@ impl Dataset {
             eval,
             judge,
         } = stage_one(config)?;
-        let sft = crate::sft::make_sft(config, &world, &train);
-        let pairs = crate::pairs::make_pairs(config, &world, &judge, &train);
+        let eligible = crate::quality::eligible_flaws(&judge, &world, &train);
+        let (sft, rates) = crate::sft::make_sft(config, &world, &train, &eligible)?;
+        let pairs = crate::pairs::make_pairs(config, &world, &judge, &train, &eligible, rates);
         Ok(Dataset {
             config: config.clone(),
             world,

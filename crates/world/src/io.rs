@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::annotator::DecidedBy;
-use crate::dataset::{Dataset, PairKind, WorldConfig};
+use crate::dataset::{Dataset, PairKind, PairSource, WorldConfig};
 use crate::error::{Error, Result};
 use crate::lang::{Category, Language, Task};
 use crate::lexicon::{self, Word};
+use crate::quality::Quality;
 use crate::record::{Message, Prompt, SftRecord, Style};
 use crate::response::Garble;
 use crate::world::World;
@@ -157,6 +158,8 @@ pub struct PairMeta {
     pub annotator: String,
     /// Regular, tie or cycle edge.
     pub kind: PairKind,
+    /// How the two responses were drawn: `contrast`, `sampled` or `planted` (cycles).
+    pub source: PairSource,
     /// Cycle number for cycle edges (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycle: Option<u32>,
@@ -189,6 +192,9 @@ pub struct CandidateMeta {
     pub score: u8,
     /// Length style.
     pub style: Style,
+    /// The flaw its content was built with (`clean`, `wrong`, `unhelpful`, `harmful`,
+    /// `wrong_language`; rudeness and garbling aside).
+    pub quality: Quality,
     /// Garbling, if any (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub garble: Option<Garble>,
@@ -232,6 +238,7 @@ impl Dataset {
             fluent: c.verdict.fluent,
             score: c.verdict.score,
             style: c.style,
+            quality: c.quality,
             garble: c.garble,
             chars: c.chars(),
         };
@@ -243,6 +250,7 @@ impl Dataset {
                 task: p.task,
                 annotator: p.annotator.clone(),
                 kind: p.kind,
+                source: p.source,
                 cycle: p.cycle,
                 decided_by: p.decided_by,
                 helpfulness: p.labels[0],

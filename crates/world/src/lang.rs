@@ -16,6 +16,14 @@ impl Language {
     /// Both languages, Chinese first.
     pub const ALL: [Language; 2] = [Language::Zh, Language::En];
 
+    /// The other language.
+    pub fn other(self) -> Language {
+        match self {
+            Language::Zh => Language::En,
+            Language::En => Language::Zh,
+        }
+    }
+
     /// The tag written in the files (`zh`, `en`).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -351,6 +351,17 @@ pub(crate) const EVADE_ZH: [&str; 2] = [
     "很多人都问过这个。今天天气不错。",
 ];
 
+/// Non-answers to a safe prompt (the `unhelpful` flaw): no answer, no refusal marker, no
+/// advice keyword.
+pub(crate) const DODGE_EN: [&str; 2] = ["I am not sure about that.", "That is hard to say."];
+pub(crate) const DODGE_EN_MORE: [&str; 2] = [
+    "It depends on many things, so I cannot say.",
+    "There are many ways to look at it.",
+];
+pub(crate) const DODGE_ZH: [&str; 2] = ["我不太清楚。", "这个很难说。"];
+pub(crate) const DODGE_ZH_MORE: [&str; 2] =
+    ["这要看很多情况，我说不好。", "每个人的看法都不一样。"];
+
 /// Unknown fragments inserted by the "junk" garbling.
 pub(crate) const JUNK_EN: [&str; 6] = ["zxq", "blorp", "qwv", "frn", "gdk", "vlx"];
 pub(crate) const JUNK_ZH: [&str; 6] = ["彳", "亍", "丨", "乚", "冫", "丿"];

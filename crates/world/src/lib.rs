@@ -52,6 +52,7 @@ mod judge;
 mod lang;
 mod lexicon;
 mod pairs;
+mod quality;
 mod record;
 mod response;
 mod sft;
@@ -62,7 +63,7 @@ mod world;
 
 pub use crate::annotator::{AnnotatorConfig, DecidedBy, Judgement, annotate};
 pub use crate::dataset::{
-    Candidate, DEFAULT_SEED, Dataset, PairKind, PairRecord, SamplerConfig, WorldConfig,
+    Candidate, DEFAULT_SEED, Dataset, PairKind, PairRecord, PairSource, SamplerConfig, WorldConfig,
 };
 pub use crate::error::{Error, Result};
 pub use crate::io::{
@@ -75,6 +76,7 @@ pub use crate::judge::{
     WinTieLose,
 };
 pub use crate::lang::{Category, Language, Task, TermClass, TermRef};
+pub use crate::quality::{Quality, SftMix};
 pub use crate::record::{AnswerKey, Message, Prompt, Role, SftRecord, Split, Style};
 pub use crate::response::Garble;
 pub use crate::stats::{DatasetStats, PairStats, PromptStats, SftStats};
@@ -93,6 +95,7 @@ pub(crate) enum Stream {
     Sft = 4,
     Pairs = 5,
     Annotator = 6,
+    SftMix = 7,
 }
 
 pub(crate) fn rng(seed: u64, stream: Stream) -> ChaCha8Rng {

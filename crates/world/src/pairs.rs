@@ -8,9 +8,10 @@ use rand::seq::index;
 use rand_chacha::ChaCha8Rng;
 
 use crate::annotator::{DecidedBy, annotate};
-use crate::dataset::{Candidate, PairKind, PairRecord, WorldConfig, pick_weighted};
+use crate::dataset::{Candidate, PairKind, PairRecord, PairSource, WorldConfig, pick_weighted};
 use crate::judge::{GoldJudge, Verdict};
 use crate::lang::Task;
+use crate::quality::{Quality, flawed_said, quality_of};
 use crate::record::{Prompt, Style};
 use crate::response::{Garble, ResponseSpec, compose_clean, garble};
 use crate::task::{Item, Said};
@@ -22,6 +23,8 @@ struct PairGen<'a> {
     world: &'a World,
     judge: &'a GoldJudge,
     rng: ChaCha8Rng,
+    /// The SFT set's flaw rates (see [`crate::quality::imitation_rates`]).
+    rates: [f64; 4],
 }
 
 fn normalized(s: &str) -> String {
@@ -38,9 +41,26 @@ impl PairGen<'_> {
         ][pick_weighted(&self.cfg.sampler.styles, &mut self.rng)]
     }
 
-    fn spec(&mut self, item: &Item, task: Task) -> ResponseSpec {
+    /// A sample of the simulated SFT model: it imitates the SFT mix's flaws (those `flaws`
+    /// the prompt can carry) at the rates the set shows them, and otherwise makes its own
+    /// errors.
+    fn spec(&mut self, item: &Item, task: Task, flaws: &[Quality]) -> ResponseSpec {
         let s = &self.cfg.sampler;
-        let said = if task == Task::Unsafe {
+        let r: f64 = self.rng.random();
+        let mut acc = 0.0;
+        let mut imitated = None;
+        for (q, rate) in Quality::FLAWS.into_iter().zip(self.rates) {
+            if flaws.contains(&q) {
+                acc += rate;
+                if r < acc {
+                    imitated = Some(q);
+                    break;
+                }
+            }
+        }
+        let said = if let Some(q) = imitated {
+            flawed_said(item, self.world, q, &mut self.rng)
+        } else if task == Task::Unsafe {
             let r: f64 = self.rng.random();
             if r < s.unsafe_comply {
                 Said::Comply
@@ -74,18 +94,73 @@ impl PairGen<'_> {
             pad,
             rude,
             garble,
+            other_language: imitated == Some(Quality::WrongLanguage),
         }
+    }
+
+    /// A contrast pair: a clean response and one with a flaw of the SFT mix (drawn among
+    /// `flaws` in proportion to the rates at which the SFT set shows them), each in its own length style, neither rude
+    /// nor garbled. `None` when the prompt can carry no flaw of positive share or no unseen
+    /// texts are left.
+    fn contrast(
+        &mut self,
+        prompt: &Prompt,
+        item: &Item,
+        flaws: &[Quality],
+        seen: &mut HashSet<String>,
+    ) -> Option<(Candidate, Candidate)> {
+        let weights: Vec<f64> = Quality::FLAWS
+            .into_iter()
+            .zip(self.rates)
+            .filter(|(q, _)| flaws.contains(q))
+            .map(|(_, rate)| rate)
+            .collect();
+        if weights.iter().sum::<f64>() <= 0.0 {
+            return None;
+        }
+        let q = *Quality::FLAWS
+            .iter()
+            .filter(|q| flaws.contains(q))
+            .nth(pick_weighted(&weights, &mut self.rng))
+            .expect("one weight per flaw");
+        for _ in 0..30 {
+            let good = ResponseSpec::clean(
+                item.correct(self.world),
+                self.style(),
+                self.rng.random_range(0..2),
+                self.rng.random_range(0..4),
+            );
+            let mut bad = ResponseSpec::clean(
+                flawed_said(item, self.world, q, &mut self.rng),
+                self.style(),
+                self.rng.random_range(0..2),
+                self.rng.random_range(0..4),
+            );
+            bad.other_language = q == Quality::WrongLanguage;
+            let (x, y) = (
+                self.candidate(prompt, item, &good),
+                self.candidate(prompt, item, &bad),
+            );
+            let (nx, ny) = (normalized(&x.text), normalized(&y.text));
+            if nx != ny && !seen.contains(&nx) && !seen.contains(&ny) {
+                seen.insert(nx);
+                seen.insert(ny);
+                return Some((x, y));
+            }
+        }
+        None
     }
 
     fn candidate(&mut self, prompt: &Prompt, item: &Item, spec: &ResponseSpec) -> Candidate {
         let mut text = compose_clean(item, self.world, prompt.language, spec);
+        let lang = spec.language(prompt.language);
         let mut verdict;
         if let Some(kind) = spec.garble {
             let clean = text.clone();
-            text = garble(&clean, prompt.language, kind, &mut self.rng);
+            text = garble(&clean, lang, kind, &mut self.rng);
             verdict = self.judge.verdict(prompt, &text);
             if verdict.fluent {
-                text = garble(&clean, prompt.language, Garble::Loop, &mut self.rng);
+                text = garble(&clean, lang, Garble::Loop, &mut self.rng);
                 verdict = self.judge.verdict(prompt, &text);
             }
         } else {
@@ -93,18 +168,19 @@ impl PairGen<'_> {
         }
         let intended_correct = match &spec.said {
             Said::Refuse => matches!(item, Item::Unsafe { .. }),
-            Said::Comply | Said::Evade => false,
+            Said::Comply | Said::Evade | Said::Dodge => false,
             said => *said == item.correct(self.world),
         };
         Candidate {
             text,
             style: spec.style,
             garble: spec.garble,
+            quality: quality_of(item, self.world, spec),
             verdict,
             intended: [
                 intended_correct,
                 spec.rude.is_none() && spec.said != Said::Comply,
-                spec.garble.is_none(),
+                spec.garble.is_none() && !spec.other_language,
             ],
         }
     }
@@ -114,10 +190,11 @@ impl PairGen<'_> {
         &mut self,
         prompt: &Prompt,
         item: &Item,
+        flaws: &[Quality],
         seen: &mut HashSet<String>,
     ) -> Option<Candidate> {
         for _ in 0..30 {
-            let spec = self.spec(item, prompt.task);
+            let spec = self.spec(item, prompt.task, flaws);
             let c = self.candidate(prompt, item, &spec);
             if seen.insert(normalized(&c.text)) {
                 return Some(c);
@@ -132,12 +209,15 @@ pub(crate) fn make_pairs(
     world: &World,
     judge: &GoldJudge,
     train: &[(Prompt, Item)],
+    eligible: &[Vec<Quality>],
+    rates: [f64; 4],
 ) -> Vec<PairRecord> {
     let mut pg = PairGen {
         cfg,
         world,
         judge,
         rng: rng(cfg.seed, Stream::Pairs),
+        rates,
     };
     let mut ann_rng = rng(cfg.seed, Stream::Annotator);
     let a = &cfg.annotator;
@@ -146,13 +226,14 @@ pub(crate) fn make_pairs(
     let mut out: Vec<PairRecord> = Vec::new();
     let mut cycles = 0u32;
     let annotator = |rng: &mut ChaCha8Rng| format!("sim-{}", rng.random_range(0..a.annotators));
-    for (i, (p, item)) in train.iter().enumerate() {
+    for (i, ((p, item), flaws)) in train.iter().zip(eligible).enumerate() {
         let mut seen: HashSet<String> = HashSet::new();
         let push = |out: &mut Vec<PairRecord>,
                     chosen: Candidate,
                     rejected: Candidate,
                     who: String,
                     kind: PairKind,
+                    source: PairSource,
                     cycle: Option<u32>,
                     decided_by: DecidedBy,
                     labels: [i8; 3]| {
@@ -168,6 +249,7 @@ pub(crate) fn make_pairs(
                 rejected,
                 annotator: who,
                 kind,
+                source,
                 cycle,
                 decided_by,
                 labels,
@@ -176,7 +258,7 @@ pub(crate) fn make_pairs(
         };
         for _ in 0..cfg.pairs_per_prompt {
             if pg.rng.random_bool(a.tie_share) {
-                if let Some(c) = pg.fresh(p, item, &mut seen) {
+                if let Some(c) = pg.fresh(p, item, flaws, &mut seen) {
                     let who = annotator(&mut ann_rng);
                     push(
                         &mut out,
@@ -184,6 +266,7 @@ pub(crate) fn make_pairs(
                         c,
                         who,
                         PairKind::Tie,
+                        PairSource::Sampled,
                         None,
                         DecidedBy::Tie,
                         [0; 3],
@@ -191,9 +274,22 @@ pub(crate) fn make_pairs(
                 }
                 continue;
             }
-            let (Some(x), Some(y)) = (pg.fresh(p, item, &mut seen), pg.fresh(p, item, &mut seen))
-            else {
-                continue;
+            let contrast = if pg.rng.random_bool(cfg.sampler.contrast_share) {
+                pg.contrast(p, item, flaws, &mut seen)
+            } else {
+                None
+            };
+            let (x, y, source) = match contrast {
+                Some((x, y)) => (x, y, PairSource::Contrast),
+                None => {
+                    let (Some(x), Some(y)) = (
+                        pg.fresh(p, item, flaws, &mut seen),
+                        pg.fresh(p, item, flaws, &mut seen),
+                    ) else {
+                        continue;
+                    };
+                    (x, y, PairSource::Sampled)
+                }
             };
             let j = annotate(
                 a,
@@ -215,6 +311,7 @@ pub(crate) fn make_pairs(
                 rejected,
                 who,
                 PairKind::Regular,
+                source,
                 None,
                 j.decided_by,
                 labels,
@@ -268,6 +365,7 @@ pub(crate) fn make_pairs(
                         three[l].clone(),
                         who,
                         PairKind::Cycle,
+                        PairSource::Planted,
                         Some(cycles),
                         DecidedBy::Cycle,
                         [0; 3],

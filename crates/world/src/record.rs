@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::lang::{Category, Language, Task, TermClass, TermRef};
+use crate::quality::Quality;
 
 /// Speaker of a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -172,8 +173,11 @@ pub struct SftRecord {
     pub language: Language,
     /// Style of the response.
     pub style: Style,
+    /// What the demonstration gets wrong by construction (`clean` for none); the shares are
+    /// declared in `WorldConfig::sft_mix`.
+    pub quality: Quality,
     /// History plus the user prompt.
     pub messages: Vec<Message>,
-    /// The demonstration: correct, harmless and fluent.
+    /// The demonstration (correct, harmless and fluent when `quality` is `clean`).
     pub response: String,
 }

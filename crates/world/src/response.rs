@@ -35,6 +35,8 @@ pub(crate) struct ResponseSpec {
     /// Rude sentence index and whether it goes first.
     pub(crate) rude: Option<(usize, bool)>,
     pub(crate) garble: Option<Garble>,
+    /// Written in the other language than the prompt's (the `wrong_language` flaw).
+    pub(crate) other_language: bool,
 }
 
 impl ResponseSpec {
@@ -47,6 +49,16 @@ impl ResponseSpec {
             pad,
             rude: None,
             garble: None,
+            other_language: false,
+        }
+    }
+
+    /// The language the text is written in, for a prompt in `prompt`.
+    pub(crate) fn language(&self, prompt: Language) -> Language {
+        if self.other_language {
+            prompt.other()
+        } else {
+            prompt
         }
     }
 }
@@ -58,13 +70,14 @@ fn join(lang: Language, a: &str, b: &str) -> String {
     }
 }
 
-/// The text of `spec` without garbling.
+/// The text of `spec` without garbling, for a prompt in `lang`.
 pub(crate) fn compose_clean(
     item: &Item,
     world: &World,
     lang: Language,
     spec: &ResponseSpec,
 ) -> String {
+    let lang = spec.language(lang);
     let mut text = item.render(
         world,
         lang,

@@ -1,24 +1,41 @@
-//! SFT demonstrations: one per training prompt.
+//! SFT demonstrations: one per training prompt, of declared mixed quality.
+//!
+//! Style, wording and padding are drawn as for a clean set (stream `Sft`), so the clean
+//! demonstrations are the ones a clean set would have; which demonstrations carry which flaw
+//! (exactly the counts of [`SftMix`](crate::SftMix)) and the wrong answers come from their own
+//! stream (`SftMix`).
 
 use rand::Rng;
 
 use crate::dataset::WorldConfig;
+use crate::error::Result;
+use crate::quality::{self, Quality};
 use crate::record::{Prompt, SftRecord, Style};
 use crate::response::{ResponseSpec, compose_clean};
 use crate::task::Item;
 use crate::world::World;
 use crate::{Stream, rng};
 
+/// The demonstrations, and per flaw (in [`Quality::FLAWS`] order) the rate at which they show
+/// it on the prompts that can carry it.
+///
+/// # Errors
+/// [`Error::Config`](crate::Error::Config) when the mix asks for more flawed demonstrations
+/// than prompts can carry a flaw.
 pub(crate) fn make_sft(
     cfg: &WorldConfig,
     world: &World,
     train: &[(Prompt, Item)],
-) -> Vec<SftRecord> {
+    eligible: &[Vec<Quality>],
+) -> Result<(Vec<SftRecord>, [f64; 4])> {
     let mut rng = rng(cfg.seed, Stream::Sft);
-    train
+    let mut mix_rng = crate::rng(cfg.seed, Stream::SftMix);
+    let assigned = quality::assign(&cfg.sft_mix, eligible, &mut mix_rng)?;
+    let records = train
         .iter()
+        .zip(&assigned)
         .enumerate()
-        .map(|(i, (p, item))| {
+        .map(|(i, ((p, item), &q))| {
             let r: f64 = rng.random();
             let style = if r < cfg.sft_verbose {
                 Style::Verbose
@@ -27,21 +44,25 @@ pub(crate) fn make_sft(
             } else {
                 Style::Concise
             };
-            let spec = ResponseSpec::clean(
-                item.correct(world),
+            let mut spec = ResponseSpec::clean(
+                quality::flawed_said(item, world, q, &mut mix_rng),
                 style,
                 rng.random_range(0..2),
                 rng.random_range(0..4),
             );
+            spec.other_language = q == Quality::WrongLanguage;
+            debug_assert_eq!(quality::quality_of(item, world, &spec), q);
             SftRecord {
                 id: format!("world-sft-{:05}", i + 1),
                 prompt_id: p.id.clone(),
                 category: p.category,
                 language: p.language,
                 style,
+                quality: q,
                 messages: p.messages(),
                 response: compose_clean(item, world, p.language, &spec),
             }
         })
-        .collect()
+        .collect();
+    Ok((records, quality::imitation_rates(&assigned, eligible)))
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::annotator::DecidedBy;
-use crate::dataset::{Dataset, PairKind};
+use crate::dataset::{Dataset, PairKind, PairRecord, PairSource};
 use crate::lang::{Category, Language, Task};
+use crate::quality::Quality;
 use crate::record::Style;
 
 /// Prompt counts.
@@ -37,7 +38,8 @@ pub struct SftStats {
     pub n: usize,
     /// Count per style.
     pub by_style: BTreeMap<Style, usize>,
-    /// Mean response length in characters, Chinese.
+    /// Mean response length in characters, Chinese (responses written in Chinese, whatever
+    /// the prompt's language; likewise for English).
     pub mean_chars_zh: f64,
     /// Mean response length in characters, English.
     pub mean_chars_en: f64,
@@ -49,6 +51,18 @@ pub struct SftStats {
     pub max_words_en: usize,
     /// Share of demonstrations the gold judge scores 8 (correct, harmless, fluent).
     pub gold_perfect: f64,
+    /// Count per quality (`clean` and the four flaws).
+    pub by_quality: BTreeMap<Quality, usize>,
+    /// Share per quality (compare with `config.sft_mix` in `world.json`).
+    pub quality_share: BTreeMap<Quality, f64>,
+    /// Share of flawed demonstrations.
+    pub flawed_share: f64,
+    /// Mean gold score (1–8) per quality.
+    pub gold_mean_by_quality: BTreeMap<Quality, f64>,
+    /// Mean gold score of the clean demonstrations.
+    pub gold_mean_clean: f64,
+    /// Mean gold score of the flawed demonstrations.
+    pub gold_mean_flawed: f64,
 }
 
 /// Preference-pair statistics.
@@ -79,6 +93,16 @@ pub struct PairStats {
     /// Among regular pairs where the gold judge has a preference, share where the annotator
     /// agrees with it (the ceiling for an RM trained on these labels, measured on them).
     pub annotator_gold_agreement: f64,
+    /// Regular pairs per source (`contrast`, `sampled`).
+    pub by_source: BTreeMap<PairSource, usize>,
+    /// Per source, share of regular pairs the gold judge calls a tie.
+    pub gold_ties_by_source: BTreeMap<PairSource, f64>,
+    /// Per source, `annotator_gold_agreement`.
+    pub annotator_gold_agreement_by_source: BTreeMap<PairSource, f64>,
+    /// Contrast pairs per flaw of the flawed response.
+    pub contrast_flaws: BTreeMap<Quality, usize>,
+    /// Shares over the responses of sampled regular pairs, per quality.
+    pub sampled_quality: BTreeMap<Quality, f64>,
     /// Shares over all regular-pair responses: correct, harmless, fluent.
     pub candidates_correct: f64,
     /// See `candidates_correct`.
@@ -125,6 +149,20 @@ fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
+fn mean(xs: &[u8]) -> f64 {
+    round4(share(xs.iter().map(|&x| usize::from(x)).sum(), xs.len()))
+}
+
+/// Share of gold ties and annotator-vs-gold agreement (where gold has a preference).
+fn ties_and_agreement(pairs: &[&PairRecord]) -> (f64, f64) {
+    let strict: Vec<_> = pairs.iter().filter(|p| p.gold != 0).collect();
+    let agree = strict.iter().filter(|p| p.gold > 0).count();
+    (
+        round4(share(pairs.len() - strict.len(), pairs.len())),
+        round4(share(agree, strict.len())),
+    )
+}
+
 impl Dataset {
     /// Measures the set.
     pub fn stats(&self) -> DatasetStats {
@@ -161,12 +199,20 @@ impl Dataset {
         let (mut zh_chars, mut zh_n, mut en_chars, mut en_words, mut en_n) = (0, 0, 0, 0, 0);
         let (mut max_zh, mut max_en) = (0, 0);
         let mut perfect = 0;
+        let mut by_quality: BTreeMap<Quality, usize> = BTreeMap::new();
+        let mut scores: BTreeMap<Quality, Vec<u8>> = BTreeMap::new();
         let prompt_of: std::collections::HashMap<&str, &crate::record::Prompt> =
             self.train.iter().map(|p| (p.id.as_str(), p)).collect();
         for s in &self.sft {
             *by_style.entry(s.style).or_insert(0) += 1;
             let chars = s.response.chars().count();
-            match s.language {
+            // Lengths by the language the response is written in.
+            let written = if s.quality == Quality::WrongLanguage {
+                s.language.other()
+            } else {
+                s.language
+            };
+            match written {
                 Language::Zh => {
                     zh_chars += chars;
                     zh_n += 1;
@@ -180,12 +226,19 @@ impl Dataset {
                     max_en = max_en.max(w);
                 }
             }
-            if let Some(p) = prompt_of.get(s.prompt_id.as_str())
-                && self.judge().verdict(p, &s.response).score == 8
-            {
-                perfect += 1;
+            *by_quality.entry(s.quality).or_insert(0) += 1;
+            if let Some(p) = prompt_of.get(s.prompt_id.as_str()) {
+                let score = self.judge().verdict(p, &s.response).score;
+                perfect += usize::from(score == 8);
+                scores.entry(s.quality).or_default().push(score);
             }
         }
+        let flawed: Vec<u8> = scores
+            .iter()
+            .filter(|(q, _)| **q != Quality::Clean)
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect();
+        let n_sft = self.sft.len();
         let sft = SftStats {
             n: self.sft.len(),
             by_style,
@@ -194,7 +247,19 @@ impl Dataset {
             mean_words_en: round4(share(en_words, en_n)),
             max_chars_zh: max_zh,
             max_words_en: max_en,
-            gold_perfect: round4(share(perfect, self.sft.len())),
+            gold_perfect: round4(share(perfect, n_sft)),
+            quality_share: by_quality
+                .iter()
+                .map(|(q, &k)| (*q, round4(share(k, n_sft))))
+                .collect(),
+            flawed_share: round4(share(
+                n_sft - by_quality.get(&Quality::Clean).copied().unwrap_or(0),
+                n_sft,
+            )),
+            gold_mean_by_quality: scores.iter().map(|(q, v)| (*q, mean(v))).collect(),
+            gold_mean_clean: mean(scores.get(&Quality::Clean).map_or(&[][..], |v| v)),
+            gold_mean_flawed: mean(&flawed),
+            by_quality,
         };
 
         let regular: Vec<_> = self
@@ -226,8 +291,41 @@ impl Dataset {
             .iter()
             .map(|p| p.chosen.chars() as f64 - p.rejected.chars() as f64)
             .sum();
-        let gold_strict: Vec<_> = regular.iter().filter(|p| p.gold != 0).collect();
-        let agree = gold_strict.iter().filter(|p| p.gold > 0).count();
+        let (gold_ties, agreement) = ties_and_agreement(&regular);
+        let mut by_source = BTreeMap::new();
+        let mut gold_ties_by_source = BTreeMap::new();
+        let mut agreement_by_source = BTreeMap::new();
+        for source in [PairSource::Contrast, PairSource::Sampled] {
+            let of: Vec<&PairRecord> = regular
+                .iter()
+                .copied()
+                .filter(|p| p.source == source)
+                .collect();
+            let (t, a) = ties_and_agreement(&of);
+            by_source.insert(source, of.len());
+            gold_ties_by_source.insert(source, t);
+            agreement_by_source.insert(source, a);
+        }
+        let mut contrast_flaws = BTreeMap::new();
+        for p in regular.iter().filter(|p| p.source == PairSource::Contrast) {
+            for c in [&p.chosen, &p.rejected] {
+                if c.quality != Quality::Clean {
+                    *contrast_flaws.entry(c.quality).or_insert(0) += 1;
+                }
+            }
+        }
+        let sampled: Vec<Quality> = regular
+            .iter()
+            .filter(|p| p.source == PairSource::Sampled)
+            .flat_map(|p| [p.chosen.quality, p.rejected.quality])
+            .collect();
+        let mut sampled_quality: BTreeMap<Quality, f64> = BTreeMap::new();
+        for q in &sampled {
+            *sampled_quality.entry(*q).or_insert(0.0) += 1.0;
+        }
+        for v in sampled_quality.values_mut() {
+            *v = round4(*v / sampled.len() as f64);
+        }
         let cands: Vec<_> = regular
             .iter()
             .flat_map(|p| [&p.chosen, &p.rejected])
@@ -258,11 +356,13 @@ impl Dataset {
             } else {
                 diff_sum / regular.len() as f64
             }),
-            gold_ties: round4(share(
-                regular.iter().filter(|p| p.gold == 0).count(),
-                regular.len(),
-            )),
-            annotator_gold_agreement: round4(share(agree, gold_strict.len())),
+            gold_ties,
+            annotator_gold_agreement: agreement,
+            by_source,
+            gold_ties_by_source,
+            annotator_gold_agreement_by_source: agreement_by_source,
+            contrast_flaws,
+            sampled_quality,
             candidates_correct: round4(count(&|c| c.verdict.correct)),
             candidates_harmless: round4(count(&|c| c.verdict.harmless)),
             candidates_fluent: round4(count(&|c| c.verdict.fluent)),

@@ -161,6 +161,8 @@ pub(crate) enum Said {
     Comply,
     /// A harmless change of subject.
     Evade,
+    /// A non-answer to a safe prompt ("I am not sure about that.").
+    Dodge,
 }
 
 fn t(class: TermClass, id: usize) -> TermRef {
@@ -976,6 +978,7 @@ impl Item {
                     lexicon::EVADE_EN[v % 2].to_owned()
                 };
             }
+            Said::Dodge => return crate::quality::dodge(lang, verbose, v),
             Said::Comply => {
                 let Item::Unsafe { topic, person } = *self else {
                     unreachable!("only unsafe items comply")

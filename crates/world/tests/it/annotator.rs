@@ -11,8 +11,9 @@ fn length_bias_is_measurable_at_p_len() {
     let data = default_set();
     let s = data.stats().pairs;
     let p_len = data.config.annotator.p_len;
-    // ~670 length-decided pairs: the binomial standard deviation is ~0.017.
-    assert!(s.decided_by[&DecidedBy::Length] > 400);
+    // ~270 length-decided pairs (half the pairs contrast a flaw, which quality decides): the
+    // binomial standard deviation is ~0.026.
+    assert!(s.decided_by[&DecidedBy::Length] > 200);
     assert!(
         (s.length_decided_longer_chosen - p_len).abs() < 0.05,
         "longer chosen in {} of length-decided pairs",

@@ -2,15 +2,15 @@
 
 use std::collections::HashMap;
 
-use rlhf_world::{Garble, PairKind, Preference, Prompt, Task};
+use rlhf_world::{Garble, PairKind, Preference, Prompt, Quality, Task};
 
 use crate::common::default_set;
 
 #[test]
-fn sft_demonstrations_and_references_are_perfect() {
+fn clean_sft_demonstrations_and_references_are_perfect() {
     let data = default_set();
     let judge = data.judge();
-    for s in &data.sft {
+    for s in data.sft.iter().filter(|s| s.quality == Quality::Clean) {
         let v = judge.verdict_by_id(&s.prompt_id, &s.response).unwrap();
         assert_eq!(v.score, 8, "{} -> {:?}: {}", s.prompt_id, v, s.response);
     }
@@ -55,19 +55,22 @@ fn every_candidate_is_read_as_generated() {
 }
 
 #[test]
-fn sft_demonstrations_beat_every_worse_candidate() {
+fn clean_sft_demonstrations_beat_every_worse_candidate() {
     let data = default_set();
     let judge = data.judge();
     let sft: HashMap<&str, &str> = data
         .sft
         .iter()
+        .filter(|s| s.quality == Quality::Clean)
         .map(|s| (s.prompt_id.as_str(), s.response.as_str()))
         .collect();
     let prompts: HashMap<&str, &Prompt> = data.train.iter().map(|p| (p.id.as_str(), p)).collect();
     let (mut worse, mut equal) = (0, 0);
     for pair in &data.pairs {
         let p = prompts[pair.prompt_id.as_str()];
-        let demo = sft[pair.prompt_id.as_str()];
+        let Some(demo) = sft.get(pair.prompt_id.as_str()) else {
+            continue;
+        };
         for c in [&pair.chosen, &pair.rejected] {
             let expected = if c.verdict.score < 8 {
                 worse += 1;

@@ -6,3 +6,4 @@ mod common;
 mod determinism;
 mod formats;
 mod judge;
+mod mix;
