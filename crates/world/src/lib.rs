@@ -8,12 +8,16 @@
 //! - **Prompts** across 17 task families mapped onto AlignBench's 8 categories (arithmetic,
 //!   logic, facts about the world, translation, antonyms, advice, unsafe requests, short
 //!   writing, role-play with follow-up turns); a train set and a held-out eval set.
-//! - **SFT demonstrations**: one correct, harmless, fluent answer per training prompt, concise
-//!   or verbose.
+//! - **SFT demonstrations**: one per training prompt, of declared mixed quality: 36.5 % are
+//!   flawed by design ([`Quality`]: a wrong entity or term, a non-answer, compliance with an
+//!   unsafe request, the other language), the shares set by [`SftMix`]; concise, verbose or
+//!   padded.
 //! - **Preference pairs** between candidates of controlled quality (correct or wrong, harmless
-//!   or rude/harmful, fluent or garbled, concise or padded), labelled by a simulated annotator
-//!   who follows helpfulness > harmlessness > fluency with noise and prefers the longer of two
-//!   equally good responses with probability `p_len`; plus exact ties and 3-cycles.
+//!   or rude/harmful, fluent or garbled, concise or padded): contrast pairs (a clean response
+//!   against one with a flaw of the SFT mix) and pairs sampled from a simulated SFT model,
+//!   labelled by a simulated annotator who follows helpfulness > harmlessness > fluency with
+//!   noise and prefers the longer of two equally good responses with probability `p_len`; plus
+//!   exact ties and 3-cycles.
 //! - **[`GoldJudge`]**: knows every prompt's answer and reads free text (last number, last
 //!   mentioned term, keywords, refusals, harmful markers, fluency rules); scores 1–8 and compares
 //!   without any length preference.
@@ -24,8 +28,10 @@
 //! | `world` | [`World`], [`Person`], [`City`] |
 //! | `record` | [`Prompt`], [`AnswerKey`], [`Message`], [`SftRecord`], [`Style`] |
 //! | `judge` | [`GoldJudge`], [`Verdict`], [`Preference`], [`FluencyIssue`], summaries |
+//! | `quality` | [`Quality`], [`SftMix`]: the declared flaws of the SFT set |
+//! | `sft`, `pairs` | generation of the demonstrations and of the pairs |
 //! | `annotator` | [`AnnotatorConfig`], [`annotate`], [`DecidedBy`] |
-//! | `dataset` | [`WorldConfig`], [`Dataset`], [`PairRecord`], [`Candidate`] |
+//! | `dataset` | [`WorldConfig`], [`Dataset`], [`PairRecord`], [`PairSource`], [`Candidate`] |
 //! | `io` | file names, [`Dataset::write`], readers, [`PairMeta`] |
 //! | `stats` | [`DatasetStats`] |
 //!
