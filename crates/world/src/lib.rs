@@ -60,6 +60,7 @@ mod lexicon;
 mod pairs;
 mod quality;
 mod record;
+mod render;
 mod response;
 mod sft;
 mod stats;

@@ -59,7 +59,7 @@ impl Quality {
     }
 
     /// Whether the flaw can be put into a response to a prompt of `task` (by construction;
-    /// [`eligible_flaws`] also checks that the gold judge sees it).
+    /// the generator also checks that the gold judge sees it).
     ///
     /// - `wrong`: only tasks whose right answer the prompt itself (or the closed vocabulary)
     ///   decides: translation, extraction, antonyms, advice, writing. A wrong fact about a
