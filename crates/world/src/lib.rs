@@ -29,6 +29,7 @@
 //! | `record` | [`Prompt`], [`AnswerKey`], [`Message`], [`SftRecord`], [`Style`] |
 //! | `judge` | [`GoldJudge`], [`Verdict`], [`Preference`], [`FluencyIssue`], summaries |
 //! | `quality` | [`Quality`], [`SftMix`]: the declared flaws of the SFT set |
+//! | `task`, `render` | task instances, their answers, keys and prompts; rendering responses |
 //! | `sft`, `pairs` | generation of the demonstrations and of the pairs |
 //! | `annotator` | [`AnnotatorConfig`], [`annotate`], [`DecidedBy`] |
 //! | `dataset` | [`WorldConfig`], [`Dataset`], [`PairRecord`], [`PairSource`], [`Candidate`] |
