@@ -1,5 +1,13 @@
-//! `rlhf bench core`: forward, forward+backward, a pairwise reward step and KV-cache greedy
-//! generation on the "tiny-bench" Llama config, written as JSON.
+//! `rlhf bench core|ops|reward|dpo|ppo`: timings written as JSON, on the "tiny-bench" Llama
+//! config or, with `--shape NAME|DIR`, a randomly initialised model of a real checkpoint's
+//! shape (configs/shapes/).
+//!
+//! Every step reports tokens/s and achieved FLOP/s, and MFU given `--peak-tflops`. FLOPs are
+//! counted with the usual rule ([`ModelConfig::forward_flops_per_token`]): a forward pass costs
+//! `2·N + 4·L·seq·heads·head_dim` per token (`N` the parameters in matrix products, the LM
+//! head included where logits are computed), a training pass three times that. The PPO step
+//! counts its generation as one forward per sequence token, the reference, reward and value
+//! forwards, and the actor and critic training passes.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -29,6 +37,11 @@ pub(crate) enum Suite {
     /// One DPO step (8 pairs, tiny-bench): the reference's forward and the policy's forward,
     /// sigmoid-DPO loss, backward, clipping and AdamW.
     Dpo,
+    /// One SFT step (`--batch` rows of `--seq` tokens, the second half the reply): forward,
+    /// NLL on the reply, backward, clipping and AdamW.
+    Sft,
+    /// Greedy KV-cache generation: `--batch` prompts of 64 tokens, `--new-tokens` new each.
+    Generate,
     /// One PPO step (tiny-bench; `--batch` prompts of 64 tokens, 32 sampled new tokens):
     /// generation, reference log-probs, values, reward, GAE, one fused policy+value
     /// backward and AdamW on actor and critic; phase shares and the memory plan.
@@ -52,12 +65,71 @@ pub(crate) struct BenchArgs {
     /// Sequence length.
     #[arg(long, default_value_t = 128)]
     seq: usize,
-    /// New tokens for the generation measurement.
-    #[arg(long, default_value_t = 64)]
-    new_tokens: usize,
+    /// New tokens: of the generation measurement (`core`, default 64) or of each PPO response
+    /// (`ppo`, default 32).
+    #[arg(long)]
+    new_tokens: Option<usize>,
     /// Where to write the JSON result.
     #[arg(long, default_value = "target/bench/result.json")]
     out: PathBuf,
+    /// A real checkpoint's shape instead of tiny-bench: `qwen2-0.5b`, `qwen2-1.5b`,
+    /// `llama-3.2-1b`, `glm-4-9b` or a directory with a `config.json` (random weights).
+    #[arg(long)]
+    shape: Option<String>,
+    /// The device's peak dense TFLOP/s in the benchmark's dtype, to report MFU (e.g. 989 for
+    /// an H100 in bf16).
+    #[arg(long)]
+    peak_tflops: Option<f64>,
+    /// Compute precision of the reward and DPO steps: f32, or bf16 on f32 master weights
+    /// (the trainers' `precision`); the other suites run f32.
+    #[arg(long, default_value = "f32")]
+    precision: rlhf_core::Precision,
+}
+
+/// The benchmark's model config and its name.
+fn bench_model(a: &BenchArgs) -> anyhow::Result<(ModelConfig, String)> {
+    match &a.shape {
+        Some(s) => Ok((crate::shape::shape_config(s)?, s.clone())),
+        None => Ok((ModelConfig::tiny_bench(), "tiny-bench".into())),
+    }
+}
+
+/// `{"gflop_per_s", "mfu"?}` of `flops` done in `secs`.
+fn achieved(flops: f64, secs: f64, peak_tflops: Option<f64>) -> serde_json::Value {
+    let per_s = flops / secs;
+    let mut v = json!({"gflop": flops / 1e9, "gflop_per_s": per_s / 1e9});
+    if let Some(p) = peak_tflops {
+        v["mfu"] = json!(per_s / (p * 1e12));
+    }
+    v
+}
+
+/// The memory plan's peak against the process's measured peak resident set (`VmHWM`), MiB.
+fn memory_json(plan: &rlhf_train::MemoryPlan) -> serde_json::Value {
+    let mib = |b: f64| b / (1024.0 * 1024.0);
+    let planned = mib(plan.peak_bytes() as f64);
+    let measured = rlhf_train::peak_rss_bytes().map(|b| mib(b as f64));
+    json!({
+        "plan_peak_mib": planned,
+        "measured_peak_rss_mib": measured,
+        "plan_over_measured": measured.map(|m| planned / m),
+        "plan": plan,
+    })
+}
+
+/// The `config` object every suite writes.
+fn config_json(a: &BenchArgs, model: &str, cfg: &ModelConfig) -> serde_json::Value {
+    json!({
+        "model": model, "params": cfg.num_params(), "vocab": cfg.vocab_size,
+        "hidden": cfg.hidden_size, "layers": cfg.num_layers, "heads": cfg.num_heads,
+        "kv_heads": cfg.num_kv_heads, "tied_embeddings": cfg.tie_word_embeddings,
+        "batch": a.batch, "seq": a.seq, "iters": a.iters, "dtype": "f32",
+        "device": a.device.to_string(),
+        "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()),
+        "kernels": kernels_label(),
+        "precision": format!("{:?}", a.precision).to_lowercase(),
+        "flop_rule": "forward 2N + 4·L·seq·heads·head_dim per token; training 3× forward",
+    })
 }
 
 fn rows(batch: usize, seq: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
@@ -88,7 +160,7 @@ fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
 }
 
 fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<serde_json::Value> {
-    let cfg = ModelConfig::tiny_bench();
+    let (cfg, name) = bench_model(a)?;
     let (b, t) = (a.batch, a.seq);
     let batch = TokenBatch::from_rows(&rows(b, t, cfg.vocab_size, 1), 0, PadSide::Right);
     let tokens = (b * t) as f64;
@@ -108,33 +180,61 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
     });
 
     // Pairwise reward step (8 pairs = 16 sequences): the reward crate's own train step.
-    let reward = rlhf_reward::bench_train_step::<A>(b, t, a.iters, &dev);
+    let reward = rlhf_reward::bench_train_step::<A>(&cfg, b, t, a.iters, a.precision, &dev);
     let reward_step = reward.ms_per_step / 1e3;
 
     let prompts = rows(b, 64, cfg.vocab_size, 3);
-    let gen_cfg = GenerationConfig::greedy(a.new_tokens, 0);
+    let new_tokens = a.new_tokens.unwrap_or(64);
+    let gen_cfg = GenerationConfig::greedy(new_tokens, 0);
     let gen_iters = a.iters.clamp(1, 3);
     let generation = time(gen_iters, || {
         let out = generate(&model, &prompts, &gen_cfg, &dev).expect("generation");
-        assert_eq!(out.new_ids[0].len(), a.new_tokens);
+        assert_eq!(out.new_ids[0].len(), new_tokens);
     });
 
+    let f_lm = cfg.forward_flops_per_token(t, true) * tokens;
+    let f_rm = 3.0 * cfg.forward_flops_per_token(t, false) * 2.0 * tokens;
     Ok(json!({
         "suite": "core",
-        "config": {
-            "model": "tiny-bench (vocab 8192, hidden 256, 4 layers, 4 heads, 4 KV heads, intermediate 688)",
-            "batch": b, "seq": t, "dtype": "f32", "iters": a.iters,
-            "device": a.device.to_string(),
-            "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label(),
-            "params": cfg.num_params(),
-        },
-        "forward": { "ms": fwd * 1e3, "tokens_per_s": tokens / fwd },
-        "forward_backward": { "ms": fwd_bwd * 1e3, "tokens_per_s": tokens / fwd_bwd },
-        "reward_step_8_pairs": { "ms": reward_step * 1e3, "tokens_per_s": 2.0 * tokens / reward_step },
+        "config": config_json(a, &name, &cfg),
+        "forward": { "ms": fwd * 1e3, "tokens_per_s": tokens / fwd, "flops": achieved(f_lm, fwd, a.peak_tflops) },
+        "forward_backward": { "ms": fwd_bwd * 1e3, "tokens_per_s": tokens / fwd_bwd,
+                              "flops": achieved(3.0 * f_lm, fwd_bwd, a.peak_tflops) },
+        "reward_step": { "pairs": b, "ms": reward_step * 1e3, "tokens_per_s": 2.0 * tokens / reward_step,
+                         "flops": achieved(f_rm, reward_step, a.peak_tflops) },
         "greedy_generation": {
-            "prompt_len": 64, "new_tokens": a.new_tokens,
-            "ms": generation * 1e3, "new_tokens_per_s": (b * a.new_tokens) as f64 / generation,
+            "prompt_len": 64, "new_tokens": new_tokens,
+            "ms": generation * 1e3, "new_tokens_per_s": (b * new_tokens) as f64 / generation,
         },
+    }))
+}
+
+/// Greedy KV-cache generation of `--new-tokens` tokens after 64-token prompts, `--batch` rows.
+fn generation<B: Backend>(a: &BenchArgs, dev: B::Device) -> anyhow::Result<serde_json::Value> {
+    let (cfg, name) = bench_model(a)?;
+    let (prompt_len, new_tokens) = (64, a.new_tokens.unwrap_or(128));
+    let model = CausalLm::<B>::init(&cfg, 0.02, 0, &dev);
+    let prompts = rows(a.batch, prompt_len, cfg.vocab_size, 3);
+    let gen_cfg = GenerationConfig::greedy(new_tokens, 0);
+    let secs = time(a.iters.clamp(1, 3), || {
+        let out = generate(&model, &prompts, &gen_cfg, &dev).expect("generation");
+        assert_eq!(out.new_ids[0].len(), new_tokens);
+    });
+    // Prefill: every prompt token at the prompt length; decode: each new token at its context.
+    let prefill = cfg.forward_flops_per_token(prompt_len, true) * (a.batch * prompt_len) as f64;
+    let decode: f64 = (0..new_tokens)
+        .map(|i| cfg.forward_flops_per_token(prompt_len + i + 1, true))
+        .sum::<f64>()
+        * a.batch as f64;
+    Ok(json!({
+        "suite": "generate",
+        "config": config_json(a, &name, &cfg),
+        "greedy_generation": {
+            "batch": a.batch, "prompt_len": prompt_len, "new_tokens": new_tokens,
+            "ms": secs * 1e3, "new_tokens_per_s": (a.batch * new_tokens) as f64 / secs,
+            "flops": achieved(prefill + decode, secs, a.peak_tflops),
+        },
+        "memory": {"measured_peak_rss_mib": rlhf_train::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))},
     }))
 }
 
@@ -252,36 +352,90 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
         Suite::Core => with_backend!(a.device, |B, dev| core::<Autodiff<B>>(&a, dev))?,
         Suite::Ops => with_backend!(a.device, |B, dev| ops::<B>(&a, dev))?,
         Suite::Reward => with_backend!(a.device, |B, dev| {
-            let r = rlhf_reward::bench_train_step::<Autodiff<B>>(a.batch, a.seq, a.iters, &dev);
+            let (cfg, name) = bench_model(&a)?;
+            let r = rlhf_reward::bench_train_step::<Autodiff<B>>(
+                &cfg,
+                a.batch,
+                a.seq,
+                a.iters,
+                a.precision,
+                &dev,
+            );
+            let tokens = (2 * r.pairs * r.seq) as f64;
+            let flops = 3.0 * cfg.forward_flops_per_token(r.seq, false) * tokens;
+            let plan = rlhf_train::MemoryPlan::reward(&cfg, a.batch, a.seq, false);
+            eprint!("{}", plan.to_table());
             Ok::<_, anyhow::Error>(json!({
                 "suite": "reward",
-                "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "iters": r.iters,
-                           "params": r.params, "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
-                "reward_step": {"ms": r.ms_per_step, "tokens_per_s": r.tokens_per_s},
+                "memory": memory_json(&plan),
+                "config": config_json(&a, &name, &cfg),
+                "reward_step": {"pairs": r.pairs, "ms": r.ms_per_step, "tokens_per_s": r.tokens_per_s,
+                                "params": r.params,
+                                "flops": achieved(flops, r.ms_per_step / 1e3, a.peak_tflops)},
             }))
         })?,
         Suite::Dpo => with_backend!(a.device, |B, dev| {
-            let r = rlhf_policy_dpo::bench_dpo_step::<Autodiff<B>>(a.batch, a.seq, a.iters, &dev);
+            let (cfg, name) = bench_model(&a)?;
+            let r = rlhf_policy_dpo::bench_dpo_step::<Autodiff<B>>(
+                &cfg,
+                a.batch,
+                a.seq,
+                a.iters,
+                a.precision,
+                &dev,
+            );
+            // The reference's forward and the policy's training pass over 2·pairs rows.
+            let tokens = (2 * r.pairs * r.seq) as f64;
+            let flops = 4.0 * cfg.forward_flops_per_token(r.seq, true) * tokens;
+            let plan = rlhf_train::MemoryPlan::dpo(&cfg, a.batch, a.seq, r.reply, true, false);
+            eprint!("{}", plan.to_table());
             Ok::<_, anyhow::Error>(json!({
                 "suite": "dpo",
-                "config": {"model": "tiny-bench", "pairs": r.pairs, "seq": r.seq, "reply": r.reply,
-                           "iters": r.iters, "params": r.params, "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
-                "dpo_step": {"ms": r.ms_per_step, "reference_forward_ms": r.reference_ms,
-                             "policy_step_ms": r.policy_step_ms},
+                "memory": memory_json(&plan),
+                "config": config_json(&a, &name, &cfg),
+                "dpo_step": {"pairs": r.pairs, "reply": r.reply, "ms": r.ms_per_step,
+                             "reference_forward_ms": r.reference_ms, "policy_step_ms": r.policy_step_ms,
+                             "tokens_per_s": tokens / (r.ms_per_step / 1e3),
+                             "flops": achieved(flops, r.ms_per_step / 1e3, a.peak_tflops)},
+            }))
+        })?,
+        Suite::Generate => with_backend!(a.device, |B, dev| generation::<B>(&a, dev))?,
+        Suite::Sft => with_backend!(a.device, |B, dev| {
+            let (cfg, name) = bench_model(&a)?;
+            let r = rlhf_sft::bench_sft_step::<Autodiff<B>>(&cfg, a.batch, a.seq, a.iters, &dev);
+            let tokens = (r.rows * r.seq) as f64;
+            // The trunk on every token; the LM head on the reply positions only.
+            let head = 2.0 * (cfg.vocab_size * cfg.hidden_size) as f64 * (r.rows * r.reply) as f64;
+            let flops = 3.0 * (cfg.forward_flops_per_token(r.seq, false) * tokens + head);
+            let plan = rlhf_train::MemoryPlan::sft(&cfg, a.batch, a.seq, r.reply, false);
+            eprint!("{}", plan.to_table());
+            Ok::<_, anyhow::Error>(json!({
+                "suite": "sft",
+                "memory": memory_json(&plan),
+                "config": config_json(&a, &name, &cfg),
+                "sft_step": {"rows": r.rows, "reply": r.reply, "ms": r.ms_per_step,
+                             "tokens_per_s": r.tokens_per_s,
+                             "flops": achieved(flops, r.ms_per_step / 1e3, a.peak_tflops)},
             }))
         })?,
         Suite::Ppo => with_backend!(a.device, |B, dev| {
-            let (prompt_len, new_tokens) = (64, 32);
-            let cfg = ModelConfig::tiny_bench();
-            let plan = rlhf_policy_ppo::MemoryPlan::estimate(
-                &cfg, &cfg, a.batch, a.batch, prompt_len, new_tokens, 4,
+            let (prompt_len, new_tokens) = (64, a.new_tokens.unwrap_or(32));
+            let (cfg, name) = bench_model(&a)?;
+            let plan = rlhf_policy_ppo::ppo_memory_plan(
+                &cfg, &cfg, a.batch, a.batch, prompt_len, new_tokens, 4, false,
             );
             eprint!("{}", plan.to_table());
             let r = rlhf_policy_ppo::bench_ppo_step::<Autodiff<B>>(
-                a.batch, prompt_len, new_tokens, a.iters, &dev,
+                &cfg, a.batch, prompt_len, new_tokens, a.iters, &dev,
             );
+            let seq = prompt_len + new_tokens;
+            let tokens = (a.batch * seq) as f64;
+            let (lm, scalar) = (
+                cfg.forward_flops_per_token(seq, true),
+                cfg.forward_flops_per_token(seq, false),
+            );
+            // Generation + reference (LM), reward + values (scalar), actor and critic training.
+            let flops = tokens * (2.0 * lm + 2.0 * scalar + 3.0 * (lm + scalar));
             let phases: serde_json::Map<String, serde_json::Value> = r
                 .phases
                 .shares()
@@ -293,13 +447,12 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
             }
             Ok::<_, anyhow::Error>(json!({
                 "suite": "ppo",
-                "config": {"model": "tiny-bench", "prompts": r.prompts, "prompt_len": r.prompt_len,
-                           "new_tokens": r.new_tokens, "iters": r.iters, "params": cfg.num_params(),
-                           "device": a.device.to_string(),
-                           "threads": std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into()), "kernels": kernels_label()},
-                "ppo_step": {"ms": r.ms_per_step, "phases": phases},
-                "memory_plan": r.memory,
-                "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
+                "config": config_json(&a, &name, &cfg),
+                "ppo_step": {"prompts": r.prompts, "prompt_len": r.prompt_len, "new_tokens": r.new_tokens,
+                             "ms": r.ms_per_step, "phases": phases,
+                             "new_tokens_per_s": (r.prompts * r.new_tokens) as f64 / (r.ms_per_step / 1e3),
+                             "flops": achieved(flops, r.ms_per_step / 1e3, a.peak_tflops)},
+                "memory": memory_json(&plan),
             }))
         })?,
     };

@@ -50,3 +50,33 @@ pub(crate) fn no_cuda<T>() -> anyhow::Result<T> {
 pub(crate) fn parse_device(s: &str) -> Result<DeviceSpec, String> {
     s.parse()
 }
+
+/// Prints `plan` on stderr before a trainer allocates, and refuses a plan whose peak exceeds
+/// the device's memory (the CPU's `MemTotal`; a GPU's when `RLHF_DEVICE_MEMORY_GIB` states it).
+///
+/// # Errors
+/// The plan does not fit, with both figures.
+pub(crate) fn show_plan(plan: &rlhf_train::MemoryPlan, device: &DeviceSpec) -> anyhow::Result<()> {
+    eprint!("{}", plan.to_table());
+    let is_cpu = matches!(device, DeviceSpec::Cpu);
+    plan.check_fits(rlhf_train::device_memory_bytes(is_cpu), &device.to_string())
+        .map_err(anyhow::Error::msg)
+}
+
+/// The model config a trainer starts from, without allocating it: `--model DIR`'s
+/// `config.json`, or the random start of `--init` / `--shape` (see [`crate::shape::random_init`]).
+///
+/// # Errors
+/// The config's errors; neither flag given.
+pub(crate) fn start_config(
+    model: Option<&std::path::Path>,
+    init: Option<crate::reward::InitPreset>,
+    shape: Option<&str>,
+    vocab: usize,
+) -> anyhow::Result<rlhf_core::ModelConfig> {
+    if let Some(dir) = model {
+        return Ok(rlhf_core::checkpoint::read_config(dir)?.1);
+    }
+    crate::shape::random_init(init, shape, vocab)?
+        .ok_or_else(|| anyhow::anyhow!("give --model DIR, --init PRESET or --shape NAME"))
+}

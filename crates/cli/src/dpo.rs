@@ -61,6 +61,10 @@ pub(crate) struct TrainDpoArgs {
     /// A random preset instead (tests and smoke runs).
     #[arg(long, value_enum)]
     init: Option<InitPreset>,
+    /// Or a random model of a real checkpoint's shape: `qwen2-0.5b`, `qwen2-1.5b`,
+    /// `llama-3.2-1b`, `glm-4-9b` (configs/shapes/) or a directory with a `config.json`.
+    #[arg(long, conflicts_with_all = ["model", "init"])]
+    shape: Option<String>,
     /// Tokenizer directory (default: the model's, else byte-level ids).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -137,14 +141,14 @@ fn initial_policy<A: AutodiffBackend>(
     vocab: usize,
     dev: &A::Device,
 ) -> anyhow::Result<(CausalLm<A>, ModelConfig)> {
-    match (&a.model, a.init) {
+    match (
+        &a.model,
+        crate::shape::random_init(a.init, a.shape.as_deref(), vocab)?,
+    ) {
         (Some(dir), _) => Ok(load_causal_lm::<A>(dir, LoadOptions::default(), dev)
             .with_context(|| format!("loading the policy from {}", dir.display()))?),
-        (None, Some(preset)) => {
-            let cfg = preset.config(vocab);
-            Ok((CausalLm::init(&cfg, 0.02, a.init_seed, dev), cfg))
-        }
-        (None, None) => bail!("give --model DIR or --init PRESET"),
+        (None, Some(cfg)) => Ok((CausalLm::init(&cfg, 0.02, a.init_seed, dev), cfg)),
+        (None, None) => bail!("give --model DIR, --init PRESET or --shape NAME"),
     }
 }
 
@@ -192,6 +196,17 @@ fn run_train<A: AutodiffBackend>(
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
     let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
+    let start = crate::device::start_config(a.model.as_deref(), a.init, a.shape.as_deref(), vocab)?;
+    let resident = matches!(cfg.reference, rlhf_policy_dpo::ReferenceMode::Resident);
+    let plan = rlhf_train::MemoryPlan::dpo(
+        &start,
+        cfg.batch_pairs,
+        cfg.max_length,
+        cfg.max_length,
+        resident,
+        false,
+    );
+    crate::device::show_plan(&plan, &a.device)?;
     let (train_set, eval_set) = match (&a.eval, a.file_splits) {
         (Some(p), _) => (read_pairs(&a.train, None)?, read_pairs(p, None)?),
         (None, true) => (

@@ -9,6 +9,7 @@
 
 mod annotate;
 mod bench;
+mod check;
 mod commands;
 mod data;
 mod device;
@@ -20,6 +21,7 @@ mod ppo;
 mod progress;
 mod reward;
 mod sft;
+mod shape;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,11 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How trainers show progress: `auto` (burn-train's dashboard when stdout and stderr are
+    /// terminals, else a bar on a terminal stderr, else plain lines), `dashboard`, `bar`,
+    /// `plain` or `off`. Default: `$RLHF_PROGRESS`, else `auto`.
+    #[arg(long, global = true, value_name = "VIEW")]
+    progress: Option<rlhf_train::View>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,6 +48,9 @@ enum Command {
     Score(commands::ScoreArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
+    /// The HF parity fixtures (`../shared/fixtures`) on any device and dtype: log-probs,
+    /// greedy ids and reward scores against transformers' outputs.
+    CheckParity(check::CheckParityArgs),
     #[command(flatten)]
     Reward(reward::RewardCommand),
     #[command(flatten)]
@@ -66,13 +76,22 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| rlhf_train::LogWriter)
         .init();
     let cli = Cli::parse();
+    match cli.progress.map(Ok).or_else(progress::view_from_env) {
+        Some(Ok(v)) => rlhf_train::set_view(v),
+        Some(Err(e)) => {
+            eprintln!("error: RLHF_PROGRESS: {e}");
+            std::process::exit(2);
+        }
+        None => {}
+    }
     let result = match cli.command {
         Command::Logprobs(a) => commands::logprobs(a),
         Command::Generate(a) => commands::generate(a),
         Command::Score(a) => commands::score(a),
+        Command::CheckParity(a) => check::check_parity(a),
         Command::Bench(a) => bench::run(a),
         Command::Reward(c) => reward::run(c),
         Command::Dpo(c) => dpo::run(c),

@@ -41,8 +41,8 @@ use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
-    MemoryPlan, PpoConfig, PpoData, PpoModels, RewardModel, encode_prompts, encode_sft,
-    export_actor, read_prompts, read_sft, train_with,
+    PpoConfig, PpoData, PpoModels, RewardModel, encode_prompts, encode_sft, export_actor,
+    ppo_memory_plan, read_prompts, read_sft, train_with,
 };
 use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,9 @@ pub(crate) struct PpoPaths {
     pub critic: Option<PathBuf>,
     /// Tokenizer directory.
     pub tokenizer: Option<PathBuf>,
-    /// A random preset instead of checkpoints: `tiny-llama`, `small` or `tiny-bench`.
+    /// A random start instead of checkpoints: a preset (`tiny-llama`, `small`, `tiny-bench`) or a
+    /// real checkpoint's shape (`qwen2-0.5b`, `qwen2-1.5b`, `llama-3.2-1b`, `glm-4-9b`, or a
+    /// directory with a `config.json`).
     pub init: Option<String>,
     /// Seed of the random preset.
     #[serde(default)]
@@ -134,13 +136,23 @@ pub(crate) struct PpoFile {
     pub ppo: PpoConfig,
 }
 
-fn preset(name: &str) -> anyhow::Result<InitPreset> {
-    Ok(match name {
+/// The random start `init` names: a preset (`tiny-llama`, `small`, `tiny-bench`) sized to
+/// `vocab`, or a real checkpoint's shape (`qwen2-0.5b`, … or a directory; see `--shape`).
+fn init_config(name: &str, vocab: usize) -> anyhow::Result<ModelConfig> {
+    let p = match name {
         "tiny-llama" | "tiny" => InitPreset::TinyLlama,
         "small" => InitPreset::Small,
         "tiny-bench" => InitPreset::TinyBench,
-        other => bail!("init: unknown preset `{other}` (tiny-llama, small, tiny-bench)"),
-    })
+        shape => {
+            let c = crate::shape::random_init(None, Some(shape), vocab).with_context(|| {
+                format!(
+                    "init: `{name}` is neither a preset (tiny-llama, small, tiny-bench) nor a usable shape"
+                )
+            })?;
+            return c.context("init: no shape");
+        }
+    };
+    Ok(p.config(vocab))
 }
 
 /// Splits a config object into paths and `PpoConfig`, validating both (no file is touched).
@@ -160,7 +172,7 @@ pub(crate) fn parse_ppo_value(v: serde_json::Value) -> anyhow::Result<PpoFile> {
     ppo.validate()?;
     match (&paths.init, &paths.policy, &paths.reward_model) {
         (Some(p), None, None) => {
-            preset(p)?;
+            init_config(p, BYTE_VOCAB)?;
         }
         (Some(_), _, _) => bail!("give either `init` or `policy` + `reward_model`, not both"),
         (None, Some(_), Some(_)) => {}
@@ -250,7 +262,7 @@ fn load_models<A: AutodiffBackend>(
 ) -> anyhow::Result<Loaded<A>> {
     let opts = LoadOptions::default();
     if let Some(name) = &p.init {
-        let cfg = preset(name)?.config(vocab);
+        let cfg = init_config(name, vocab)?;
         let rm = ScalarModel::<A>::init(&cfg, 0.02, p.init_seed + 1, dev);
         return Ok(Loaded {
             actor: CausalLm::init(&cfg, 0.02, p.init_seed, dev),
@@ -344,7 +356,7 @@ fn run_train<A: AutodiffBackend>(
     };
     let data = PpoData { eos_ids, ..data };
     let longest = data.prompts.iter().map(|x| x.ids.len()).max().unwrap_or(0);
-    let plan = MemoryPlan::estimate(
+    let plan = ppo_memory_plan(
         &m.policy_cfg,
         &m.value_cfg,
         cfg.batch_prompts,
@@ -352,6 +364,7 @@ fn run_train<A: AutodiffBackend>(
         longest,
         cfg.max_new_tokens,
         4,
+        false,
     );
     eprint!("{}", plan.to_table());
     let policy_cfg = m.policy_cfg.clone();

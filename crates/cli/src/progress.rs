@@ -14,3 +14,10 @@ pub(crate) fn bar(total: usize, what: &str) -> ProgressBar {
 pub(crate) fn stop_after_env() -> Option<usize> {
     std::env::var("RLHF_STOP_AFTER").ok()?.parse().ok()
 }
+
+/// `RLHF_PROGRESS`: the trainers' progress view when `--progress` is not given (the pipeline
+/// sets it for its stages); `None` when unset.
+pub(crate) fn view_from_env() -> Option<Result<rlhf_train::View, String>> {
+    let v = std::env::var("RLHF_PROGRESS").ok()?;
+    Some(v.parse())
+}

@@ -99,6 +99,10 @@ pub(crate) struct TrainArgs {
     /// Start from a random preset instead of a checkpoint.
     #[arg(long, value_enum)]
     init: Option<InitPreset>,
+    /// Or a random model of a real checkpoint's shape: `qwen2-0.5b`, `qwen2-1.5b`,
+    /// `llama-3.2-1b`, `glm-4-9b` (configs/shapes/) or a directory with a `config.json`.
+    #[arg(long, conflicts_with_all = ["model", "init"])]
+    shape: Option<String>,
     /// Tokenizer directory (default: the model's, else byte-level ids).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -187,7 +191,10 @@ fn initial_model<A: AutodiffBackend>(
     dev: &A::Device,
 ) -> anyhow::Result<(ScalarModel<A>, ModelConfig)> {
     let opts = LoadOptions::default();
-    match (&a.model, a.init) {
+    match (
+        &a.model,
+        crate::shape::random_init(a.init, a.shape.as_deref(), vocab)?,
+    ) {
         (Some(dir), _) => {
             let (hf, _) = read_config(dir)?;
             if hf.is_sequence_classification() {
@@ -200,11 +207,8 @@ fn initial_model<A: AutodiffBackend>(
                 ))
             }
         }
-        (None, Some(preset)) => {
-            let cfg = preset.config(vocab);
-            Ok((ScalarModel::init(&cfg, 0.02, a.init_seed, dev), cfg))
-        }
-        (None, None) => bail!("give --model DIR or --init PRESET"),
+        (None, Some(cfg)) => Ok((ScalarModel::init(&cfg, 0.02, a.init_seed, dev), cfg)),
+        (None, None) => bail!("give --model DIR, --init PRESET or --shape NAME"),
     }
 }
 
@@ -248,6 +252,9 @@ fn run_train<A: AutodiffBackend>(
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
     let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
+    let start = crate::device::start_config(a.model.as_deref(), a.init, a.shape.as_deref(), vocab)?;
+    let plan = rlhf_train::MemoryPlan::reward(&start, cfg.batch_pairs, cfg.max_length, false);
+    crate::device::show_plan(&plan, &a.device)?;
     let (train_set, eval_set) = match (&a.eval, a.file_splits) {
         (Some(p), _) => (read_pairs(&a.train, None)?, read_pairs(p, None)?),
         (None, true) => (

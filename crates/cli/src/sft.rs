@@ -68,6 +68,10 @@ pub(crate) struct SftArgs {
     /// Or from a random preset (the embedded default uses `small`).
     #[arg(long, value_enum)]
     init: Option<InitPreset>,
+    /// Or a random model of a real checkpoint's shape: `qwen2-0.5b`, `qwen2-1.5b`,
+    /// `llama-3.2-1b`, `glm-4-9b` (configs/shapes/) or a directory with a `config.json`.
+    #[arg(long, conflicts_with_all = ["model", "init"])]
+    shape: Option<String>,
     /// Tokenizer directory (default: the model's, else byte-level ids).
     #[arg(long)]
     tokenizer: Option<PathBuf>,
@@ -140,6 +144,15 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
     let tok = load_tokenizer(a.tokenizer.as_deref(), a.model.as_deref())?;
     let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
+    let start = crate::device::start_config(a.model.as_deref(), a.init, a.shape.as_deref(), vocab)?;
+    let plan = rlhf_train::MemoryPlan::sft(
+        &start,
+        cfg.batch_size,
+        cfg.max_length,
+        cfg.max_length,
+        false,
+    );
+    crate::device::show_plan(&plan, &a.device)?;
     let train_set: Vec<SftRecord> = read_sft(&a.train)?;
     let eval_set = match &a.eval {
         Some(p) => read_sft(p)?,
@@ -147,11 +160,11 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
     };
     let tr = encode_sft(&encoder, &train_set, cfg.max_length)?;
     let ev = encode_sft(&encoder, &eval_set, cfg.max_length)?;
-    let (model, model_cfg): (CausalLm<A>, ModelConfig) = match (&a.model, a.init) {
+    let start = crate::shape::random_init(a.init, a.shape.as_deref(), vocab)?;
+    let (model, model_cfg): (CausalLm<A>, ModelConfig) = match (&a.model, start) {
         (Some(dir), _) => load_causal_lm::<A>(dir, LoadOptions::default(), &dev)
             .with_context(|| format!("loading {}", dir.display()))?,
-        (None, Some(p)) => {
-            let mut c = p.config(vocab);
+        (None, Some(mut c)) => {
             if let Some(t) = &tok {
                 c.pad_token_id = Some(encoder.pad_id());
                 c.bos_token_id = t.bos_id();
@@ -159,7 +172,7 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
             }
             (CausalLm::init(&c, 0.02, a.init_seed, &dev), c)
         }
-        (None, None) => bail!("give --model DIR or --init PRESET"),
+        (None, None) => bail!("give --model DIR, --init PRESET or --shape NAME"),
     };
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))

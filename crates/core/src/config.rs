@@ -608,6 +608,38 @@ impl ModelConfig {
         }
     }
 
+    /// Parameters that take part in a matrix product per token: the layers' projections and
+    /// MLP (not norms or biases) and, with `lm_head`, the `[vocab, hidden]` output projection
+    /// (tied or not: the product happens either way). The embedding lookup is not a product.
+    pub fn matmul_params(&self, lm_head: bool) -> usize {
+        let d = self.hidden_size;
+        let q = self.num_heads * self.head_dim;
+        let kv = self.num_kv_heads * self.head_dim;
+        let layer = d * (q + 2 * kv) + q * d + 3 * d * self.intermediate_size;
+        layer * self.num_layers + if lm_head { self.vocab_size * d } else { 0 }
+    }
+
+    /// Forward FLOPs per token of a sequence of `seq` tokens, the usual counting rule
+    /// (Kaplan et al. 2020; PaLM's MFU): `2·N` for the matrix products (`N` =
+    /// [`ModelConfig::matmul_params`]) plus `4·L·seq·(heads·head_dim)` for attention (`QKᵀ` and
+    /// `AV` over the full square, causal masking not discounted). A training step costs three
+    /// times this per token (`6·N + 12·L·seq·heads·head_dim`).
+    pub fn forward_flops_per_token(&self, seq: usize, lm_head: bool) -> f64 {
+        let attn = 4.0 * (self.num_layers * seq * self.num_heads * self.head_dim) as f64;
+        2.0 * self.matmul_params(lm_head) as f64 + attn
+    }
+
+    /// Parameters of a scalar (reward/value) model built from this config: the causal LM's
+    /// without a separate LM head, plus the `[hidden, 1]` score head.
+    pub fn scalar_num_params(&self) -> usize {
+        let lm_head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * self.hidden_size
+        };
+        self.num_params() - lm_head + self.hidden_size
+    }
+
     /// Number of parameters of a causal LM built from this config.
     pub fn num_params(&self) -> usize {
         let d = self.hidden_size;
@@ -619,5 +651,27 @@ impl ModelConfig {
         let layer = attn + mlp + norms;
         let emb = self.vocab_size * d;
         emb + layer * self.num_layers + d + if self.tie_word_embeddings { 0 } else { emb }
+    }
+}
+
+#[cfg(test)]
+mod flop_tests {
+    use super::*;
+
+    #[test]
+    fn flops_per_token_of_tiny_bench_worked_by_hand() {
+        // tiny-bench: vocab 8192, hidden 256, 4 layers, 4 heads × 64, 4 KV heads, MLP 688.
+        // Per layer: q,k,v 256·(256+256+256) = 196,608; o 256·256 = 65,536;
+        // gate, up, down 3·256·688 = 528,384; together 790,528; × 4 layers = 3,162,112.
+        // LM head 8192·256 = 2,097,152 → N = 5,259,264.
+        let c = ModelConfig::tiny_bench();
+        assert_eq!(c.matmul_params(false), 3_162_112);
+        assert_eq!(c.matmul_params(true), 5_259_264);
+        // Forward at seq 128: 2·5,259,264 + 4·4·128·256 = 10,518,528 + 524,288.
+        assert_eq!(c.forward_flops_per_token(128, true), 11_042_816.0);
+        assert_eq!(
+            c.forward_flops_per_token(128, false),
+            6_324_224.0 + 524_288.0
+        );
     }
 }

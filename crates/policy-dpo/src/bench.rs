@@ -61,16 +61,19 @@ pub fn synthetic_examples(pairs: usize, seq: usize, reply: usize, vocab: usize) 
         .collect()
 }
 
-/// Times one DPO step on `ModelConfig::tiny_bench()`: the reference forward (inference) and
+/// Times one DPO step on a random model of shape `cfg` (`ModelConfig::tiny_bench()` for
+/// `rlhf bench dpo`): the reference forward (inference) and
 /// the policy's forward + sigmoid-DPO loss + backward + clipping + AdamW; one warm-up step,
 /// then the mean of `iters`.
 ///
 /// # Panics
 /// If an argument is 0 or `reply > seq - 1`.
 pub fn bench_dpo_step<B: AutodiffBackend>(
+    cfg: &ModelConfig,
     pairs: usize,
     seq: usize,
     iters: usize,
+    precision: rlhf_core::Precision,
     device: &B::Device,
 ) -> DpoBench {
     assert!(
@@ -78,11 +81,10 @@ pub fn bench_dpo_step<B: AutodiffBackend>(
         "pairs, seq and iters must be > 0"
     );
     let reply = seq / 2;
-    let cfg = ModelConfig::tiny_bench();
     let ex = synthetic_examples(pairs, seq, reply, cfg.vocab_size);
     let refs: Vec<&DpoExample> = ex.iter().collect();
     let batch = collate_examples(&refs, 0);
-    let mut policy = CausalLm::<B>::init(&cfg, 0.02, 1, device);
+    let mut policy = CausalLm::<B>::init(cfg, 0.02, 1, device);
     let reference = policy.valid();
     let mut optim = AdamWConfig::new()
         .with_epsilon(1e-8)
@@ -106,7 +108,7 @@ pub fn bench_dpo_step<B: AutodiffBackend>(
             &loss,
             Some(1.0),
             1e-6,
-            rlhf_core::Precision::F32,
+            precision,
             device,
         )
         .0;

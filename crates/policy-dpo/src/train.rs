@@ -8,14 +8,14 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{CausalLm, Precision};
 use rlhf_reward::{PairCollator, PreferencePair};
 use rlhf_train::{
-    Collective, FitArgs, FitState, Gather, GradSum, LrSchedule, Objective, Reduction, RunDir,
-    Scale, Solo, StepOut, TrainError, TrainOptions, TrainStatus, clip_and_step, fit,
+    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
+    StepOut, TrainError, TrainOptions, TrainStatus, accumulate, clip_and_step, fit,
     load_module_record, progress_bar, save_module_record, shard_range,
 };
 
@@ -140,20 +140,17 @@ where
         grad_norm: 0.0,
         pairs: PairStats::default(),
     };
-    let mut grads = GradSum::default();
-    for (batch, reference) in batches {
+    let acc = accumulate(&policy, batches, |policy, (batch, reference)| {
         let share = batch.n as f64 / total as f64;
-        let (loss, pairs) = pair_loss(
-            &policy, batch, reference, share, loss_cfg, precision, device,
-        );
-        stats.pairs.extend(&pairs);
-        stats.loss += loss.clone().into_scalar().elem::<f64>();
-        grads.add(
-            &policy,
-            GradientsParams::from_grads(loss.backward(), &policy),
-        );
+        let (loss, pairs) = pair_loss(policy, batch, reference, share, loss_cfg, precision, device);
+        Ok::<_, std::convert::Infallible>((loss, pairs))
+    });
+    let Ok(acc) = acc;
+    for pairs in &acc.stats {
+        stats.pairs.extend(pairs);
     }
-    let (policy, grad_norm) = clip_and_step(policy, optim, grads.finish(), max_grad_norm, lr);
+    stats.loss = acc.losses.iter().sum();
+    let (policy, grad_norm) = clip_and_step(policy, optim, acc.grads, max_grad_norm, lr);
     stats.grad_norm = grad_norm;
     (policy, stats)
 }

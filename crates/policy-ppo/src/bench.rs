@@ -19,11 +19,12 @@ use serde::{Deserialize, Serialize};
 use crate::advantage::compute_gae;
 use crate::frozen::Frozen;
 use crate::kl::KlEstimator;
-use crate::memory::MemoryPlan;
+use crate::memory::ppo_memory_plan;
 use crate::reward::{sequence_rewards, token_rewards};
 use crate::rollout::rollout;
 use crate::scorer::RewardModel;
 use crate::step::{Minibatch, StepConfig, ppo_step};
+use rlhf_train::MemoryPlan;
 
 /// Mean milliseconds of each phase.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -115,6 +116,7 @@ fn random_rows(rows: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>
 /// # Panics
 /// If an argument is 0, or generation fails (it cannot on these inputs).
 pub fn bench_ppo_step<B: AutodiffBackend>(
+    cfg: &ModelConfig,
     prompts: usize,
     prompt_len: usize,
     new_tokens: usize,
@@ -122,12 +124,11 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
     device: &B::Device,
 ) -> PpoBench {
     assert!(prompts > 0 && prompt_len > 0 && new_tokens > 0 && iters > 0);
-    let cfg = ModelConfig::tiny_bench();
-    let mut actor = CausalLm::<B>::init(&cfg, 0.02, 1, device);
-    let mut critic = ScalarModel::<B>::init(&cfg, 0.02, 2, device);
+    let mut actor = CausalLm::<B>::init(cfg, 0.02, 1, device);
+    let mut critic = ScalarModel::<B>::init(cfg, 0.02, 2, device);
     let mut reference = Frozen::new(actor.valid(), false);
     let mut rm = RewardModel::new(
-        ScalarModel::<B::InnerBackend>::init(&cfg, 0.02, 3, device),
+        ScalarModel::<B::InnerBackend>::init(cfg, 0.02, 3, device),
         false,
     );
     let adam = AdamWConfig::new().with_weight_decay(0.0).with_epsilon(1e-8);
@@ -249,6 +250,6 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
         iters,
         phases,
         ms_per_step: wall * k,
-        memory: MemoryPlan::estimate(&cfg, &cfg, prompts, prompts, prompt_len, new_tokens, 4),
+        memory: ppo_memory_plan(cfg, cfg, prompts, prompts, prompt_len, new_tokens, 4, false),
     }
 }

@@ -37,9 +37,8 @@ use rlhf_core::generate::GenerationConfig;
 use rlhf_core::text::EncodedRow;
 use rlhf_core::{CausalLm, ScalarModel};
 use rlhf_train::{
-    Collective, RunDir, Solo, TrainError, TrainOptions, TrainStatus, agree, apply,
-    epoch_permutation, param_checksum, progress_bar, resume_point, shard_range, u64_chunks,
-    write_config,
+    Collective, Monitor, RunDir, Solo, TrainError, TrainOptions, TrainStatus, agree, apply,
+    epoch_permutation, param_checksum, resume_point, shard_range, u64_chunks, write_config,
 };
 
 use crate::advantage::compute_gae;
@@ -405,7 +404,13 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
 
     let bp = cfg.batch_prompts;
     let mine = shard_range(bp, rank, n_ranks);
-    let pb = progress_bar(opts.progress && main, cfg.total_steps, state.step, "ppo");
+    let mut mon = Monitor::new(
+        opts.progress && main,
+        "ppo",
+        cfg.total_steps,
+        state.step,
+        opts.stop.clone(),
+    );
     let stop_flag = || f64::from(u8::from(opts.stop.load(Ordering::SeqCst)));
     let mut stop_agreed = world.all_reduce_f64(&[stop_flag()], "stop flag")?[0] > 0.0;
     while state.step < cfg.total_steps {
@@ -697,7 +702,8 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                 time_rollout,
                 time_update,
             };
-            pb.set_message(format!("reward {:.3} kl {:.3}", log.shaped_scores, log.kl));
+            let line = format!("reward {:.3} kl {:.3}", log.shaped_scores, log.kl);
+            mon.train(step, &line, &log);
             if main {
                 tracing::info!(
                     step,
@@ -711,7 +717,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
             }
             state.history.push(log);
         }
-        pb.set_position(step as u64);
+        mon.step(step);
         let save_due = cfg.save_steps.is_some_and(|k| step % k == 0) || step == cfg.total_steps;
         if save_due {
             if main {
@@ -720,7 +726,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
             last_saved = Some(step);
         }
     }
-    pb.finish_and_clear();
+    mon.finish();
     if main && !state.history.is_empty() {
         let svg = reward_kl_svg(
             "PPO: reward and KL",

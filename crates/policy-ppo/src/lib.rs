@@ -28,7 +28,7 @@
 //! | `step` | [`ppo_step`], [`ppo_gradients`], [`StepShares`], [`Minibatch`], [`NtpBatch`], [`StepConfig`] |
 //! | `train` | [`train`], [`PpoModels`], [`PpoData`], [`PpoState`], [`PpoOutcome`] |
 //! | `config`, `data` | [`PpoConfig`], prompt and SFT readers and encoders |
-//! | `metrics`, `plot`, `memory`, `bench`, `export` | [`PpoLog`], [`reward_kl_svg`], [`MemoryPlan`], [`bench_ppo_step`], [`export_actor`] |
+//! | `metrics`, `plot`, `memory`, `bench`, `export` | [`PpoLog`], [`reward_kl_svg`], [`ppo_memory_plan`], [`bench_ppo_step`], [`export_actor`] |
 //!
 //! # Example
 //! ```no_run
@@ -103,7 +103,7 @@ pub use fit::{train, train_with};
 pub use frozen::{Frozen, ids_hash, module_fingerprint};
 pub use kl::{AdaptiveKl, KlConfig, KlController, KlEstimator};
 pub use loss::{PolicyLoss, ValueLoss, masked_mean, mean_entropy, policy_loss, value_loss};
-pub use memory::{MemoryPlan, ModelMemory};
+pub use memory::ppo_memory_plan;
 pub use metrics::{PpoLog, append_log, read_logs, write_logs};
 pub use plot::{PlotRun, reward_kl_svg};
 pub use prepare::{prompts_fingerprint, reference_cache_path, reference_generation, run_filter};
@@ -111,6 +111,7 @@ pub use refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
 pub use reward::{TokenRewards, apply_eos_penalty, sequence_rewards, token_rewards};
+pub use rlhf_train::{MemoryPlan, ModelMemory};
 pub use rollout::{Rollout, RolloutTimings, rollout, rollout_rows};
 pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer};
 pub use sequences::{

@@ -40,7 +40,14 @@ fn main() {
         .collect();
     let arg = |i: usize, d: usize| args.get(i).copied().unwrap_or(d);
     let (pairs, seq, iters) = (arg(0, 8), arg(1, 128), arg(2, 5));
-    let ours = bench_train_step::<CpuTrain>(pairs, seq, iters, &FlexDevice);
+    let ours = bench_train_step::<CpuTrain>(
+        &ModelConfig::tiny_bench(),
+        pairs,
+        seq,
+        iters,
+        rlhf_core::Precision::F32,
+        &FlexDevice,
+    );
     let bare = bare_step_ms(pairs, seq, iters);
     let out = serde_json::json!({ "train_step": ours, "bare_step_ms": bare });
     println!(

@@ -29,16 +29,6 @@ pub struct StepBench {
     pub params: usize,
 }
 
-/// Parameters of a scalar model built from `cfg` (the LM head replaced by a `[hidden, 1]` head).
-pub fn scalar_params(cfg: &ModelConfig) -> usize {
-    let lm_head = if cfg.tie_word_embeddings {
-        0
-    } else {
-        cfg.vocab_size * cfg.hidden_size
-    };
-    cfg.num_params() - lm_head + cfg.hidden_size
-}
-
 /// A batch of `pairs` pairs of `seq` pseudo-random tokens each (no padding).
 pub fn synthetic_pair_batch(pairs: usize, seq: usize, vocab: usize, seed: u64) -> PairBatch {
     let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -65,24 +55,26 @@ pub fn synthetic_pair_batch(pairs: usize, seq: usize, vocab: usize, seed: u64) -
 }
 
 /// Times [`train_step`] (forward of 2·`pairs` rows, Bradley–Terry + λ = 1e-3 prior, backward,
-/// global-norm clipping at 1.0, AdamW) on `ModelConfig::tiny_bench()`: one warm-up step, then
-/// the mean of `iters` steps.
+/// global-norm clipping at 1.0, AdamW) on a randomly initialised model of shape `cfg`
+/// (`ModelConfig::tiny_bench()` for `rlhf bench reward`, a real checkpoint's shape with
+/// `--shape`): one warm-up step, then the mean of `iters` steps.
 ///
 /// # Panics
 /// If `pairs`, `seq` or `iters` is 0.
 pub fn bench_train_step<B: AutodiffBackend>(
+    cfg: &ModelConfig,
     pairs: usize,
     seq: usize,
     iters: usize,
+    precision: rlhf_core::Precision,
     device: &B::Device,
 ) -> StepBench {
     assert!(
         pairs > 0 && seq > 0 && iters > 0,
         "pairs, seq and iters must be > 0"
     );
-    let cfg = ModelConfig::tiny_bench();
     let batch = synthetic_pair_batch(pairs, seq, cfg.vocab_size, 2);
-    let mut model = ScalarModel::<B>::init(&cfg, 0.02, 1, device);
+    let mut model = ScalarModel::<B>::init(cfg, 0.02, 1, device);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(0.0)
         .with_epsilon(1e-8)
@@ -97,7 +89,7 @@ pub fn bench_train_step<B: AutodiffBackend>(
             &loss,
             Some(1.0),
             1e-5,
-            rlhf_core::Precision::F32,
+            precision,
             device,
         )
         .0
@@ -115,6 +107,6 @@ pub fn bench_train_step<B: AutodiffBackend>(
         iters,
         ms_per_step: secs * 1e3,
         tokens_per_s: (2 * pairs * seq) as f64 / secs,
-        params: scalar_params(&cfg),
+        params: cfg.scalar_num_params(),
     }
 }

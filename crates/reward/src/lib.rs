@@ -59,7 +59,7 @@ mod plot;
 mod score;
 mod train;
 
-pub use bench::{StepBench, bench_train_step, scalar_params, synthetic_pair_batch};
+pub use bench::{StepBench, bench_train_step, synthetic_pair_batch};
 pub use config::RewardTrainConfig;
 pub use data::{
     EncodedPair, PairBatch, PairCollator, PreferencePair, collate, prompt_messages, read_pairs,

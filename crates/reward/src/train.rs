@@ -7,14 +7,14 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rlhf_core::{Precision, ScalarModel};
 use rlhf_debias::{BalanceReport, LengthUnit, PairLengths, balance_lengths};
 use rlhf_train::{
-    Collective, FitArgs, FitState, Gather, GradSum, LrSchedule, Objective, Reduction, RunDir,
-    Scale, Solo, StepOut, TrainOptions, TrainStatus, clip_and_step, fit, shard_range,
+    Collective, FitArgs, FitState, Gather, LrSchedule, Objective, Reduction, RunDir, Scale, Solo,
+    StepOut, TrainOptions, TrainStatus, accumulate, clip_and_step, fit, shard_range,
 };
 
 use crate::config::RewardTrainConfig;
@@ -93,22 +93,18 @@ where
         chosen: Vec::with_capacity(total),
         rejected: Vec::with_capacity(total),
     };
-    let mut grads = GradSum::default();
-    for b in batches {
-        let (loss, chosen, rejected) = pair_loss(
-            &model,
-            b,
-            b.n as f64 / total as f64,
-            loss_cfg,
-            precision,
-            device,
-        );
-        stats.chosen.extend_from_slice(&chosen);
-        stats.rejected.extend_from_slice(&rejected);
-        stats.loss += loss.clone().into_scalar().elem::<f64>();
-        grads.add(&model, GradientsParams::from_grads(loss.backward(), &model));
+    let acc = accumulate(&model, batches, |model, b| {
+        let share = b.n as f64 / total as f64;
+        let (loss, chosen, rejected) = pair_loss(model, b, share, loss_cfg, precision, device);
+        Ok::<_, std::convert::Infallible>((loss, (chosen, rejected)))
+    });
+    let Ok(acc) = acc;
+    for (chosen, rejected) in &acc.stats {
+        stats.chosen.extend_from_slice(chosen);
+        stats.rejected.extend_from_slice(rejected);
     }
-    let (model, grad_norm) = clip_and_step(model, optim, grads.finish(), max_grad_norm, lr);
+    stats.loss = acc.losses.iter().sum();
+    let (model, grad_norm) = clip_and_step(model, optim, acc.grads, max_grad_norm, lr);
     stats.grad_norm = grad_norm;
     (model, stats)
 }

@@ -31,6 +31,9 @@ use rlhf_train::{
 };
 use serde::{Deserialize, Serialize};
 
+mod bench;
+pub use bench::{SftBench, bench_sft_step, synthetic_sft_batch};
+
 /// Errors of SFT.
 #[derive(Debug, thiserror::Error)]
 pub enum SftError {

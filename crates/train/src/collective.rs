@@ -242,6 +242,47 @@ impl<M> GradSum<M> {
     }
 }
 
+/// What [`accumulate`] returns: the step's summed gradients, each micro-batch's loss value (in
+/// order) and what the loss closure returned besides the loss.
+pub struct Accumulated<S> {
+    /// The gradients summed over the micro-batches.
+    pub grads: GradientsParams,
+    /// Each micro-batch's loss value, in order.
+    pub losses: Vec<f64>,
+    /// Each micro-batch's statistics, in order.
+    pub stats: Vec<S>,
+}
+
+/// Gradient accumulation, the one copy every step uses (the engine's `fit`, the reward and
+/// DPO benchmark steps): for each micro-batch, `loss` gives its (already scaled) scalar loss
+/// and statistics; backward; the gradients are summed with [`GradSum`].
+///
+/// # Errors
+/// The first error `loss` returns.
+pub fn accumulate<B, M, T, S, E>(
+    model: &M,
+    micro: impl IntoIterator<Item = T>,
+    mut loss: impl FnMut(&M, T) -> std::result::Result<(Tensor<B, 1>, S), E>,
+) -> std::result::Result<Accumulated<S>, E>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    let mut grads = GradSum::default();
+    let (mut losses, mut stats) = (Vec::new(), Vec::new());
+    for m in micro {
+        let (l, s) = loss(model, m)?;
+        losses.push(l.clone().into_scalar().elem::<f64>());
+        stats.push(s);
+        grads.add(model, GradientsParams::from_grads(l.backward(), model));
+    }
+    Ok(Accumulated {
+        grads: grads.finish(),
+        losses,
+        stats,
+    })
+}
+
 struct Checksum {
     sum: f64,
     sq: f64,

@@ -17,18 +17,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use burn::module::AutodiffModule;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::collective::{Collective, Gather, GradSum, agree, apply, param_checksum, u64_chunks};
+use crate::collective::{Collective, Gather, accumulate, agree, apply, param_checksum, u64_chunks};
 use crate::cursor::{DataRngState, epoch_permutation};
 use crate::error::TrainError;
 use crate::jsonl::{append_jsonl, write_jsonl};
 use crate::lock::RunDir;
-use crate::progress::progress_bar;
+use crate::monitor::Monitor;
 use crate::run::{
     CADENCE_FIELDS, TrainOptions, TrainStatus, config_diff, load_optimizer_record, read_state,
     resume_point, save_checkpoint_with, save_module_record, save_optimizer_record, write_config,
@@ -434,7 +434,13 @@ where
         })
     };
     let name = objective.name();
-    let pb = progress_bar(opts.progress && main, total, state.step, name);
+    let mut mon = Monitor::new(
+        opts.progress && main,
+        name,
+        total,
+        state.step,
+        opts.stop.clone(),
+    );
     let mut perm = epoch_permutation(n, state.data.seed, state.data.epoch);
     let mut last_saved = resumed_from;
     let mut checkpoint = None;
@@ -462,23 +468,24 @@ where
         let lr = args.schedule.lr(state.step);
         // Tail: the step's loss, then the stop flag (so every rank stops after the same step).
         let mut gather = Gather::new(plan.global_examples, k, &[0.0, stop_now(opts)]);
-        let mut grads = GradSum::default();
-        for m in plan.micro.iter().filter(|m| !m.indices.is_empty()) {
+        let micro = plan.micro.iter().filter(|m| !m.indices.is_empty());
+        let acc = accumulate(&model, micro, |model, m| {
             let refs: Vec<&O::Example> = m.indices.iter().map(|&i| &examples[i]).collect();
             let batch = objective.collate(&refs, &m.indices, &device)?;
             let scale = Scale {
                 share: m.share,
                 units: plan.units,
             };
-            let (loss, stats) = objective.loss(&model, &batch, scale, &device)?;
+            let (loss, stats) = objective.loss(model, &batch, scale, &device)?;
+            Ok::<_, O::Error>((loss, (m.offset, stats)))
+        })?;
+        for ((offset, stats), loss) in acc.stats.iter().zip(&acc.losses) {
             for (a, xs) in stats.iter().enumerate() {
-                gather.put(a, m.offset, xs);
+                gather.put(a, *offset, xs);
             }
-            gather.add(0, loss.clone().into_scalar().elem::<f64>() as f32);
-            let g = GradientsParams::from_grads(loss.backward(), &model);
-            grads.add(&model, g);
+            gather.add(0, *loss as f32);
         }
-        let grads = grads.finish();
+        let grads = acc.grads;
         let op = format!("{name} gradient all-reduce of step {}", state.step + 1);
         let (m, applied) = apply(
             world,
@@ -507,13 +514,13 @@ where
             .into());
         }
         objective.record(&mut state.window, &out);
-        pb.set_position(state.step as u64);
+        mon.step(state.step);
         let step = state.step;
         let epoch = state.data.epochs(n);
         if step % args.logging_steps.max(1) == 0 || step == total {
             let log = objective.log(&mut state.window, step, epoch, lr);
             let line = objective.describe(&log);
-            pb.set_message(line.clone());
+            mon.train(step, &line, &log);
             if main {
                 tracing::info!(step, lr, "{name} {line}");
             }
@@ -522,8 +529,10 @@ where
         if (args.eval_steps.is_some_and(|e| step % e == 0) || step == total)
             && let Some((log, ev)) = objective.evaluate(&model, world, step, epoch)?
         {
+            let line = objective.describe(&log);
+            mon.valid(step, &line, &log);
             if main {
-                tracing::info!(step, "{name} eval {}", objective.describe(&log));
+                tracing::info!(step, "{name} eval {line}");
             }
             push(&mut state, log)?;
             last_eval = Some(ev);
@@ -535,7 +544,7 @@ where
             last_saved = Some(step);
         }
     }
-    pb.finish_and_clear();
+    mon.finish();
     Ok(FitOutcome {
         model,
         status,

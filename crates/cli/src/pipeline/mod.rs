@@ -144,6 +144,7 @@ impl Ctx {
         tracing::info!(command = %args.join(" "), "stage command");
         let out = Command::new(&self.exe)
             .args(args)
+            .env("RLHF_PROGRESS", rlhf_train::view().name())
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::{assert_safetensors_close, json, rlhf};
 
-fn write_pairs(path: &Path, n: usize) {
+pub(super) fn write_pairs(path: &Path, n: usize) {
     let mut text = String::new();
     for i in 0..n {
         let good = if i % 2 == 0 {

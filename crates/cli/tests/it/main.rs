@@ -8,8 +8,10 @@ mod annotate;
 mod data;
 mod dpo;
 mod eval_openai;
+mod gpu_check;
 mod pipeline;
 mod ppo;
+mod progress;
 mod score_pairs;
 
 /// `../shared/fixtures/<name>`, or `None` (with a `SKIP:` line) in a user's clone without
