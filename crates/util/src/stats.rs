@@ -315,15 +315,23 @@ pub fn sample_variance(x: &[f64]) -> Option<f64> {
     (x.len() >= 2).then(|| x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (x.len() - 1) as f64)
 }
 
-/// Mean, standard error and degrees of freedom of `x`; `None` for < 2 values, zero variance or
-/// a non-finite value.
+/// Whether the standard deviation `sd` of `x` is zero up to rounding: at most 1e-12 of the
+/// largest |x| (differences such as 0.2 − 0.1 and 0.3 − 0.2 differ in the last bit, which is
+/// not a spread a test should divide by).
+fn no_spread(x: &[f64], sd: f64) -> bool {
+    let scale = x.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    sd.is_nan() || sd <= 1e-12 * scale
+}
+
+/// Mean, standard error and degrees of freedom of `x`; `None` for < 2 values, zero variance (up
+/// to rounding) or a non-finite value.
 fn mean_se(x: &[f64]) -> Option<(f64, f64, f64)> {
     if x.iter().any(|v| !v.is_finite()) {
         return None;
     }
     let (m, v) = (mean(x)?, sample_variance(x)?);
     let n = x.len() as f64;
-    (v > 0.0).then(|| (m, (v / n).sqrt(), n - 1.0))
+    (!no_spread(x, v.sqrt())).then(|| (m, (v / n).sqrt(), n - 1.0))
 }
 
 fn t_test_from(t: f64, df: f64, n: usize) -> Option<Test> {
@@ -483,8 +491,8 @@ pub fn cohens_d(x: &[f64], y: &[f64]) -> Option<f64> {
 /// < 2 pairs or zero variance of the differences.
 pub fn cohens_dz(x: &[f64], y: &[f64]) -> Option<f64> {
     let d = differences(x, y)?;
-    let v = sample_variance(&d)?;
-    (v > 0.0).then(|| mean(&d).unwrap_or(0.0) / v.sqrt())
+    let sd = sample_variance(&d)?.sqrt();
+    (!no_spread(&d, sd)).then(|| mean(&d).unwrap_or(0.0) / sd)
 }
 
 #[cfg(test)]

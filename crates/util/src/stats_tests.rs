@@ -232,6 +232,9 @@ fn degenerate_input_gives_none_not_a_panic() {
     assert_eq!(cohens_h(1.5, 0.5), None);
     assert_eq!(cohens_d(&[1.0, 1.0], &[2.0, 2.0]), None);
     assert_eq!(cohens_dz(&[1.0, 2.0], &[0.0, 1.0]), None);
+    // Differences equal up to rounding (−0.1 and −0.09999999999999998) have no spread.
+    assert_eq!(paired_t_test(&[0.1, 0.2], &[0.2, 0.3]), None);
+    assert_eq!(cohens_dz(&[0.1, 0.2], &[0.2, 0.3]), None);
     // A single value: the bootstrap interval is that value.
     assert_eq!(bootstrap_mean_ci(&[3.5], 0.95, 20, 1), Some((3.5, 3.5)));
 }
