@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::pairwise::{Outcome, WinTieLoss};
-use crate::render::{Finding, fmt3, sign_test};
+use crate::render::fmt3;
 
 /// The model every other one is compared with.
 pub const BASELINE: &str = "SFT";
@@ -219,38 +219,17 @@ impl HeldOutSummary {
         Chart::bars("Gold score per category", "", cats, bars).legend(Legend::UpperRight)
     }
 
-    /// The paper's findings this evaluation measures: PPO beats SFT by the gold judge (sign
-    /// test over the decided prompts), and DPO lengthens replies more than PPO (Table 6).
-    pub fn findings(&self) -> Vec<Finding> {
-        let mut out = Vec::new();
-        if let Some(o) = self.versus_sft.get("PPO").and_then(|v| v.get("overall")) {
-            // Ties carry no information.
-            let p = sign_test(o.wins, o.wins + o.losses);
-            out.push(Finding::new(
-                "PPO beats SFT by the gold judge",
-                format!(
-                    "win {} / tie {} / lose {} (net {:+.3}; sign test p = {p:.3})",
-                    o.wins,
-                    o.ties,
-                    o.losses,
-                    o.net_win_rate().unwrap_or(0.0)
-                ),
-                Some(o.wins > o.losses && p < 0.05),
-            ));
+    /// `model`'s win/tie/lose against [`BASELINE`] summed over `categories` (those it has);
+    /// `None` when the model has no comparison.
+    pub fn versus_sft_pooled(&self, model: &str, categories: &[&str]) -> Option<WinTieLoss> {
+        let v = self.versus_sft.get(model)?;
+        let mut out = WinTieLoss::default();
+        for o in categories.iter().filter_map(|c| v.get(*c)) {
+            out.wins += o.wins;
+            out.ties += o.ties;
+            out.losses += o.losses;
         }
-        let len = |m: &str| self.overall(m).map(|c| c.chars);
-        if let (Some(s), Some(p), Some(d)) = (len("SFT"), len("PPO"), len("DPO")) {
-            out.push(Finding::new(
-                "DPO lengthens replies more than PPO (Table 6)",
-                format!(
-                    "mean chars: SFT {s:.1}, PPO {p:.1} ({:+.1}), DPO {d:.1} ({:+.1})",
-                    p - s,
-                    d - s
-                ),
-                Some(d - s > p - s),
-            ));
-        }
-        out
+        Some(out)
     }
 }
 
@@ -352,11 +331,11 @@ mod tests {
         let md = s.markdown();
         assert!(md.contains("| math | 1.000 | 5.000 | 3.000 |"), "{md}");
         assert!(md.contains("| PPO | 2 | 1 | 0 | +0.667 |"), "{md}");
-        let f = s.findings();
-        assert_eq!(f.len(), 2, "{f:?}");
-        // Three prompts cannot make a sign test significant.
-        assert_eq!(f[0].holds, Some(false));
-        assert_eq!(f[1].holds, Some(true), "{f:?}");
+        let pooled = s
+            .versus_sft_pooled("PPO", &["math", "write", "none"])
+            .unwrap();
+        assert_eq!((pooled.wins, pooled.ties, pooled.losses), (2, 1, 0));
+        assert_eq!(s.versus_sft_pooled("SFT", &["math"]), None);
         let svg = s.category_chart().svg((500, 300)).unwrap();
         for label in ["math", "write", "SFT", "PPO", "DPO"] {
             assert!(

@@ -20,7 +20,8 @@
 //! | generate | [`LocalModel`]: a `rlhf_core` causal LM answering prompts in batches ([`LocalModel::answer_questions`] into an [`AnswerStore`]) through an [`AnswerCodec`] |
 //! | lengths | [`answer_lengths`], [`lengths_markdown`]: reply lengths per category (Table 6) |
 //! | heldout | [`HeldOutSummary`]: the pipeline's held-out evaluation (RM and gold scores per category, win/tie/lose against SFT), [`gold_agreement`] |
-//! | render | [`Report`]: Markdown with the paper's [`Finding`]s checked, SVG plots, one HTML page; [`sign_test`] |
+//! | findings (public) | [`Finding`]: each of the paper's findings as a pre-declared test (verdict functions over plain numbers, `rlhf_util::stats`) |
+//! | render | [`Report`]: Markdown with the paper's [`Finding`]s checked, SVG plots, one HTML page |
 //!
 //! The crate depends on `rlhf-core` (the model under test) and on no trainer: a reward model's
 //! scores come in as numbers ([`ScoreFnJudge::reward_model`], [`evaluate_pairwise_scored`]).
@@ -51,6 +52,7 @@ mod cache;
 mod dataset;
 mod error;
 mod eval;
+pub mod findings;
 mod generate;
 mod heldout;
 mod io;
@@ -74,6 +76,7 @@ pub use crate::dataset::{
 };
 pub use crate::error::{BoxError, Error, Result};
 pub use crate::eval::{judge_jobs, judged_items, judged_summary};
+pub use crate::findings::{FINDING_IDS, Finding, Verdict};
 pub use crate::generate::{AnswerCodec, BatchDone, LocalModel, Reply, clip_left, sampling};
 pub use crate::heldout::{BASELINE, HeldOutAnswer, HeldOutCell, HeldOutSummary, gold_agreement};
 pub use crate::judge::{
@@ -103,7 +106,7 @@ pub use crate::parse::{
 pub use crate::prompt::{
     BUILTIN_TEMPLATE, JudgeTemplate, PromptFields, TemplateSyntax, format_dimensions,
 };
-pub use crate::render::{Finding, Report, fmt3, markdown_to_html, sign_test};
+pub use crate::render::{Report, findings_table, fmt3, markdown_to_html};
 pub use crate::report::{COLUMNS, ModelResult, ReportRow, ResultsTable};
 pub use crate::score::{
     CategoryScore, DimensionScore, JudgedItem, ScoreMode, Summary, aggregate, group_scores,

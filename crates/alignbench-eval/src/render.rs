@@ -7,43 +7,7 @@ use std::path::Path;
 use rlhf_util::write_atomic;
 
 use crate::error::Result;
-
-/// A finding: what the paper says, what was measured, whether it held.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Finding {
-    /// The paper's claim.
-    pub claim: String,
-    /// The numbers behind the verdict.
-    pub measured: String,
-    /// Whether it held (`None`: not measured).
-    pub holds: Option<bool>,
-}
-
-impl Finding {
-    /// A finding.
-    pub fn new(claim: impl Into<String>, measured: impl Into<String>, holds: Option<bool>) -> Self {
-        Finding {
-            claim: claim.into(),
-            measured: measured.into(),
-            holds,
-        }
-    }
-}
-
-/// One-sided exact binomial (sign) test: P(X ≥ k) for X ~ Binomial(n, 1/2); 1 for `n = 0`.
-pub fn sign_test(k: usize, n: usize) -> f64 {
-    if n == 0 {
-        return 1.0;
-    }
-    // log C(n, i) by summing logs (no lgamma needed).
-    let ln_fact = |m: usize| (1..=m).map(|x| (x as f64).ln()).sum::<f64>();
-    let ln_n = ln_fact(n);
-    let half = (0.5f64).ln() * n as f64;
-    (k..=n)
-        .map(|i| (ln_n - ln_fact(i) - ln_fact(n - i) + half).exp())
-        .sum::<f64>()
-        .min(1.0)
-}
+use crate::findings::Finding;
 
 /// Three decimals, or `–` for no value.
 pub fn fmt3(v: Option<f64>) -> String {
@@ -70,17 +34,7 @@ impl Report {
     /// The report as Markdown, the plots as image links into `plots/`.
     pub fn markdown(&self) -> String {
         let mut md = format!("# {}\n\n{}\n", self.title, self.intro.trim_end());
-        md.push_str(
-            "\n## The paper's findings, checked\n\n| finding | measured | reproduced |\n|---|---|---|\n",
-        );
-        for fi in &self.findings {
-            let verdict = match fi.holds {
-                Some(true) => "yes",
-                Some(false) => "**no** (not significant or reversed)",
-                None => "not measured",
-            };
-            let _ = writeln!(md, "| {} | {} | {verdict} |", fi.claim, fi.measured);
-        }
+        md.push_str(&findings_table(&self.findings));
         let _ = write!(md, "\n{}\n", self.body.trim_end());
         let _ = writeln!(md, "\n## Plots\n");
         for (name, _) in self.svgs() {
@@ -113,6 +67,51 @@ impl Report {
         write_atomic(&dir.join("report.html"), self.html().as_bytes())?;
         Ok(())
     }
+}
+
+/// A table cell: `|` escaped, so free text cannot split the row.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// The findings section: one row per finding with the test, n, its statistic, p (of the claim's
+/// one-sided alternative, pre-declared α = 0.05), the effect size and the verdict.
+pub fn findings_table(findings: &[Finding]) -> String {
+    let mut md = format!(
+        "\n## The paper's findings, checked\n\nEach finding is one pre-declared test at α = {} \
+         (`findings.json`; docs/findings.md).\n\n\
+         | finding | measured | test | n | statistic | p | effect | reproduced |\n\
+         |---|---|---|---:|---:|---:|---|---|\n",
+        crate::findings::ALPHA
+    );
+    for fi in findings {
+        let (test, n, stat) =
+            fi.test
+                .as_ref()
+                .map_or(("–".into(), "–".into(), "–".into()), |t| {
+                    (
+                        t.name.clone(),
+                        t.n.to_string(),
+                        format!("{} = {:.3}", t.statistic_name, t.statistic),
+                    )
+                });
+        let p = fi.p_value.map_or("–".into(), |p| format!("{p:.3}"));
+        let effect = fi
+            .effect
+            .as_ref()
+            .map_or("–".into(), |e| format!("{:+.3} ({})", e.value, e.name));
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {n} | {} | {p} | {} | {} |",
+            cell(&fi.finding),
+            cell(&fi.measured),
+            cell(&test),
+            cell(&stat),
+            cell(&effect),
+            fi.verdict_text()
+        );
+    }
+    md
 }
 
 fn esc(s: &str) -> String {
@@ -210,16 +209,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sign_test_matches_hand_values() {
-        // P(X >= 5 | n = 5) = 1/32; P(X >= 0) = 1; P(X >= 3 | n = 4) = 5/16.
-        assert!((sign_test(5, 5) - 1.0 / 32.0).abs() < 1e-12);
-        assert!((sign_test(0, 7) - 1.0).abs() < 1e-12);
-        assert!((sign_test(3, 4) - 5.0 / 16.0).abs() < 1e-12);
-        assert!(sign_test(121, 221) > 0.05 && sign_test(130, 221) < 0.01);
-        assert_eq!(sign_test(0, 0), 1.0);
-    }
-
-    #[test]
     fn markdown_subset_to_html() {
         let md = "# Run `a<b`\n\nSome **bold** text.\n\n| a | b\\|c |\n|---|---:|\n| 1 | 2 |\n\n```\nx < y\n```\n![p](plots/p.svg)\n![gone](plots/gone.svg)\n";
         let plots = vec![("p".to_owned(), "<svg>P</svg>".to_owned())];
@@ -244,8 +233,8 @@ mod tests {
             title: "R".into(),
             intro: "Config.\n".into(),
             findings: vec![
-                Finding::new("A holds", "1 > 0", Some(true)),
-                Finding::new("B holds", "–", None),
+                crate::findings::rm_agrees_with_gold(9, 10),
+                Finding::not_measured("ppo_beats_sft", "B holds", "no | data"),
             ],
             body: "## Stages\n\n| stage | seconds |\n|---|---:|\n| x | 1.0 |\n".into(),
             plots: vec![
@@ -260,8 +249,14 @@ mod tests {
                 && at("## The paper's findings") < at("## Stages")
         );
         assert!(
-            md.contains("| A holds | 1 > 0 | yes |")
-                && md.contains("| B holds | – | not measured |")
+            md.contains("| exact binomial vs 0.5, one-sided (greater) | 10 | k = 9.000 | 0.011 | +0.400 (agreement − 0.5) | yes |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| B holds | not measured: no \\| data | – | – | – | – | – | not measured |"
+            ),
+            "{md}"
         );
         assert!(
             md.contains("![ok](plots/ok.svg)") && !md.contains("![none]"),

@@ -15,7 +15,7 @@ use rlhf_core::checkpoint::{LoadOptions, SaveDtype, load_causal_lm, save_causal_
 use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::{BpeTrainingConfig, Tokenizer, train_bpe};
 use rlhf_core::{CausalLm, ModelConfig};
-use rlhf_sft::{SftConfig, SftRecord, encode_sft, read_sft, train};
+use rlhf_sft::{SftConfig, SftRecord, encode_sft, evaluate_nll, read_sft, train};
 use rlhf_train::{TrainOptions, TrainStatus};
 use serde_json::json;
 
@@ -30,6 +30,29 @@ pub(crate) enum SftCommand {
     TrainTokenizer(TokArgs),
     /// Supervised fine-tuning on (prompt, response) demonstrations; resumes from the run dir.
     TrainSft(SftArgs),
+    /// Mean reply NLL (nats/token) and perplexity of a model on demonstrations (e.g. held-out
+    /// SFT data before and after PPO, to measure forgetting).
+    EvalSft(EvalSftArgs),
+}
+
+/// `rlhf eval-sft`.
+#[derive(Debug, Args)]
+pub(crate) struct EvalSftArgs {
+    /// The HF causal LM directory (its tokenizer, else byte-level ids).
+    #[arg(long)]
+    model: PathBuf,
+    /// Demonstrations: JSON lines as `train-sft --train`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Longest row in tokens (longer rows keep their reply's first tokens, as in training).
+    #[arg(long, default_value_t = 128)]
+    max_length: usize,
+    /// Rows per forward batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu", value_parser = parse_device)]
+    device: DeviceSpec,
 }
 
 /// `rlhf train-tokenizer`.
@@ -210,12 +233,32 @@ fn run_sft<A: AutodiffBackend>(a: &SftArgs, dev: A::Device) -> anyhow::Result<se
     Ok(result)
 }
 
+fn run_eval_sft<B: burn::prelude::Backend>(
+    a: &EvalSftArgs,
+    dev: B::Device,
+) -> anyhow::Result<serde_json::Value> {
+    let tok = load_tokenizer(None, Some(&a.model))?;
+    let codec = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
+    let records = read_sft(&a.data)?;
+    if records.is_empty() {
+        bail!("{}: no demonstrations", a.data.display());
+    }
+    let examples = encode_sft(&codec, &records, a.max_length)?;
+    let (model, _) = load_causal_lm::<B>(&a.model, LoadOptions::default(), &dev)
+        .with_context(|| format!("loading {}", a.model.display()))?;
+    let nll = evaluate_nll(&model, &examples, codec.pad_id(), a.batch_size, &dev);
+    Ok(
+        json!({"model": a.model, "data": a.data, "rows": examples.len(), "nll": nll, "perplexity": nll.exp()}),
+    )
+}
+
 pub(crate) fn run(c: SftCommand) -> anyhow::Result<()> {
     let result = match c {
         SftCommand::TrainTokenizer(a) => run_tokenizer(&a)?,
         SftCommand::TrainSft(a) => {
             with_backend!(a.device, |B, dev| run_sft::<Autodiff<B>>(&a, dev))?
         }
+        SftCommand::EvalSft(a) => with_backend!(a.device, |B, dev| run_eval_sft::<B>(&a, dev))?,
     };
     println!("{}", serde_json::to_string(&result)?);
     Ok(())

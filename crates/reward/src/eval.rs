@@ -58,6 +58,19 @@ pub struct PairScore {
     pub rejected_len: usize,
 }
 
+impl PairScore {
+    /// Whether the RM scores the longer reply strictly higher; `None` when both replies have
+    /// the same length (the pair says nothing about a length preference).
+    pub fn prefers_longer(&self) -> Option<bool> {
+        let (c, r) = (f64::from(self.chosen), f64::from(self.rejected));
+        match self.chosen_len.cmp(&self.rejected_len) {
+            std::cmp::Ordering::Equal => None,
+            std::cmp::Ordering::Greater => Some(c > r),
+            std::cmp::Ordering::Less => Some(r > c),
+        }
+    }
+}
+
 /// Summary statistics of a set of pairs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupStats {
@@ -134,12 +147,10 @@ fn group_stats(scores: &[PairScore], loss: &LossConfig) -> GroupStats {
         l += softplus(-(c - r - m)) + loss.lambda_reg * (c * c + r * r);
         sc += c;
         sr += r;
-        if s.chosen_len != s.rejected_len {
+        if let Some(prefers) = s.prefers_longer() {
             n_diff += 1;
-            let chosen_longer = s.chosen_len > s.rejected_len;
-            let (long, short) = if chosen_longer { (c, r) } else { (r, c) };
-            longer += usize::from(long > short);
-            label_longer += usize::from(chosen_longer);
+            longer += usize::from(prefers);
+            label_longer += usize::from(s.chosen_len > s.rejected_len);
         }
     }
     let d = n.max(1) as f64;
@@ -396,9 +407,11 @@ pub fn evaluate_to_dir<B: Backend>(
 }
 
 /// Writes per-pair scores as JSON lines, atomically: one
-/// `{id, category, chosen, rejected, margin, chosen_len, rejected_len}` per pair, where
-/// `chosen`/`rejected` are the scores, `margin = chosen − rejected`, and the lengths are reply
-/// lengths in tokens before truncation. `scores[i]` belongs to `pairs[i]`.
+/// `{id, category, chosen, rejected, margin, chosen_len, rejected_len, prefers_longer}` per pair,
+/// where `chosen`/`rejected` are the scores, `margin = chosen − rejected`, the lengths are reply
+/// lengths in tokens before truncation, and `prefers_longer` is [`PairScore::prefers_longer`]
+/// (`null` for equal lengths; paired across two RMs it gives McNemar's test of a length
+/// preference). `scores[i]` belongs to `pairs[i]`.
 ///
 /// # Errors
 /// [`RewardError::Data`] when the two slices differ in length; IO errors naming the file.
@@ -423,6 +436,7 @@ pub fn write_scores_jsonl(
                 "id": p.id, "category": p.category,
                 "chosen": s.chosen, "rejected": s.rejected, "margin": s.chosen - s.rejected,
                 "chosen_len": s.chosen_len, "rejected_len": s.rejected_len,
+                "prefers_longer": s.prefers_longer(),
             })
         })
         .collect();
@@ -519,9 +533,14 @@ mod tests {
         assert_eq!(
             lines[0],
             serde_json::json!({"id": "a", "category": "math", "chosen": 1.5, "rejected": 0.25,
-                               "margin": 1.25, "chosen_len": 3, "rejected_len": 7})
+                               "margin": 1.25, "chosen_len": 3, "rejected_len": 7,
+                               "prefers_longer": false})
         );
         assert_eq!(lines[1]["category"], serde_json::Value::Null);
+        // Equal lengths say nothing about a length preference.
+        assert_eq!(lines[1]["prefers_longer"], serde_json::Value::Null);
+        assert_eq!(ps(0.0, 1.0, 2, 5).prefers_longer(), Some(true));
+        assert_eq!(ps(1.0, 1.0, 2, 5).prefers_longer(), Some(false));
         assert_eq!(lines[1]["margin"], -1.5);
         let err = write_scores_jsonl(&path, &pairs, &scores[..1]).unwrap_err();
         assert!(err.to_string().contains("2 pairs but 1 scores"), "{err}");

@@ -7,6 +7,7 @@
 //! | `stale` | temporary-file names; the first write into a directory removes those a killed process left there |
 //! | `jsonl` | JSON-lines files: [`append_jsonl`], [`write_jsonl`] (atomic), [`read_jsonl`] (errors name file and line), [`to_jsonl`] |
 //! | `plot` (public) | [`plot::Chart`]: line charts, grouped bar charts and histograms as SVG strings, [`plot::panels_svg`] for figures of several panels, [`plot::bin_counts`] |
+//! | `stats` (public) | [`stats`]: exact binomial, sign, McNemar and permutation tests, Student's t (one-sample, paired, TOST), bootstrap and Wilson intervals, effect sizes; pure, `None` on degenerate input |
 //! | `error` | [`Error`]: every file variant names the file at fault, once |
 //!
 //! # Example
@@ -27,6 +28,7 @@ mod hash;
 mod jsonl;
 pub mod plot;
 mod stale;
+pub mod stats;
 
 pub use crate::error::{Error, Result};
 pub use crate::fs::{AtomicFile, write_atomic, write_atomic_mode};

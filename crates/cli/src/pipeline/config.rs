@@ -129,6 +129,13 @@ pub(crate) struct AblationSection {
     pub rm_unbalanced: bool,
     /// Run PPO a second time without the reference reward (Figure 4).
     pub ppo_without_reference_reward: bool,
+    /// Seeds of the short PPO ablations behind the findings about curves (the `ppo_seeds`
+    /// stage: per seed, PPO with the reference reward and NTP, without the reference reward,
+    /// and without NTP). Empty = no such stage; a paired test needs at least 2 (3 or more to
+    /// decide anything at α = 0.05).
+    pub seeds: Vec<u64>,
+    /// PPO iterations of each ablation run.
+    pub seed_steps: usize,
 }
 
 impl Default for AblationSection {
@@ -136,6 +143,8 @@ impl Default for AblationSection {
         AblationSection {
             rm_unbalanced: true,
             ppo_without_reference_reward: true,
+            seeds: Vec::new(),
+            seed_steps: 16,
         }
     }
 }
@@ -288,6 +297,18 @@ impl PipelineConfig {
             bail!("{}", ctx("dpo_pairs.k must be >= 2"));
         }
         super::validate_ppo_table(&self.ppo).with_context(|| ctx("[ppo]"))?;
+        if !self.ablations.seeds.is_empty() && self.ablations.seed_steps < 2 {
+            bail!(
+                "{}",
+                ctx("ablations.seed_steps must be >= 2 (KL is compared over the last half)")
+            );
+        }
+        let mut seen = self.ablations.seeds.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        if seen.len() != self.ablations.seeds.len() {
+            bail!("{}", ctx("ablations.seeds must not repeat a seed"));
+        }
         if self.eval.max_new_tokens == 0 || self.eval.batch == 0 {
             bail!("{}", ctx("eval.max_new_tokens and eval.batch must be >= 1"));
         }

@@ -10,8 +10,10 @@
 
 mod config;
 mod eval;
+mod findings;
 mod gold;
 mod report;
+mod seeds;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -84,6 +86,10 @@ pub(crate) const STAGES: &[(&str, &str)] = &[
     (
         "ppo_noref",
         "ablation: PPO without the reference reward (Figure 4)",
+    ),
+    (
+        "ppo_seeds",
+        "short PPO ablations per seed: with/without the reference reward, without NTP; held-out SFT NLL",
     ),
     (
         "dpo_pairs",
@@ -223,6 +229,7 @@ fn applicable(cfg: &PipelineConfig, name: &str) -> bool {
         "sft" => cfg.model.base == "scratch" || cfg.model.sft_from_checkpoint,
         "rm_unbalanced" => cfg.ablations.rm_unbalanced,
         "ppo_noref" => cfg.ablations.ppo_without_reference_reward,
+        "ppo_seeds" => !cfg.ablations.seeds.is_empty(),
         _ => true,
     }
 }
@@ -477,6 +484,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
             ctx.rlhf(&args)
         }
         "ppo" | "ppo_noref" => ppo_stage(ctx, name),
+        "ppo_seeds" => seeds::run(ctx),
         "dpo_pairs" => {
             let cfg_path = ctx.dir("dpo_pairs.json");
             let mut pc = c.dpo_pairs.clone();
@@ -525,7 +533,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
 }
 
 /// The `[ppo]` table with the pipeline's paths filled in (as a `train-ppo` config object).
-fn ppo_object(ctx: &Ctx, name: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+pub(crate) fn ppo_object(ctx: &Ctx, name: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
     let mut obj = match serde_json::to_value(&ctx.cfg.ppo)? {
         Value::Object(o) => o,
         _ => serde_json::Map::new(),

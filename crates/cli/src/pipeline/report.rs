@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use rlhf_alignbench_eval::{Finding, HeldOutSummary, Report, fmt3 as f, sign_test};
+use rlhf_alignbench_eval::{HeldOutSummary, Report, fmt3 as f};
 use rlhf_util::plot::{self, Chart, Legend};
 use serde_json::{Value, json};
 
@@ -121,7 +121,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     }
 
     // Reward model (Table 5).
-    let mut findings = Vec::new();
     let rm = stage("rm");
     let rm_u = stage("rm_unbalanced");
     if let Some(rm) = &rm {
@@ -148,30 +147,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         }
         let table = std::fs::read_to_string(rd.join("rm/eval/eval.md")).unwrap_or_default();
         let _ = writeln!(md, "\n{table}\n");
-        let acc = rm["eval"]["accuracy"].as_f64();
-        let n = rm["eval"]["n"].as_u64().unwrap_or(0) as usize;
-        let p = acc.map(|a| sign_test((a * n as f64).round() as usize, n));
-        findings.push(Finding {
-            claim: "The reward model agrees with held-out human (annotator) labels above chance"
-                .into(),
-            measured: format!(
-                "held-out accuracy {} on {n} pairs (one-sided binomial p = {})",
-                f(acc),
-                f(p)
-            ),
-            holds: p.map(|p| p < 0.05),
-        });
-        if let Some((gold, n)) = summary
-            .as_ref()
-            .and_then(|s| s.rm_gold_agreement.get("rm").copied())
-        {
-            let p = sign_test((gold * n as f64).round() as usize, n);
-            findings.push(Finding {
-                claim: "The reward model agrees with the gold judge (held-out pairs the gold judge decides)".into(),
-                measured: format!("agreement {gold:.3} on {n} pairs (one-sided binomial p = {p:.3})"),
-                holds: Some(p < 0.05),
-            });
-        }
         let rows = jsonl(&rd.join("rm/metrics.jsonl"));
         let mut series = vec![(
             "balanced".to_string(),
@@ -189,16 +164,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
             plots.push(("rm_scores".into(), svg));
         }
     }
-    if let (Some(b), Some(u)) = (&rm, &rm_u) {
-        let pb = b["eval"]["prefers_longer_fraction"].as_f64();
-        let pu = u["eval"]["prefers_longer_fraction"].as_f64();
-        findings.push(Finding {
-            claim: "Length balancing lowers the RM's preference for longer replies".into(),
-            measured: format!("prefers longer: balanced {} vs unbalanced {}", f(pb), f(pu)),
-            holds: pb.zip(pu).map(|(b, u)| b < u),
-        });
-    }
-
     // PPO (Figure 4).
     let ppo = jsonl(&rd.join("ppo/metrics.jsonl"));
     let noref = jsonl(&rd.join("ppo_noref/metrics.jsonl"));
@@ -248,18 +213,6 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
                 f(last(&rs[1].1)),
                 f(last(&ks[1].1))
             );
-            let (a, b) = (first(&rs[0].1), first(&rs[1].1));
-            findings.push(Finding {
-                claim: "With the reference reward, PPO's reward starts near 0".into(),
-                measured: format!("first logged reward: with {} vs without {}", f(a), f(b)),
-                holds: a.zip(b).map(|(a, b)| a.abs() < b.abs()),
-            });
-            let (ka, kb) = (last(&ks[0].1), last(&ks[1].1));
-            findings.push(Finding {
-                claim: "With the reference reward, KL grows more slowly".into(),
-                measured: format!("final KL: with {} vs without {}", f(ka), f(kb)),
-                holds: ka.zip(kb).map(|(a, b)| a < b),
-            });
         }
         let _ = writeln!(md);
     }
@@ -296,8 +249,14 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         let _ = writeln!(md, "{}", sum.markdown());
         let chart = sum.category_chart();
         plots.push(("categories".into(), svg_or_note(&chart, (760, 340))));
-        findings.extend(sum.findings());
     }
+
+    // The PPO ablations over seeds.
+    if let Some(t) = seeds_table(&rd) {
+        md.push_str(&t);
+    }
+    let findings = super::findings::gather(ctx, summary.as_ref());
+    super::findings::write(&rd, &findings)?;
 
     let report = Report {
         title: format!("RLHF pipeline report — run `{id}`"),
@@ -310,6 +269,37 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
     Ok(json!({
         "report_md": rd.join("report.md"),
         "report_html": rd.join("report.html"),
-        "findings": report.findings.iter().map(|f| json!({"claim": f.claim, "measured": f.measured, "holds": f.holds})).collect::<Vec<_>>(),
+        "findings_json": rd.join("findings.json"),
+        "findings": report.findings.iter().map(|f| json!({"id": f.id, "reproduced": f.reproduced, "p_value": f.p_value})).collect::<Vec<_>>(),
     }))
+}
+
+/// The `ppo_seeds` stage's per-seed numbers as a Markdown section (`None` without the stage).
+fn seeds_table(rd: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(rd.join("ppo_seeds/summary.json")).ok()?;
+    let sum: super::seeds::SeedSummary = serde_json::from_str(&text).ok()?;
+    let mut md = format!(
+        "## PPO ablations over seeds\n\n{} iterations per run; held-out SFT NLL before PPO {} \
+         ({} rows the NTP term never saw).\n\n\
+         | seed | first reward, with ref. | without | KL last half, with ref. | without | \
+         SFT NLL after, with NTP | without NTP |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        sum.steps,
+        f(sum.nll_before),
+        sum.heldout_rows
+    );
+    for r in &sum.seeds {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r.seed,
+            f(r.first_reward_ref),
+            f(r.first_reward_noref),
+            f(r.kl_last_half_ref),
+            f(r.kl_last_half_noref),
+            f(r.nll_after_ref),
+            f(r.nll_after_nontp)
+        );
+    }
+    md.push('\n');
+    Some(md)
 }

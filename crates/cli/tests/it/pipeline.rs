@@ -99,6 +99,10 @@ logging_steps = 1
 [eval]
 max_new_tokens = 8
 batch = 8
+
+[ablations]
+seeds = [1, 2]
+seed_steps = 2
 "#,
         runs = dir.join("runs").display(),
         pairs = d("pairs.jsonl"),
@@ -153,6 +157,71 @@ fn finite_metrics(path: &Path) -> usize {
     n
 }
 
+/// `findings.json` lists every finding id once, in order, each with the declared keys; values
+/// may be null on the micro config (two seeds and six prompts decide little), but a null
+/// `reproduced` comes with a reason and a decided one with its test.
+fn findings_have_the_schema(run: &Path) {
+    let ids = [
+        "rm_agrees_with_labels",
+        "rm_agrees_with_gold",
+        "length_balancing_reduces_length_preference",
+        "reference_reward_starts_near_zero",
+        "reference_reward_slows_kl",
+        "ntp_limits_forgetting",
+        "ppo_beats_sft",
+        "dpo_beats_sft",
+        "dpo_lengthens_more_than_ppo",
+        "gains_in_writing_not_math",
+    ];
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("findings.json")).unwrap()).unwrap();
+    assert_eq!(v["alpha"], 0.05);
+    let list = v["findings"].as_array().expect("a findings list");
+    let got: Vec<&str> = list.iter().map(|f| f["id"].as_str().unwrap()).collect();
+    assert_eq!(got, ids);
+    for f in list {
+        for k in [
+            "id",
+            "finding",
+            "measured",
+            "test",
+            "p_value",
+            "effect",
+            "reproduced",
+            "verdict",
+        ] {
+            assert!(f.get(k).is_some(), "{k} missing in {f}");
+        }
+        match f["reproduced"].as_bool() {
+            None => assert!(
+                f["verdict"] == "not_measured"
+                    && f["measured"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("not measured: "),
+                "{f}"
+            ),
+            Some(_) => {
+                assert!(f["test"]["n"].as_u64().unwrap() > 0, "{f}");
+                let p = f["p_value"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&p), "{f}");
+                assert!(f["effect"]["value"].as_f64().unwrap().is_finite(), "{f}");
+            }
+        }
+    }
+    // The seed ablations ran, so their findings are measured unless the seeds agree exactly.
+    let seeds: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("ppo_seeds/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(seeds["seeds"].as_array().unwrap().len(), 2, "{seeds}");
+    assert!(seeds["nll_before"].as_f64().unwrap() > 0.0, "{seeds}");
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(
+        report.contains("| finding | measured | test | n | statistic | p | effect | reproduced |"),
+        "{report}"
+    );
+}
+
 #[test]
 fn the_micro_pipeline_produces_every_artefact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -171,6 +240,7 @@ fn the_micro_pipeline_produces_every_artefact() {
         "rm_unbalanced",
         "ppo",
         "ppo_noref",
+        "ppo_seeds",
         "dpo_pairs",
         "dpo",
         "eval",
@@ -199,8 +269,12 @@ fn the_micro_pipeline_produces_every_artefact() {
         "eval/answers_SFT.jsonl",
         "eval/answers_PPO.jsonl",
         "eval/answers_DPO.jsonl",
+        "ppo_seeds/summary.json",
+        "ppo_seeds/sft_heldout.jsonl",
+        "ppo_seeds/s2/nontp/final/model.safetensors",
         "report.md",
         "report.html",
+        "findings.json",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
@@ -213,6 +287,7 @@ fn the_micro_pipeline_produces_every_artefact() {
         html.contains("<svg") && html.contains("findings"),
         "report without plots"
     );
+    findings_have_the_schema(&run);
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval/summary.json")).unwrap())
             .unwrap();
