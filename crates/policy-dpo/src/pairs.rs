@@ -74,7 +74,8 @@ pub struct PairBuildReport {
     pub pairs: usize,
     /// Prompts skipped because the margin was below `min_margin`.
     pub skipped_margin: usize,
-    /// Prompts skipped because every sample was the same text (or empty).
+    /// Prompts skipped because every sample was the same text, or fewer than two were
+    /// non-empty (an empty reply cannot be a DPO row: the pair readers refuse it).
     pub skipped_identical: usize,
     /// Mean margin of the kept pairs.
     pub mean_margin: f64,
@@ -142,9 +143,14 @@ pub fn build_rm_pairs<B: Backend>(
                 .map(|r| (msgs.as_slice(), if r.is_empty() { " " } else { r.as_str() }))
                 .collect();
             let scores = score_replies(rm, encoder, &items, cfg.max_length, cfg.k, device)?;
-            let best = argmax(&scores, &replies, true);
-            let worst = argmax(&scores, &replies, false);
-            if replies[best] == replies[worst] || replies[best].trim().is_empty() {
+            let (Some(best), Some(worst)) = (
+                argmax(&scores, &replies, true),
+                argmax(&scores, &replies, false),
+            ) else {
+                report.skipped_identical += 1;
+                continue;
+            };
+            if replies[best] == replies[worst] {
                 report.skipped_identical += 1;
                 continue;
             }
@@ -180,11 +186,12 @@ pub fn build_rm_pairs<B: Backend>(
     Ok((out, report))
 }
 
-/// Index of the highest (or lowest) score among non-empty replies; ties go to the first.
-fn argmax(scores: &[f32], replies: &[String], highest: bool) -> usize {
+/// Index of the highest (or lowest) score among the non-empty replies (ties go to the
+/// first), `None` when every reply is empty.
+fn argmax(scores: &[f32], replies: &[String], highest: bool) -> Option<usize> {
     let mut best: Option<usize> = None;
     for (i, &s) in scores.iter().enumerate() {
-        if replies[i].trim().is_empty() && highest {
+        if replies[i].trim().is_empty() {
             continue;
         }
         best = match best {
@@ -193,5 +200,22 @@ fn argmax(scores: &[f32], replies: &[String], highest: bool) -> usize {
             keep => keep,
         };
     }
-    best.unwrap_or(0)
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::argmax;
+
+    #[test]
+    fn empty_replies_are_never_chosen_nor_rejected() {
+        let r = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // The empty reply has the lowest score; the worst non-empty one is rejected instead.
+        let replies = r(&["a", "", "bb", " "]);
+        let scores = [0.5, -3.0, 0.9, 2.0];
+        assert_eq!(argmax(&scores, &replies, true), Some(2));
+        assert_eq!(argmax(&scores, &replies, false), Some(0));
+        assert_eq!(argmax(&[1.0, 2.0], &r(&["", "  "]), true), None);
+        assert_eq!(argmax(&[1.0, 2.0], &r(&["", "  "]), false), None);
+    }
 }
