@@ -19,7 +19,7 @@ use clap::{Args, ValueEnum};
 use rlhf_core::backend::{Autodiff, DeviceSpec};
 use rlhf_core::generate::{GenerationConfig, generate};
 use rlhf_core::logprobs::nll_loss;
-use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch};
+use rlhf_core::{CausalLm, ModelConfig, PadSide, TokenBatch, synthetic_rows};
 use serde_json::json;
 
 use crate::device::{parse_device, with_backend};
@@ -132,24 +132,6 @@ fn config_json(a: &BenchArgs, model: &str, cfg: &ModelConfig) -> serde_json::Val
     })
 }
 
-fn rows(batch: usize, seq: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..batch)
-        .map(|_| {
-            (0..seq)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
-                })
-                .collect()
-        })
-        .collect()
-}
-
 fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
     f();
     let t = Instant::now();
@@ -162,7 +144,7 @@ fn time<F: FnMut()>(iters: usize, mut f: F) -> f64 {
 fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<serde_json::Value> {
     let (cfg, name) = bench_model(a)?;
     let (b, t) = (a.batch, a.seq);
-    let batch = TokenBatch::from_rows(&rows(b, t, cfg.vocab_size, 1), 0, PadSide::Right);
+    let batch = TokenBatch::from_rows(&synthetic_rows(b, t, cfg.vocab_size, 1), 0, PadSide::Right);
     let tokens = (b * t) as f64;
 
     let train_model = CausalLm::<A>::init(&cfg, 0.02, 0, &dev);
@@ -183,7 +165,7 @@ fn core<A: AutodiffBackend>(a: &BenchArgs, dev: A::Device) -> anyhow::Result<ser
     let reward = rlhf_reward::bench_train_step::<A>(&cfg, b, t, a.iters, a.precision, &dev);
     let reward_step = reward.ms_per_step / 1e3;
 
-    let prompts = rows(b, 64, cfg.vocab_size, 3);
+    let prompts = synthetic_rows(b, 64, cfg.vocab_size, 3);
     let new_tokens = a.new_tokens.unwrap_or(64);
     let gen_cfg = GenerationConfig::greedy(new_tokens, 0);
     let gen_iters = a.iters.clamp(1, 3);
@@ -214,7 +196,7 @@ fn generation<B: Backend>(a: &BenchArgs, dev: B::Device) -> anyhow::Result<serde
     let (cfg, name) = bench_model(a)?;
     let (prompt_len, new_tokens) = (64, a.new_tokens.unwrap_or(128));
     let model = CausalLm::<B>::init(&cfg, 0.02, 0, &dev);
-    let prompts = rows(a.batch, prompt_len, cfg.vocab_size, 3);
+    let prompts = synthetic_rows(a.batch, prompt_len, cfg.vocab_size, 3);
     let gen_cfg = GenerationConfig::greedy(new_tokens, 0);
     let secs = time(a.iters.clamp(1, 3), || {
         let out = generate(&model, &prompts, &gen_cfg, &dev).expect("generation");
@@ -337,7 +319,11 @@ fn ops<B: Backend>(a: &BenchArgs, dev: B::Device) -> anyhow::Result<serde_json::
     let t_layer = time(a.iters, || {
         sync3(layer.forward(h.clone(), &model.trunk.rope, &cos, &sin, m.clone(), None))
     });
-    let batch = TokenBatch::from_rows(&rows(a.batch, a.seq, cfg.vocab_size, 1), 0, PadSide::Right);
+    let batch = TokenBatch::from_rows(
+        &synthetic_rows(a.batch, a.seq, cfg.vocab_size, 1),
+        0,
+        PadSide::Right,
+    );
     let t_trunk = time(a.iters, || sync3(model.trunk.forward(&batch, None, &dev)));
     out.insert(
         "layer".into(),

@@ -39,6 +39,6 @@ pub use error::{CoreError, Result};
 pub use model::{
     Attention, CausalLm, DecoderLayer, KvCache, LayerCache, LayerLora, Lora, LoraAdapters,
     LoraConfig, LoraTarget, Mlp, PadSide, RopeTables, ScalarModel, TokenBatch, Trunk,
-    attention_mask, init_trunk, param_bytes, positions_from_mask,
+    attention_mask, init_trunk, param_bytes, positions_from_mask, synthetic_rows,
 };
 pub use precision::{Precision, cast_params};

@@ -37,17 +37,9 @@ pub struct DpoBench {
 
 /// Synthetic pairs of `seq` tokens whose last `reply` tokens are the reply.
 pub fn synthetic_examples(pairs: usize, seq: usize, reply: usize, vocab: usize) -> Vec<DpoExample> {
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut row = || -> Vec<u32> {
-        (0..seq)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
-                3 + ((x >> 33) as usize % (vocab - 3)) as u32
-            })
-            .collect()
-    };
+    let mut rows =
+        rlhf_core::synthetic_rows(2 * pairs, seq, vocab, 0x2545_f491_4f6c_dd1d).into_iter();
+    let mut row = || rows.next().unwrap_or_default();
     (0..pairs)
         .map(|i| DpoExample {
             index: i,

@@ -94,22 +94,6 @@ pub struct PpoBench {
     pub memory: MemoryPlan,
 }
 
-fn random_rows(rows: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    (0..rows)
-        .map(|_| {
-            (0..len)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
-                })
-                .collect()
-        })
-        .collect()
-}
-
 /// Times one PPO step (see the module docs) on `ModelConfig::tiny_bench()`: one warm-up step,
 /// then the mean of `iters` steps.
 ///
@@ -144,7 +128,7 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
         max_grad_norm: Some(1.0),
         fused: true,
     };
-    let rows = random_rows(prompts, prompt_len, cfg.vocab_size, 5);
+    let rows = rlhf_core::synthetic_rows(prompts, prompt_len, cfg.vocab_size, 5);
     let mut sum = PhaseMs::default();
     let mut wall = 0.0;
     for it in 0..=iters {

@@ -31,19 +31,7 @@ pub struct StepBench {
 
 /// A batch of `pairs` pairs of `seq` pseudo-random tokens each (no padding).
 pub fn synthetic_pair_batch(pairs: usize, seq: usize, vocab: usize, seed: u64) -> PairBatch {
-    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-    let rows: Vec<Vec<u32>> = (0..2 * pairs)
-        .map(|_| {
-            (0..seq)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
-                })
-                .collect()
-        })
-        .collect();
+    let rows = rlhf_core::synthetic_rows(2 * pairs, seq, vocab, seed);
     PairBatch {
         n: pairs,
         tokens: TokenBatch::from_rows(&rows, 0, PadSide::Right),

@@ -33,19 +33,7 @@ pub struct SftBench {
 
 /// `rows` rows of `seq` pseudo-random tokens, the last `seq / 2` of each a reply.
 pub fn synthetic_sft_batch(rows: usize, seq: usize, vocab: usize) -> SftBatch {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let ids: Vec<Vec<u32>> = (0..rows)
-        .map(|_| {
-            (0..seq)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1_442_695_040_888_963_407);
-                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
-                })
-                .collect()
-        })
-        .collect();
+    let ids = rlhf_core::synthetic_rows(rows, seq, vocab, 0x9e37_79b9_7f4a_7c15);
     let reply = seq / 2;
     let target_mask = (0..rows)
         .flat_map(|_| (0..seq).map(move |t| f32::from(u8::from(t >= seq - reply))))

@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use super::Ctx;
 use super::seeds::SeedSummary;
 
+/// The with / without values of one quantity in a seed's row.
+type ArmPair<'a> = dyn Fn(&super::seeds::SeedRow) -> (Option<f64>, Option<f64>) + 'a;
+
 /// Per held-out pair id: whether the RM scores the longer reply higher (`None`: equal lengths).
 /// Reads the `prefers_longer` field of `scores.jsonl`, or derives it from the scores and lengths
 /// of files written before the field existed.
@@ -110,7 +113,7 @@ fn seeds(rd: &Path, score_std: Option<f64>) -> [Finding; 3] {
         });
     };
     // Seeds where both arms measured the quantity.
-    let pairs = |f: &dyn Fn(&super::seeds::SeedRow) -> (Option<f64>, Option<f64>)| {
+    let pairs = |f: &ArmPair<'_>| {
         let v: Vec<(f64, f64)> = sum
             .seeds
             .iter()

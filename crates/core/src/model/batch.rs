@@ -246,6 +246,31 @@ pub fn attention_mask(key_valid: &[Vec<bool>], past: usize, seq: usize) -> Vec<b
     out
 }
 
+/// `rows` rows of `len` pseudo-random token ids in `3..vocab` (ids 0–2 are left to pad, BOS
+/// and EOS), from a 64-bit LCG seeded with `seed`: the inputs of every benchmark.
+///
+/// # Panics
+/// If `vocab <= 3`.
+pub fn synthetic_rows(rows: usize, len: usize, vocab: usize, seed: u64) -> Vec<Vec<u32>> {
+    assert!(
+        vocab > 3,
+        "a vocabulary of {vocab} has no ids past the special ones"
+    );
+    let mut x = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    (0..rows)
+        .map(|_| {
+            (0..len)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    3 + ((x >> 33) as usize % (vocab - 3)) as u32
+                })
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::prelude::*;
 use burn::tensor::DType;
 
-pub use batch::{PadSide, TokenBatch, attention_mask, positions_from_mask};
+pub use batch::{PadSide, TokenBatch, attention_mask, positions_from_mask, synthetic_rows};
 pub use init::init_trunk;
 pub use layers::{Attention, DecoderLayer, LayerCache, Mlp};
 pub(crate) use layers::{linear_from, repeat_kv, rms_from};
