@@ -339,6 +339,8 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
         Suite::Ops => with_backend!(a.device, |B, dev| ops::<B>(&a, dev))?,
         Suite::Reward => with_backend!(a.device, |B, dev| {
             let (cfg, name) = bench_model(&a)?;
+            let plan = rlhf_train::MemoryPlan::reward(&cfg, a.batch, a.seq, false);
+            crate::device::show_plan(&plan, &a.device)?;
             let r = rlhf_reward::bench_train_step::<Autodiff<B>>(
                 &cfg,
                 a.batch,
@@ -349,8 +351,6 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
             );
             let tokens = (2 * r.pairs * r.seq) as f64;
             let flops = 3.0 * cfg.forward_flops_per_token(r.seq, false) * tokens;
-            let plan = rlhf_train::MemoryPlan::reward(&cfg, a.batch, a.seq, false);
-            eprint!("{}", plan.to_table());
             Ok::<_, anyhow::Error>(json!({
                 "suite": "reward",
                 "memory": memory_json(&plan),
@@ -362,6 +362,9 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
         })?,
         Suite::Dpo => with_backend!(a.device, |B, dev| {
             let (cfg, name) = bench_model(&a)?;
+            // The bench's replies are the second half of each row; the reference is resident.
+            let plan = rlhf_train::MemoryPlan::dpo(&cfg, a.batch, a.seq, a.seq / 2, true, false);
+            crate::device::show_plan(&plan, &a.device)?;
             let r = rlhf_policy_dpo::bench_dpo_step::<Autodiff<B>>(
                 &cfg,
                 a.batch,
@@ -373,8 +376,6 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
             // The reference's forward and the policy's training pass over 2·pairs rows.
             let tokens = (2 * r.pairs * r.seq) as f64;
             let flops = 4.0 * cfg.forward_flops_per_token(r.seq, true) * tokens;
-            let plan = rlhf_train::MemoryPlan::dpo(&cfg, a.batch, a.seq, r.reply, true, false);
-            eprint!("{}", plan.to_table());
             Ok::<_, anyhow::Error>(json!({
                 "suite": "dpo",
                 "memory": memory_json(&plan),
@@ -388,13 +389,13 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
         Suite::Generate => with_backend!(a.device, |B, dev| generation::<B>(&a, dev))?,
         Suite::Sft => with_backend!(a.device, |B, dev| {
             let (cfg, name) = bench_model(&a)?;
+            let plan = rlhf_train::MemoryPlan::sft(&cfg, a.batch, a.seq, a.seq / 2, false);
+            crate::device::show_plan(&plan, &a.device)?;
             let r = rlhf_sft::bench_sft_step::<Autodiff<B>>(&cfg, a.batch, a.seq, a.iters, &dev);
             let tokens = (r.rows * r.seq) as f64;
             // The trunk on every token; the LM head on the reply positions only.
             let head = 2.0 * (cfg.vocab_size * cfg.hidden_size) as f64 * (r.rows * r.reply) as f64;
             let flops = 3.0 * (cfg.forward_flops_per_token(r.seq, false) * tokens + head);
-            let plan = rlhf_train::MemoryPlan::sft(&cfg, a.batch, a.seq, r.reply, false);
-            eprint!("{}", plan.to_table());
             Ok::<_, anyhow::Error>(json!({
                 "suite": "sft",
                 "memory": memory_json(&plan),
@@ -410,7 +411,7 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
             let plan = rlhf_policy_ppo::ppo_memory_plan(
                 &cfg, &cfg, a.batch, a.batch, prompt_len, new_tokens, 4, false,
             );
-            eprint!("{}", plan.to_table());
+            crate::device::show_plan(&plan, &a.device)?;
             let r = rlhf_policy_ppo::bench_ppo_step::<Autodiff<B>>(
                 &cfg, a.batch, prompt_len, new_tokens, a.iters, &dev,
             );

@@ -101,3 +101,27 @@ fn check_parity_passes_on_the_fixtures_and_fails_on_a_wrong_reference() {
         .unwrap();
     assert!((d - 0.01).abs() < 1e-3, "{d}");
 }
+
+#[test]
+fn a_bench_whose_memory_plan_exceeds_the_device_is_refused_before_it_allocates() {
+    // GLM-4-9B's reward step needs far more than the 64 GiB this device is said to have.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rlhf"))
+        .args([
+            "bench", "reward", "--shape", "glm-4-9b", "--batch", "2", "--seq", "512",
+        ])
+        .env("RLHF_DEVICE_MEMORY_GIB", "64")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("memory plan —"),
+        "the plan is printed first: {err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("needs about") && last.contains("cpu has 64.0 GiB"),
+        "{last}"
+    );
+    assert!(out.stdout.is_empty(), "no result without a run");
+}
