@@ -23,6 +23,7 @@ OUT=gpu-check.json
 ITERS=3
 PRECISION=bf16
 GEN_BATCH=64
+FORCE=0
 SEQ=512
 PAIRS=2
 
@@ -32,6 +33,7 @@ usage() {
 usage: scripts/gpu-check.sh [--bin PATH] [--device cuda|cuda:N|cpu] [--fixtures DIR]
                             [--shape NAME|DIR] [--peak-tflops X] [--precision bf16|f32]
                             [--iters N] [--seq N] [--pairs N] [--gen-batch N] [--out FILE]
+                            [--force: replace an existing --out file]
 USAGE
 }
 
@@ -48,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --pairs) PAIRS=$2; shift 2 ;;
         --gen-batch) GEN_BATCH=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
+        --force) FORCE=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "gpu-check: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
     esac
@@ -55,6 +58,10 @@ done
 
 if [[ ! -x "$BIN" ]]; then
     echo "gpu-check: \`$BIN\` is not an executable rlhf; build it with \`cargo build --release -p rlhf-cli --features cuda\`, strip it, and pass --bin" >&2
+    exit 2
+fi
+if [[ -e "$OUT" && $FORCE -ne 1 ]]; then
+    echo "gpu-check: \`$OUT\` exists; pass --force to replace it, or another --out" >&2
     exit 2
 fi
 if [[ ! -d "$FIXTURES" ]]; then

@@ -61,6 +61,21 @@ fn gpu_check_script_runs_end_to_end_on_the_cpu() {
             .unwrap()
             > 0.0
     );
+    // A second run does not replace that file without --force, and says so in one line.
+    let again = Command::new("bash")
+        .arg(&script)
+        .args(["--bin", env!("CARGO_BIN_EXE_rlhf"), "--device", "cpu"])
+        .args(["--fixtures", fixtures.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--force"), "{err}");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(kept, v, "the first run's JSON is kept");
 }
 
 #[test]
