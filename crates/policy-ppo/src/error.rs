@@ -66,6 +66,15 @@ pub enum PpoError {
         /// The PPO iteration.
         step: usize,
     },
+    /// The reward source failed to score a batch (a remote reward server that stayed down
+    /// after its retries, a malformed reply, a score that is not finite).
+    #[error("reward source {source_name}: {message}")]
+    Scorer {
+        /// The scorer's fingerprint (e.g. `remote:http://host:port/score`).
+        source_name: String,
+        /// What went wrong and what was expected.
+        message: String,
+    },
     /// Drawing the reward/KL plot failed.
     #[error("plot: {0}")]
     Plot(String),

@@ -96,7 +96,7 @@ pub fn filter_prompts<B: Backend>(
         };
         let res = policy.with(device, |m| generate(m, &rows, &gen_cfg, device))?;
         let seqs = PackedSequences::new(&rows, &res.new_ids, gen_cfg.pad_id);
-        let scores = scorer.score(&seqs, device);
+        let scores = crate::scorer::checked_scores(scorer, &seqs, device)?;
         for (i, p) in chunk.iter().enumerate() {
             let s = scores[i * cfg.k..(i + 1) * cfg.k].to_vec();
             let v = variance(&s);

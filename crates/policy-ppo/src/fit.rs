@@ -445,7 +445,20 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
             mine.start,
             &gen_cfg,
             &device,
-        )?;
+        );
+        let ro = match ro {
+            Ok(ro) => ro,
+            Err(e @ PpoError::Scorer { .. }) => {
+                // Nothing of this iteration is in the state yet: the checkpoint of the
+                // iteration before resumes exactly.
+                if main && last_saved != Some(state.step) {
+                    save(&actor, &critic, &actor_optim, &critic_optim, &state)?;
+                }
+                tracing::error!(rank, step = state.step, "reward source failed: {e}");
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let time_rollout = t_rollout.elapsed().as_secs_f64();
         let rows = ro.seqs.rows();
         let width = ro.seqs.response_width;

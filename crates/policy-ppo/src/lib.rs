@@ -113,7 +113,7 @@ pub use refcache::{
 pub use reward::{TokenRewards, apply_eos_penalty, sequence_rewards, token_rewards};
 pub use rlhf_train::{MemoryPlan, ModelMemory};
 pub use rollout::{Rollout, RolloutTimings, rollout, rollout_rows};
-pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer};
+pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer, checked_scores};
 pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,
 };

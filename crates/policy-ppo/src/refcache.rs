@@ -121,7 +121,7 @@ pub fn build_reference_cache<B: Backend>(
         };
         let out = reference.with(device, |m| generate(m, &ids, &cfg, device))?;
         let seqs = PackedSequences::new(&ids, &out.new_ids, gen_cfg.pad_id);
-        let scores = scorer.score(&seqs, device);
+        let scores = crate::scorer::checked_scores(scorer, &seqs, device)?;
         for (i, p) in chunk.iter().enumerate() {
             entries.push(ReferenceEntry {
                 prompt_id: p.id.clone(),

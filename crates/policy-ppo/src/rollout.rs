@@ -110,7 +110,7 @@ pub fn rollout_rows<B: Backend>(
     timings.values = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let scores = scorer.score(&seqs, device);
+    let scores = crate::scorer::checked_scores(scorer, &seqs, device)?;
     timings.reward = t.elapsed().as_secs_f64();
 
     Ok(Rollout {

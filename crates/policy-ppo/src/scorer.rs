@@ -10,17 +10,52 @@
 use burn::prelude::*;
 use rlhf_core::ScalarModel;
 
+use crate::error::Result;
 use crate::frozen::{Frozen, module_fingerprint};
 use crate::sequences::{PackedSequences, gather_last_real};
 
 /// A reward model as PPO sees it.
 pub trait Scorer<B: Backend> {
-    /// The score of every row of `seqs` (prompt + response).
-    fn score(&mut self, seqs: &PackedSequences, device: &B::Device) -> Vec<f32>;
+    /// The score of every row of `seqs` (prompt + response), one per row.
+    ///
+    /// # Errors
+    /// [`crate::PpoError::Scorer`] when the source cannot score the batch (after its own
+    /// retries); the PPO loop then stops with a checkpoint it can resume from.
+    fn score(&mut self, seqs: &PackedSequences, device: &B::Device) -> Result<Vec<f32>>;
 
     /// Identifies the scorer's weights (or function): a reference-reward cache built with
     /// another fingerprint is refused.
     fn fingerprint(&self) -> String;
+}
+
+/// `scorer.score(seqs)`, checked: one finite score per row, else [`crate::PpoError::Scorer`]
+/// naming the scorer, the row and the value (every caller scores through this).
+///
+/// # Errors
+/// The scorer's own errors, a wrong number of scores, a NaN or infinite score.
+pub fn checked_scores<B: Backend>(
+    scorer: &mut dyn Scorer<B>,
+    seqs: &PackedSequences,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let scores = scorer.score(seqs, device)?;
+    let bad = |message: String| crate::PpoError::Scorer {
+        source_name: scorer.fingerprint(),
+        message,
+    };
+    if scores.len() != seqs.rows() {
+        return Err(bad(format!(
+            "returned {} scores for {} rows",
+            scores.len(),
+            seqs.rows()
+        )));
+    }
+    if let Some((r, s)) = scores.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+        return Err(bad(format!(
+            "the score of row {r} is {s}, expected a finite number"
+        )));
+    }
+    Ok(scores)
 }
 
 /// A frozen scalar reward model, read at the last real token of each row (by the mask, so
@@ -43,15 +78,15 @@ impl<B: Backend> RewardModel<B> {
 }
 
 impl<B: Backend> Scorer<B> for RewardModel<B> {
-    fn score(&mut self, seqs: &PackedSequences, device: &B::Device) -> Vec<f32> {
-        self.model.with(device, |m| {
+    fn score(&mut self, seqs: &PackedSequences, device: &B::Device) -> Result<Vec<f32>> {
+        Ok(self.model.with(device, |m| {
             let all = m.forward_all(&seqs.tokens, device);
             gather_last_real(all, &seqs.tokens, device)
                 .into_data()
                 .convert::<f32>()
                 .into_vec()
                 .expect("float scores")
-        })
+        }))
     }
 
     fn fingerprint(&self) -> String {
@@ -90,8 +125,8 @@ impl FnScorer {
 }
 
 impl<B: Backend> Scorer<B> for FnScorer {
-    fn score(&mut self, seqs: &PackedSequences, _device: &B::Device) -> Vec<f32> {
-        (0..seqs.rows())
+    fn score(&mut self, seqs: &PackedSequences, _device: &B::Device) -> Result<Vec<f32>> {
+        Ok((0..seqs.rows())
             .map(|r| {
                 let row = seqs.tokens.row(r);
                 let p0 = seqs.prompt_width - seqs.prompt_lens[r];
@@ -99,7 +134,7 @@ impl<B: Backend> Scorer<B> for FnScorer {
                 let end = seqs.prompt_width + seqs.response_lens[r];
                 (self.f)(prompt, &row[seqs.prompt_width..end])
             })
-            .collect()
+            .collect())
     }
 
     fn fingerprint(&self) -> String {

@@ -144,7 +144,7 @@ fn reward_is_read_at_the_last_real_token_for_right_and_left_padding() {
     let responses: Vec<Vec<u32>> = rows.iter().map(|r| r[2..].to_vec()).collect();
     let seqs = PackedSequences::new(&prompts, &responses, 0);
     let mut scorer = RewardModel::new(rm, false);
-    let got = Scorer::<Inner>::score(&mut scorer, &seqs, &DEV);
+    let got = Scorer::<Inner>::score(&mut scorer, &seqs, &DEV).unwrap();
     assert_close(
         "packed Scorer rewards vs one row at a time",
         &got,
