@@ -204,7 +204,8 @@ pub(crate) fn read_ppo_file(path: &Path) -> anyhow::Result<PpoFile> {
 
 struct Loaded<A: AutodiffBackend> {
     actor: CausalLm<A>,
-    critic: ScalarModel<A>,
+    /// None for a critic-free estimator.
+    critic: Option<ScalarModel<A>>,
     reward: ScalarModel<A::InnerBackend>,
     policy_cfg: ModelConfig,
     value_cfg: ModelConfig,
@@ -236,7 +237,7 @@ impl<A: AutodiffBackend> WorldJob<A> for PpoJob<'_, A> {
         };
         let m = match pre {
             Some(m) => m,
-            None => load_models::<A>(self.p, self.vocab, world.device())?,
+            None => load_models::<A>(self.p, self.vocab, self.cfg, world.device())?,
         };
         let models = PpoModels {
             reference: m.actor.valid(),
@@ -255,19 +256,23 @@ impl<A: AutodiffBackend> WorldJob<A> for PpoJob<'_, A> {
     }
 }
 
+/// The models of a run; the critic only for an estimator that uses one (critic-free runs load
+/// none and save its memory).
 fn load_models<A: AutodiffBackend>(
     p: &PpoPaths,
     vocab: usize,
+    ppo: &rlhf_policy_ppo::PpoConfig,
     dev: &A::Device,
 ) -> anyhow::Result<Loaded<A>> {
     let opts = LoadOptions::default();
+    let with_critic = ppo.adv_estimator.uses_critic();
     if let Some(name) = &p.init {
         let cfg = init_config(name, vocab)?;
         let rm = ScalarModel::<A>::init(&cfg, 0.02, p.init_seed + 1, dev);
         return Ok(Loaded {
             actor: CausalLm::init(&cfg, 0.02, p.init_seed, dev),
             reward: rm.valid(),
-            critic: rm,
+            critic: with_critic.then_some(rm),
             policy_cfg: cfg.clone(),
             value_cfg: cfg,
         });
@@ -280,13 +285,24 @@ fn load_models<A: AutodiffBackend>(
         .with_context(|| format!("policy {}", policy.display()))?;
     let (reward, value_cfg) = load_scalar_model::<A::InnerBackend>(rm_dir, opts, dev)
         .with_context(|| format!("reward model {}", rm_dir.display()))?;
-    let critic_dir = p.critic.as_ref().unwrap_or(rm_dir);
-    let (hf, _) = read_config(critic_dir)?;
-    let critic = if hf.is_sequence_classification() {
-        load_scalar_model::<A>(critic_dir, opts, dev)?.0
+    let critic = if with_critic {
+        let critic_dir = p.critic.as_ref().unwrap_or(rm_dir);
+        let (hf, _) = read_config(critic_dir)?;
+        Some(if hf.is_sequence_classification() {
+            load_scalar_model::<A>(critic_dir, opts, dev)?.0
+        } else {
+            let (lm, _) = load_causal_lm::<A>(critic_dir, opts, dev)?;
+            ScalarModel::from_trunk(lm.trunk, 0.02, p.init_seed, dev)
+        })
     } else {
-        let (lm, _) = load_causal_lm::<A>(critic_dir, opts, dev)?;
-        ScalarModel::from_trunk(lm.trunk, 0.02, p.init_seed, dev)
+        if let Some(c) = &p.critic {
+            bail!(
+                "`critic = {}` is set, but adv_estimator = {} trains no critic; remove it",
+                c.display(),
+                ppo.adv_estimator.name()
+            );
+        }
+        None
     };
     Ok(Loaded {
         actor,
@@ -328,7 +344,7 @@ fn run_train<A: AutodiffBackend>(
         eos_ids: Vec::new(),
     };
     let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
-    let m = load_models::<A>(p, vocab, &dev)?;
+    let m = load_models::<A>(p, vocab, cfg, &dev)?;
     if m.value_cfg.vocab_size != m.policy_cfg.vocab_size {
         bail!(
             "the reward model's vocabulary ({}) differs from the policy's ({}): PPO needs one \
@@ -359,7 +375,8 @@ fn run_train<A: AutodiffBackend>(
     let plan = ppo_memory_plan(
         &m.policy_cfg,
         &m.value_cfg,
-        cfg.batch_prompts,
+        m.critic.is_some(),
+        cfg.rollout_rows(),
         cfg.mini_batch_size,
         longest,
         cfg.max_new_tokens,

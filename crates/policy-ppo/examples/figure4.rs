@@ -227,7 +227,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let models = PpoModels {
                 actor: sft.clone(),
                 reference: sft_inner.clone(),
-                critic: ScalarModel::<B>::init(&cfg_model, 0.02, 7 + seed, &DEV),
+                critic: Some(ScalarModel::<B>::init(&cfg_model, 0.02, 7 + seed, &DEV)),
                 reward: Box::new(FnScorer::new("task-offset-e-fraction", reward)),
             };
             let t = std::time::Instant::now();

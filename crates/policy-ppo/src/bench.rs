@@ -17,6 +17,7 @@ use rlhf_debias::{RunningMeanStd, ShapingConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::compute_gae;
+use crate::config::LossAggMode;
 use crate::frozen::Frozen;
 use crate::kl::KlEstimator;
 use crate::memory::ppo_memory_plan;
@@ -120,6 +121,8 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
     let mut co = adam.init::<B, ScalarModel<B>>();
     let step_cfg = StepConfig {
         cliprange: 0.2,
+        cliprange_high: 0.2,
+        loss_agg: LossAggMode::TokenMean,
         cliprange_value: 0.2,
         vf_coef: 0.1,
         ent_coef: 0.0,
@@ -234,6 +237,8 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
         iters,
         phases,
         ms_per_step: wall * k,
-        memory: ppo_memory_plan(cfg, cfg, prompts, prompts, prompt_len, new_tokens, 4, false),
+        memory: ppo_memory_plan(
+            cfg, cfg, true, prompts, prompts, prompt_len, new_tokens, 4, false,
+        ),
     }
 }

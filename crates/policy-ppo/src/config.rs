@@ -77,6 +77,58 @@ impl Default for FilterConfig {
     }
 }
 
+/// How advantages are estimated (veRL's `adv_estimator`; see `docs/estimators.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvEstimator {
+    /// GAE with the critic (PPO; with or without the paper's reference reward).
+    #[default]
+    Gae,
+    /// GRPO: each response's return minus its group's mean, over the group's standard
+    /// deviation (with `scale_rewards`).
+    Grpo,
+    /// RLOO: each response's return minus the mean of the other `k − 1` in its group.
+    Rloo,
+    /// REINFORCE++: per-token reward-to-go (KL penalty on every token, score on the last),
+    /// whitened over the whole batch.
+    ReinforcePp,
+    /// ReMax: the reward-to-go minus the score of the current policy's greedy response.
+    Remax,
+}
+
+impl AdvEstimator {
+    /// The config name (`gae`, `grpo`, `rloo`, `reinforce_pp`, `remax`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AdvEstimator::Gae => "gae",
+            AdvEstimator::Grpo => "grpo",
+            AdvEstimator::Rloo => "rloo",
+            AdvEstimator::ReinforcePp => "reinforce_pp",
+            AdvEstimator::Remax => "remax",
+        }
+    }
+
+    /// Whether the estimator needs a value model (only GAE does).
+    pub fn uses_critic(self) -> bool {
+        self == AdvEstimator::Gae
+    }
+}
+
+/// How the per-token policy losses of a minibatch become one number (veRL's
+/// `loss_agg_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossAggMode {
+    /// Mean over every response token of the minibatch (DAPO; TRL's GRPO default).
+    #[default]
+    TokenMean,
+    /// Mean over responses of each response's token mean (the original GRPO; length-biased:
+    /// a token of a short response weighs more).
+    SeqMean,
+    /// Mean over responses of each response's token sum.
+    SeqSum,
+}
+
 /// Every PPO hyper-parameter. Field names follow TRL's `PPOConfig` where one exists.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -120,8 +172,22 @@ pub struct PpoConfig {
     pub gamma: f64,
     /// GAE λ (TRL `lam`).
     pub lam: f64,
-    /// Policy ratio clip ε (TRL `cliprange`).
+    /// Policy ratio clip ε (TRL `cliprange`): the ratio is clipped to `[1 − ε, 1 + ε]`.
     pub cliprange: f64,
+    /// Clip-higher (DAPO; TRL `epsilon_high`): the upper clip becomes `1 + cliprange_high`
+    /// (`None`: symmetric, `cliprange`).
+    pub cliprange_high: Option<f64>,
+    /// How advantages are estimated: `gae` (with the critic), or critic-free `grpo`, `rloo`,
+    /// `reinforce_pp`, `remax`.
+    pub adv_estimator: AdvEstimator,
+    /// Responses sampled per prompt (TRL `num_generations`, the group size `k`); GRPO and
+    /// RLOO need at least 2.
+    pub num_generations: usize,
+    /// GRPO divides each group's centred returns by the group's standard deviation (TRL
+    /// `scale_rewards`; `false` is Dr. GRPO's choice).
+    pub scale_rewards: bool,
+    /// Aggregation of the per-token policy loss.
+    pub loss_agg_mode: LossAggMode,
     /// Value clip (TRL `cliprange_value`).
     pub cliprange_value: f64,
     /// Value-loss coefficient (TRL `vf_coef`).
@@ -186,6 +252,11 @@ impl Default for PpoConfig {
             gamma: 1.0,
             lam: 0.95,
             cliprange: 0.2,
+            cliprange_high: None,
+            adv_estimator: AdvEstimator::Gae,
+            num_generations: 1,
+            scale_rewards: true,
+            loss_agg_mode: LossAggMode::TokenMean,
             cliprange_value: 0.2,
             vf_coef: 0.1,
             ent_coef: 0.0,
@@ -257,15 +328,18 @@ impl PpoConfig {
         at_least("total_steps", self.total_steps, 1)?;
         at_least("batch_prompts", self.batch_prompts, 1)?;
         at_least("mini_batch_size", self.mini_batch_size, 1)?;
-        if !self.batch_prompts.is_multiple_of(self.mini_batch_size) {
+        at_least("num_generations", self.num_generations, 1)?;
+        if !self.rollout_rows().is_multiple_of(self.mini_batch_size) {
             return Err(PpoError::config(
                 "mini_batch_size",
                 format!(
-                    "must divide batch_prompts ({}), got {}",
-                    self.batch_prompts, self.mini_batch_size
+                    "must divide the rollout's rows, batch_prompts × num_generations ({} × {}), \
+                     got {}",
+                    self.batch_prompts, self.num_generations, self.mini_batch_size
                 ),
             ));
         }
+        self.validate_estimator()?;
         at_least("ppo_epochs", self.ppo_epochs, 1)?;
         at_least("max_new_tokens", self.max_new_tokens, 1)?;
         at_least("max_prompt_length", self.max_prompt_length, 1)?;
@@ -299,6 +373,9 @@ impl PpoConfig {
             }
         }
         positive("cliprange", self.cliprange)?;
+        if let Some(h) = self.cliprange_high {
+            positive("cliprange_high", h)?;
+        }
         positive("cliprange_value", self.cliprange_value)?;
         non_negative("vf_coef", self.vf_coef)?;
         non_negative("ent_coef", self.ent_coef)?;
@@ -339,10 +416,55 @@ impl PpoConfig {
         serde_json::to_value(c).expect("serialisable")
     }
 
-    /// Optimizer steps per PPO iteration: `ppo_epochs` passes over the rollout batch in
-    /// minibatches of `mini_batch_size` prompts.
+    /// Optimizer steps per PPO iteration: `ppo_epochs` passes over the rollout's rows in
+    /// minibatches of `mini_batch_size` rows.
     pub fn optimizer_steps_per_iteration(&self) -> usize {
-        self.ppo_epochs * (self.batch_prompts / self.mini_batch_size)
+        self.ppo_epochs * (self.rollout_rows() / self.mini_batch_size)
+    }
+
+    /// Rows of one rollout: `batch_prompts × num_generations`.
+    pub fn rollout_rows(&self) -> usize {
+        self.batch_prompts * self.num_generations
+    }
+
+    /// The estimator's constraints on the other fields.
+    fn validate_estimator(&self) -> Result<()> {
+        let est = self.adv_estimator;
+        let name = est.name();
+        if matches!(est, AdvEstimator::Grpo | AdvEstimator::Rloo) && self.num_generations < 2 {
+            return Err(PpoError::config(
+                "num_generations",
+                format!(
+                    "adv_estimator = {name} compares the k responses of a prompt: needs \
+                     num_generations >= 2, got {}",
+                    self.num_generations
+                ),
+            ));
+        }
+        if matches!(
+            est,
+            AdvEstimator::Grpo | AdvEstimator::Rloo | AdvEstimator::Remax
+        ) && self.shaping.reference_baseline
+        {
+            return Err(PpoError::config(
+                "shaping.reference_baseline",
+                format!(
+                    "adv_estimator = {name} has its own per-prompt baseline (the reference \
+                     reward would cancel out or be replaced); set shaping.reference_baseline \
+                     = false"
+                ),
+            ));
+        }
+        if est != AdvEstimator::Gae && self.whiten_advantages {
+            return Err(PpoError::config(
+                "whiten_advantages",
+                format!(
+                    "adv_estimator = {name} sets its own scale (REINFORCE++ always whitens, \
+                     the group baselines are centred); whiten_advantages is for gae"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `field: checkpoint X, now Y` for every trajectory field that differs.

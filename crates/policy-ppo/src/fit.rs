@@ -42,9 +42,11 @@ use rlhf_train::{
 };
 
 use crate::advantage::compute_gae;
+use crate::config::AdvEstimator;
 use crate::config::PpoConfig;
 use crate::data::{EncodedPrompt, ntp_batch};
 use crate::error::{PpoError, Result};
+use crate::estimators::{critic_free_advantages, frac_reward_zero_std};
 use crate::frozen::ids_hash;
 use crate::frozen::{Frozen, module_fingerprint};
 use crate::metrics::{PpoLog, append_log};
@@ -54,7 +56,7 @@ use crate::refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
 use crate::reward::{apply_eos_penalty, sequence_rewards, token_rewards};
-use crate::rollout::rollout_rows;
+use crate::rollout::{greedy_scores, rollout_rows};
 use crate::scorer::Scorer;
 use crate::step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients};
 use crate::train::{
@@ -391,19 +393,31 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         "starting step and KL coefficient",
     )?;
     let mut sums = param_checksum(&actor).to_vec();
-    sums.extend(param_checksum(&critic));
+    if let Some(c) = &critic {
+        sums.extend(param_checksum(c));
+    }
     agree::<B, _>(world, &sums, "starting actor and critic parameters")?;
 
     let step_cfg = StepConfig::from(cfg);
     let mut last_saved = resumed_from;
     let mut checkpoint = None;
     let mut status = TrainStatus::Finished;
-    let save = |actor: &CausalLm<B>, critic: &ScalarModel<B>, ao: &_, co: &_, st: &PpoState| {
-        save_ppo_checkpoint(run_dir, actor, critic, ao, co, st)
+    let save = |actor: &CausalLm<B>,
+                critic: &Option<ScalarModel<B>>,
+                ao: &_,
+                co: &Option<_>,
+                st: &PpoState| {
+        save_ppo_checkpoint(run_dir, actor, critic.as_ref(), ao, co.as_ref(), st)
     };
 
+    // Prompts are sharded, so a prompt's k responses (its group) stay on one rank; row
+    // `p·k + j` of the rollout is response j to prompt p.
     let bp = cfg.batch_prompts;
+    let k = cfg.num_generations;
+    let n_rows = cfg.rollout_rows();
     let mine = shard_range(bp, rank, n_ranks);
+    let mine_rows = mine.start * k..mine.end * k;
+    let estimator = cfg.adv_estimator;
     let mut mon = Monitor::new(
         opts.progress && main,
         "ppo",
@@ -427,7 +441,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         let idx = state.prompts.take(n, bp, cfg.seed);
         let my_prompts: Vec<Vec<u32>> = idx[mine.clone()]
             .iter()
-            .map(|&i| prompts[i].ids.clone())
+            .flat_map(|&i| std::iter::repeat_n(prompts[i].ids.clone(), k))
             .collect();
         let gen_cfg = GenerationConfig {
             seed: step_seed,
@@ -436,17 +450,34 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
 
         // Rollout of this rank's prompts, with inference copies of the trained models.
         let t_rollout = Instant::now();
+        let policy_now = actor.valid();
         let ro = rollout_rows(
-            &actor.valid(),
-            &critic.valid(),
+            &policy_now,
+            critic.as_ref().map(|c| c.valid()).as_ref(),
             &mut reference,
             reward.as_mut(),
             &my_prompts,
-            mine.start,
+            mine_rows.start,
             &gen_cfg,
             &device,
-        );
-        let ro = match ro {
+        )
+        .and_then(|ro| {
+            // ReMax: the greedy response of the current policy to each prompt, scored.
+            let greedy = if estimator == AdvEstimator::Remax {
+                let once: Vec<Vec<u32>> = my_prompts.iter().step_by(k).cloned().collect();
+                Some(greedy_scores(
+                    &policy_now,
+                    reward.as_mut(),
+                    &once,
+                    &gen_cfg,
+                    &device,
+                )?)
+            } else {
+                None
+            };
+            Ok((ro, greedy))
+        });
+        let (ro, greedy) = match ro {
             Ok(ro) => ro,
             Err(e @ PpoError::Scorer { .. }) => {
                 // Nothing of this iteration is in the state yet: the checkpoint of the
@@ -475,10 +506,11 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         )?;
 
         // Every row's statistics (and the stop flag), each rank filling its rows' slots.
-        let mut v = vec![0.0f64; bp * ROW_SLOTS + 1];
+        let mut v = vec![0.0f64; n_rows * ROW_SLOTS + 1];
         for r in 0..rows {
             let entropy = -ro.logprobs[r].iter().map(|&x| x as f64).sum::<f64>();
-            let s = &mut v[(mine.start + r) * ROW_SLOTS..(mine.start + r + 1) * ROW_SLOTS];
+            let g = mine_rows.start + r;
+            let s = &mut v[g * ROW_SLOTS..(g + 1) * ROW_SLOTS];
             s.copy_from_slice(&[
                 ro.scores[r] as f64,
                 f64::from(u8::from(ro.finished[r])),
@@ -488,24 +520,31 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                 entropy,
             ]);
         }
-        v[bp * ROW_SLOTS] = stop_flag();
+        v[n_rows * ROW_SLOTS] = stop_flag();
         let op = format!("PPO rollout statistics all-reduce of step {iteration}");
         let g = world.all_reduce_f64(&v, &op)?;
-        stop_agreed = g[bp * ROW_SLOTS] > 0.0;
-        let slot = |r: usize, k: usize| g[r * ROW_SLOTS + k];
-        let scores_g: Vec<f32> = (0..bp).map(|r| slot(r, 0) as f32).collect();
-        let finished_g: Vec<bool> = (0..bp).map(|r| slot(r, 1) > 0.5).collect();
-        let lens_g: Vec<usize> = (0..bp).map(|r| slot(r, 2) as usize).collect();
-        let kl_sum_g: Vec<f64> = (0..bp).map(|r| slot(r, 3)).collect();
-        let non_score_g: Vec<f64> = (0..bp).map(|r| slot(r, 4)).collect();
-        let entropy_g: Vec<f64> = (0..bp).map(|r| slot(r, 5)).collect();
+        stop_agreed = g[n_rows * ROW_SLOTS] > 0.0;
+        let slot = |r: usize, j: usize| g[r * ROW_SLOTS + j];
+        let scores_g: Vec<f32> = (0..n_rows).map(|r| slot(r, 0) as f32).collect();
+        let finished_g: Vec<bool> = (0..n_rows).map(|r| slot(r, 1) > 0.5).collect();
+        let lens_g: Vec<usize> = (0..n_rows).map(|r| slot(r, 2) as usize).collect();
+        let kl_sum_g: Vec<f64> = (0..n_rows).map(|r| slot(r, 3)).collect();
+        let non_score_g: Vec<f64> = (0..n_rows).map(|r| slot(r, 4)).collect();
+        let entropy_g: Vec<f64> = (0..n_rows).map(|r| slot(r, 5)).collect();
 
         // Sequence rewards of the whole batch (identical running statistics on every rank),
         // then this rank's per-token rewards and advantages.
         let batch_refs = refs.as_ref().map(|r| {
+            let each = |f: &dyn Fn(usize) -> f32| -> Vec<f32> {
+                idx.iter()
+                    .flat_map(|&i| std::iter::repeat_n(f(i), k))
+                    .collect()
+            };
             (
-                idx.iter().map(|&i| r.scores[i]).collect::<Vec<_>>(),
-                idx.iter().map(|&i| r.finished[i]).collect::<Vec<_>>(),
+                each(&|i| r.scores[i]),
+                idx.iter()
+                    .flat_map(|&i| std::iter::repeat_n(r.finished[i], k))
+                    .collect::<Vec<_>>(),
             )
         });
         let seq = sequence_rewards(
@@ -518,25 +557,45 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
             &cfg.shaping,
             &mut state.running,
         )?;
+        let frac_zero_std = (k >= 2)
+            .then(|| frac_reward_zero_std(&seq, k))
+            .transpose()?;
         let tr = token_rewards(
             &ro.logprobs,
             &ro.ref_logprobs,
-            &seq[mine.clone()],
+            &seq[mine_rows.clone()],
             width,
             kl_coef,
             cfg.kl.estimator,
         )?;
         let values = flatten(&ro.values, width);
-        let mut adv = compute_gae(
-            &tr.rewards,
-            &values,
-            &lens,
-            width,
-            cfg.gamma,
-            cfg.lam,
-            false,
-        )?;
-        if cfg.whiten_advantages {
+        let mut adv = if estimator == AdvEstimator::Gae {
+            compute_gae(
+                &tr.rewards,
+                &values,
+                &lens,
+                width,
+                cfg.gamma,
+                cfg.lam,
+                false,
+            )?
+        } else {
+            // ReMax's baselines are shaped like the rewards, with a copy of the running
+            // statistics (the baselines do not update them).
+            let baselines = match &greedy {
+                Some((s, f)) => Some(sequence_rewards(
+                    s,
+                    f,
+                    None,
+                    cfg.missing_eos_penalty,
+                    &cfg.shaping,
+                    &mut state.running.clone(),
+                )?),
+                None => None,
+            };
+            critic_free_advantages(cfg, &tr.rewards, &lens, width, baselines.as_deref())?
+        };
+        if cfg.whiten_advantages || estimator == AdvEstimator::ReinforcePp {
             whiten_global(world, &mut adv.advantages, &lens, width)?;
         }
         let old_lp = flatten(&ro.logprobs, width);
@@ -546,12 +605,12 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         let mut steps: Vec<StepStats> = Vec::with_capacity(cfg.optimizer_steps_per_iteration());
         let mut lr_a = 0.0;
         for epoch in 0..cfg.ppo_epochs {
-            let perm = epoch_permutation(bp, step_seed, epoch);
+            let perm = epoch_permutation(n_rows, step_seed, epoch);
             for chunk in perm.chunks(cfg.mini_batch_size) {
                 let local: Vec<usize> = chunk
                     .iter()
-                    .filter(|g| mine.contains(g))
-                    .map(|g| g - mine.start)
+                    .filter(|g| mine_rows.contains(g))
+                    .map(|g| g - mine_rows.start)
                     .collect();
                 let tokens_all: usize = chunk.iter().map(|&g| lens_g[g]).sum();
                 let tokens_here: usize = local.iter().map(|&l| lens[l]).sum();
@@ -589,13 +648,18 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                 } else {
                     0.0
                 };
+                let policy_share = match cfg.loss_agg_mode {
+                    crate::config::LossAggMode::TokenMean => share,
+                    _ => local.len() as f64 / chunk.len() as f64,
+                };
                 let shares = StepShares {
+                    policy: policy_share,
                     tokens: share,
                     ntp: ntp_share,
                 };
                 let (ga, gc, st) = ppo_gradients(
                     &actor,
-                    &critic,
+                    critic.as_ref(),
                     mb.as_ref(),
                     ntp.as_ref(),
                     &step_cfg,
@@ -603,7 +667,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                     &device,
                 );
                 let extras = [
-                    st.policy_loss * share,
+                    st.policy_loss * policy_share,
                     st.value_loss * share,
                     st.entropy * share,
                     st.approx_kl * share,
@@ -626,19 +690,15 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                     lr_a,
                     &op,
                 )?;
-                let op = format!("PPO critic gradient all-reduce of step {iteration}");
-                let (c, applied_c) = apply(
-                    world,
-                    critic,
-                    &mut critic_optim,
-                    gc,
-                    &[],
-                    cfg.max_grad_norm,
-                    lr_c,
-                    &op,
-                )?;
+                let mut grad_norm_value = 0.0;
+                if let (Some(c), Some(co)) = (critic.take(), critic_optim.as_mut()) {
+                    let op = format!("PPO critic gradient all-reduce of step {iteration}");
+                    let (c, applied_c) =
+                        apply(world, c, co, gc, &[], cfg.max_grad_norm, lr_c, &op)?;
+                    critic = Some(c);
+                    grad_norm_value = applied_c.grad_norm;
+                }
                 actor = a;
-                critic = c;
                 state.optimizer_steps += 1;
                 let x = |i: usize| applied_a.extras[i] as f64;
                 let st = StepStats {
@@ -651,7 +711,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                     value_clipfrac: x(6),
                     ratio: x(5),
                     grad_norm_policy: applied_a.grad_norm,
-                    grad_norm_value: applied_c.grad_norm,
+                    grad_norm_value,
                     forward_backward_s: st.forward_backward_s,
                     optimizer_s: st.optimizer_s,
                 };
@@ -686,7 +746,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
             let penalised = apply_eos_penalty(&scores_g, &finished_g, cfg.missing_eos_penalty);
             let log = PpoLog {
                 step,
-                episode: step * bp,
+                episode: step * n_rows,
                 epoch: state.prompts.epoch as f64 + state.prompts.cursor as f64 / n as f64,
                 kl: mean_kl,
                 entropy: mean(entropy_g.iter().copied()),
@@ -712,6 +772,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                 grad_norm_policy: avg(|s| s.grad_norm_policy),
                 grad_norm_value: avg(|s| s.grad_norm_value),
                 lr: lr_a,
+                frac_reward_zero_std: frac_zero_std,
                 time_rollout,
                 time_update,
             };

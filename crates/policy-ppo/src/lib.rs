@@ -18,7 +18,8 @@
 //! | --- | --- |
 //! | `kl` | [`KlEstimator`] (k1, k3), [`KlController`] (fixed / adaptive), [`KlConfig`] |
 //! | `advantage` | [`compute_gae`], [`gae_row`] |
-//! | `loss` | [`policy_loss`], [`value_loss`], [`masked_mean`], [`mean_entropy`] |
+//! | `estimators` | critic-free advantages: [`grpo_advantages`], [`rloo_advantages`], [`reward_to_go`] (REINFORCE++, ReMax), [`critic_free_advantages`], [`frac_reward_zero_std`] |
+//! | `loss` | [`policy_loss`], [`policy_loss_with`] (clip-higher, [`aggregate`]), [`value_loss`], [`masked_mean`], [`mean_entropy`] |
 //! | `reward` | [`sequence_rewards`] (EOS penalty + shaping), [`token_rewards`] |
 //! | `sequences` | [`PackedSequences`], [`ResponseMask`], [`last_real_indices`], [`gather_last_real`] |
 //! | `scorer` | [`Scorer`], [`RewardModel`], [`FnScorer`] |
@@ -45,7 +46,7 @@
 //! let models = PpoModels {
 //!     reference: actor.valid(),
 //!     actor,
-//!     critic: ScalarModel::init(&cfg, 0.02, 1, &FlexDevice),
+//!     critic: Some(ScalarModel::init(&cfg, 0.02, 1, &FlexDevice)),
 //!     // A known reward: the fraction of response bytes that are spaces.
 //!     reward: Box::new(FnScorer::new("spaces", |_, r| {
 //!         r.iter().filter(|&&t| t == b' ' as u32 + 3).count() as f32 / r.len().max(1) as f32
@@ -71,6 +72,7 @@ mod bench;
 mod config;
 mod data;
 mod error;
+mod estimators;
 mod export;
 mod filter;
 mod fit;
@@ -91,18 +93,27 @@ mod train;
 
 pub use advantage::{Advantages, compute_gae, gae_row};
 pub use bench::{PhaseMs, PpoBench, bench_ppo_step};
-pub use config::{FilterConfig, PpoConfig, ReferenceConfig, ReferenceDecoding};
+pub use config::{
+    AdvEstimator, FilterConfig, LossAggMode, PpoConfig, ReferenceConfig, ReferenceDecoding,
+};
 pub use data::{
     EncodedPrompt, Prompt, SftExample, encode_prompts, encode_sft, ntp_batch, read_prompts,
     read_sft,
 };
 pub use error::{PpoError, Result};
+pub use estimators::{
+    GRPO_STD_EPS, broadcast, critic_free_advantages, frac_reward_zero_std, grpo_advantages,
+    reward_to_go, rloo_advantages, row_returns,
+};
 pub use export::export_actor;
 pub use filter::{FilterReport, FilteredPrompt, filter_prompts, variance};
 pub use fit::{train, train_with};
 pub use frozen::{Frozen, ids_hash, module_fingerprint};
 pub use kl::{AdaptiveKl, KlConfig, KlController, KlEstimator};
-pub use loss::{PolicyLoss, ValueLoss, masked_mean, mean_entropy, policy_loss, value_loss};
+pub use loss::{
+    PolicyLoss, ValueLoss, aggregate, masked_mean, mean_entropy, policy_loss, policy_loss_with,
+    value_loss,
+};
 pub use memory::ppo_memory_plan;
 pub use metrics::{PpoLog, append_log, read_logs, write_logs};
 pub use plot::{PlotRun, reward_kl_svg};
@@ -112,7 +123,7 @@ pub use refcache::{
 };
 pub use reward::{TokenRewards, apply_eos_penalty, sequence_rewards, token_rewards};
 pub use rlhf_train::{MemoryPlan, ModelMemory};
-pub use rollout::{Rollout, RolloutTimings, rollout, rollout_rows};
+pub use rollout::{Rollout, RolloutTimings, greedy_scores, rollout, rollout_rows};
 pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer, checked_scores};
 pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,

@@ -6,6 +6,8 @@
 
 use burn::prelude::*;
 
+use crate::config::LossAggMode;
+
 /// `Σ x·mask / Σ mask` (a `[1]` tensor; 0 when the mask is empty).
 ///
 /// # Shapes
@@ -28,7 +30,8 @@ pub struct PolicyLoss<B: Backend> {
     pub ratio: Tensor<B, 1>,
 }
 
-/// The PPO clipped surrogate objective (to minimise).
+/// The PPO clipped surrogate objective (to minimise), symmetric clip, token mean:
+/// [`policy_loss_with`] with `cliprange` on both sides and [`LossAggMode::TokenMean`].
 ///
 /// # Shapes
 /// - every input: `[rows, width]`; `mask` is 1.0 on response tokens
@@ -39,12 +42,66 @@ pub fn policy_loss<B: Backend>(
     mask: Tensor<B, 2>,
     cliprange: f64,
 ) -> PolicyLoss<B> {
+    policy_loss_with(
+        logprobs,
+        old_logprobs,
+        advantages,
+        mask,
+        (cliprange, cliprange),
+        LossAggMode::TokenMean,
+    )
+}
+
+/// The per-token values `x` of a minibatch reduced to one number by `agg`:
+/// - `TokenMean`: `Σ x·mask / Σ mask`;
+/// - `SeqMean`: the mean over rows of each row's token mean;
+/// - `SeqSum`: the mean over rows of each row's token sum.
+///
+/// Rows without a real token count in neither mean over rows.
+///
+/// # Shapes
+/// - `x`, `mask`: `[rows, width]` → `[1]`
+pub fn aggregate<B: Backend>(
+    x: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    agg: LossAggMode,
+) -> Tensor<B, 1> {
+    if agg == LossAggMode::TokenMean {
+        return masked_mean(x, mask);
+    }
+    let per_row_n = mask.clone().sum_dim(1); // [rows, 1]
+    let rows_present = per_row_n.clone().greater_elem(0.0).float();
+    let n_rows = rows_present.clone().sum().clamp_min(1.0);
+    let sums = (x * mask).sum_dim(1); // [rows, 1]
+    let per_row = match agg {
+        LossAggMode::SeqMean => sums / per_row_n.clamp_min(1.0),
+        _ => sums,
+    };
+    (per_row * rows_present).sum() / n_rows
+}
+
+/// The PPO clipped surrogate with an asymmetric clip (DAPO's clip-higher) and a loss
+/// aggregation: per token `max(−A ρ, −A clip(ρ, 1 − ε_low, 1 + ε_high))`, reduced by
+/// [`aggregate`]; the statistics stay token means.
+///
+/// Golden values: `tests/golden/estimators.py`.
+///
+/// # Shapes
+/// - every input: `[rows, width]`; `mask` is 1.0 on response tokens
+pub fn policy_loss_with<B: Backend>(
+    logprobs: Tensor<B, 2>,
+    old_logprobs: Tensor<B, 2>,
+    advantages: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    (eps_low, eps_high): (f64, f64),
+    agg: LossAggMode,
+) -> PolicyLoss<B> {
     let log_ratio = logprobs - old_logprobs;
     let ratio = log_ratio.clone().exp();
     let pg1 = advantages.clone().neg() * ratio.clone();
-    let pg2 = advantages.neg() * ratio.clone().clamp(1.0 - cliprange, 1.0 + cliprange);
+    let pg2 = advantages.neg() * ratio.clone().clamp(1.0 - eps_low, 1.0 + eps_high);
     let clipped = pg2.clone().greater(pg1.clone()).float().detach();
-    let loss = masked_mean(pg1.max_pair(pg2), mask.clone());
+    let loss = aggregate(pg1.max_pair(pg2), mask.clone(), agg);
     PolicyLoss {
         loss,
         clipfrac: masked_mean(clipped, mask.clone()),
@@ -150,6 +207,52 @@ mod tests {
         // token 4 (ratio 0.37 < 0.8, A < 0); tokens 1 and 2 move against their advantage and
         // stay unclipped: 2 of 5 real tokens.
         assert!((f - 0.4).abs() < 1e-12);
+    }
+
+    /// `tests/golden/estimators.py`: two sequences (3 tokens and 1), symmetric clip 0.2 and
+    /// clip-higher 0.28, each aggregation.
+    #[test]
+    fn golden_clip_higher_and_aggregations() {
+        let lp = t(&[-1.0, -0.5, -2.0, -0.3, 0.0, 0.0], 2);
+        let old = t(&[-1.2, -0.4, -2.0, -0.6, 0.0, 0.0], 2);
+        let adv = t(&[1.0, 1.0, -0.5, 2.0, 9.0, 9.0], 2);
+        let mask = t(&[1.0, 1.0, 1.0, 1.0, 0.0, 0.0], 2);
+        let golden = [
+            (
+                (0.2, 0.2),
+                [-1.001209354509, -1.467472903006, -2.002418709018],
+            ),
+            (
+                (0.2, 0.28),
+                [-1.046560044049, -1.551040029366, -2.093120088098],
+            ),
+        ];
+        let modes = [
+            LossAggMode::TokenMean,
+            LossAggMode::SeqMean,
+            LossAggMode::SeqSum,
+        ];
+        for (clip, want) in golden {
+            for (agg, w) in modes.into_iter().zip(want) {
+                let out = policy_loss_with(
+                    lp.clone(),
+                    old.clone(),
+                    adv.clone(),
+                    mask.clone(),
+                    clip,
+                    agg,
+                );
+                let got = scalar(out.loss);
+                assert!((got - w).abs() < 1e-5, "{clip:?} {agg:?}: {got} vs {w}");
+            }
+        }
+        // A row without tokens counts in no mean over rows.
+        let m0 = t(&[1.0, 1.0, 1.0, 0.0, 0.0, 0.0], 2);
+        let x = t(&[1.0, 2.0, 3.0, 7.0, 7.0, 7.0], 2);
+        assert!(
+            (scalar(aggregate(x.clone(), m0.clone(), LossAggMode::SeqMean)) - 2.0).abs() < 1e-6
+        );
+        assert!((scalar(aggregate(x, m0, LossAggMode::SeqSum)) - 6.0).abs() < 1e-6);
     }
 
     // Property: ratio = 1 everywhere ⇒ clip fraction 0, approx KL 0, loss = −mean(A).

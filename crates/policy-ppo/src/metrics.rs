@@ -81,6 +81,10 @@ pub struct PpoLog {
     pub grad_norm_value: f64,
     /// Actor learning rate of the last minibatch step.
     pub lr: f64,
+    /// With `num_generations ≥ 2`: the fraction of prompts whose responses all got the same
+    /// sequence reward (TRL's name; their group-relative advantages are 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frac_reward_zero_std: Option<f64>,
     /// Rollout wall time (generation, reference, values, reward), seconds.
     #[serde(rename = "time/rollout")]
     pub time_rollout: f64,

@@ -65,7 +65,14 @@ pub fn rollout<B: Backend>(
     device: &B::Device,
 ) -> Result<Rollout> {
     rollout_rows(
-        policy, critic, reference, scorer, prompts, 0, gen_cfg, device,
+        policy,
+        Some(critic),
+        reference,
+        scorer,
+        prompts,
+        0,
+        gen_cfg,
+        device,
     )
 }
 
@@ -74,12 +81,14 @@ pub fn rollout<B: Backend>(
 /// ([`rlhf_core::generate::generate_rows`]), so a data-parallel rank generating its contiguous
 /// shard draws what one process generating the whole batch draws for those prompts.
 ///
+/// Without a critic (a critic-free estimator) the values are 0.
+///
 /// # Errors
 /// As [`rollout`].
 #[allow(clippy::too_many_arguments)]
 pub fn rollout_rows<B: Backend>(
     policy: &CausalLm<B>,
-    critic: &ScalarModel<B>,
+    critic: Option<&ScalarModel<B>>,
     reference: &mut Frozen<B, CausalLm<B>>,
     scorer: &mut dyn Scorer<B>,
     prompts: &[Vec<u32>],
@@ -105,8 +114,13 @@ pub fn rollout_rows<B: Backend>(
     timings.reference = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let values = seqs.response_values(critic.forward_all(&seqs.tokens, device));
-    let values = rows_to_vecs(values, &lens);
+    let values = match critic {
+        Some(critic) => rows_to_vecs(
+            seqs.response_values(critic.forward_all(&seqs.tokens, device)),
+            &lens,
+        ),
+        None => lens.iter().map(|&l| vec![0.0; l]).collect(),
+    };
     timings.values = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -122,4 +136,27 @@ pub fn rollout_rows<B: Backend>(
         scores,
         timings,
     })
+}
+
+/// ReMax's baselines: the current policy's greedy response to each prompt, scored (the score
+/// and whether it ended on an EOS, per prompt). Greedy decoding draws nothing, so the result
+/// does not depend on the rank or row position.
+///
+/// # Errors
+/// Generation and scoring errors.
+pub fn greedy_scores<B: Backend>(
+    policy: &CausalLm<B>,
+    scorer: &mut dyn Scorer<B>,
+    prompts: &[Vec<u32>],
+    gen_cfg: &GenerationConfig,
+    device: &B::Device,
+) -> Result<(Vec<f32>, Vec<bool>)> {
+    let cfg = GenerationConfig {
+        sampling: rlhf_core::generate::Sampling::Greedy,
+        ..gen_cfg.clone()
+    };
+    let out = generate_rows(policy, prompts, &cfg, 0, device)?;
+    let seqs = PackedSequences::new(prompts, &out.new_ids, cfg.pad_id);
+    let scores = crate::scorer::checked_scores(scorer, &seqs, device)?;
+    Ok((scores, out.finished))
 }

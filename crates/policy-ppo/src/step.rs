@@ -22,8 +22,8 @@ use rlhf_core::logprobs::{gather_logprobs, nll_loss};
 use rlhf_core::{CausalLm, ScalarModel, TokenBatch};
 use rlhf_train::{GradSum, clip_and_step};
 
-use crate::config::PpoConfig;
-use crate::loss::{mean_entropy, policy_loss, value_loss};
+use crate::config::{LossAggMode, PpoConfig};
+use crate::loss::{mean_entropy, policy_loss_with, value_loss};
 use crate::sequences::PackedSequences;
 
 /// The rollout quantities of one minibatch, on the host, `[rows, R]` row-major.
@@ -53,8 +53,12 @@ pub struct NtpBatch {
 /// The loss coefficients and switches of a step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepConfig {
-    /// Policy ratio clip ε.
+    /// Policy ratio clip ε (the lower side, and the upper without clip-higher).
     pub cliprange: f64,
+    /// The upper side's ε (`cliprange_high`, else `cliprange`).
+    pub cliprange_high: f64,
+    /// How the policy loss's tokens are reduced.
+    pub loss_agg: LossAggMode,
     /// Value clip.
     pub cliprange_value: f64,
     /// Value-loss coefficient.
@@ -75,6 +79,8 @@ impl From<&PpoConfig> for StepConfig {
     fn from(c: &PpoConfig) -> Self {
         StepConfig {
             cliprange: c.cliprange,
+            cliprange_high: c.cliprange_high.unwrap_or(c.cliprange),
+            loss_agg: c.loss_agg_mode,
             cliprange_value: c.cliprange_value,
             vf_coef: c.vf_coef,
             ent_coef: c.ent_coef,
@@ -124,8 +130,22 @@ fn host(x: Tensor<impl Backend, 1>) -> f64 {
 }
 
 struct ActorTerms<B: Backend> {
-    loss: Tensor<B, 1>,
+    /// The policy loss.
+    policy: Tensor<B, 1>,
+    /// `− ent_coef ×` the entropy, when the bonus is on.
+    entropy: Option<Tensor<B, 1>>,
     stats: StepStats,
+}
+
+impl<B: Backend> ActorTerms<B> {
+    /// The actor's part of the step loss, each term weighted by its share.
+    fn loss(self, shares: StepShares) -> Tensor<B, 1> {
+        let p = scaled(self.policy, shares.policy);
+        match self.entropy {
+            Some(e) => p + scaled(e, shares.tokens),
+            None => p,
+        }
+    }
 }
 
 fn actor_terms<B: Backend>(
@@ -140,30 +160,35 @@ fn actor_terms<B: Backend>(
         .seqs
         .policy_response_logits(actor, cfg.temperature, device);
     let lp = gather_logprobs(logits.clone(), mb.seqs.response_ids_tensor(device));
-    let pl = policy_loss(
+    let pl = policy_loss_with(
         lp,
         tensor(&mb.old_logprobs, rows, width, device),
         tensor(&mb.advantages, rows, width, device),
         mask.clone(),
-        cfg.cliprange,
+        (cfg.cliprange, cfg.cliprange_high),
+        cfg.loss_agg,
     );
-    let mut loss = pl.loss.clone();
+    let mut bonus = None;
     let entropy = if cfg.ent_coef > 0.0 {
         let e = mean_entropy(logits, mask);
-        loss = loss - e.clone() * cfg.ent_coef;
+        bonus = Some(e.clone() * (-cfg.ent_coef));
         e
     } else {
         mean_entropy(logits.detach(), mask)
     };
     let stats = StepStats {
-        policy_loss: host(pl.loss),
+        policy_loss: host(pl.loss.clone()),
         entropy: host(entropy),
         approx_kl: host(pl.approx_kl),
         clipfrac: host(pl.clipfrac),
         ratio: host(pl.ratio),
         ..StepStats::default()
     };
-    ActorTerms { loss, stats }
+    ActorTerms {
+        policy: pl.loss,
+        entropy: bonus,
+        stats,
+    }
 }
 
 fn critic_terms<B: Backend>(
@@ -198,8 +223,12 @@ fn ntp_term<B: Backend>(actor: &CausalLm<B>, b: &NtpBatch, device: &B::Device) -
 /// [`ppo_gradients`]); [`StepShares::WHOLE`] for a single process.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StepShares {
-    /// Multiplies the policy, entropy and value terms (token means over the rank's rows):
-    /// the rank's response tokens over the minibatch's.
+    /// Multiplies the policy term: under `token_mean` the rank's response tokens over the
+    /// minibatch's, under `seq_mean`/`seq_sum` (means over rows) its rows over the
+    /// minibatch's.
+    pub policy: f64,
+    /// Multiplies the entropy and value terms (token means over the rank's rows): the rank's
+    /// response tokens over the minibatch's.
     pub tokens: f64,
     /// Multiplies the NTP term (a token mean over the rank's SFT rows): the rank's target
     /// tokens over the SFT batch's.
@@ -209,6 +238,7 @@ pub struct StepShares {
 impl StepShares {
     /// The whole minibatch and SFT batch (one process).
     pub const WHOLE: StepShares = StepShares {
+        policy: 1.0,
         tokens: 1.0,
         ntp: 1.0,
     };
@@ -218,7 +248,8 @@ fn scaled<B: Backend>(x: Tensor<B, 1>, share: f64) -> Tensor<B, 1> {
     if share == 1.0 { x } else { x * share }
 }
 
-/// The forward and backward half of [`ppo_step`]: the actor's and the critic's gradients of
+/// The forward and backward half of [`ppo_step`]: the actor's and the critic's (`None` for a
+/// critic-free estimator: empty) gradients of
 /// the step loss on `mb` (and `λ_ntp ×` NLL on `ntp`), fused or not, without clipping or
 /// updating, and the losses' statistics (unscaled: token means over the rows given here;
 /// gradient norms 0).
@@ -231,7 +262,7 @@ fn scaled<B: Backend>(x: Tensor<B, 1>, share: f64) -> Tensor<B, 1> {
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_gradients<B: AutodiffBackend>(
     actor: &CausalLm<B>,
-    critic: &ScalarModel<B>,
+    critic: Option<&ScalarModel<B>>,
     mb: Option<&Minibatch>,
     ntp: Option<&NtpBatch>,
     cfg: &StepConfig,
@@ -241,14 +272,14 @@ pub fn ppo_gradients<B: AutodiffBackend>(
     let ntp = ntp.filter(|_| cfg.ntp_coef > 0.0);
     let a = mb.map(|mb| actor_terms(actor, mb, cfg, device));
     let mut stats = a.as_ref().map(|a| a.stats).unwrap_or_default();
-    let a_loss = a.map(|a| scaled(a.loss, shares.tokens));
+    let a_loss = a.map(|a| a.loss(shares));
     if cfg.fused {
-        let mut total = None;
-        if let Some(mb) = mb {
+        let mut total = a_loss;
+        if let (Some(mb), Some(critic)) = (mb, critic) {
             let (vloss, vl, vf) = critic_terms(critic, mb, cfg, device);
             stats.value_loss = vl;
             stats.value_clipfrac = vf;
-            total = a_loss.map(|l| l + scaled(vloss, shares.tokens));
+            total = total.map(|l| l + scaled(vloss, shares.tokens));
         }
         if let Some(b) = ntp {
             let n = ntp_term(actor, b, device);
@@ -268,7 +299,9 @@ pub fn ppo_gradients<B: AutodiffBackend>(
         };
         let mut grads = total.backward();
         let ga = GradientsParams::from_module(&mut grads, actor);
-        let gc = GradientsParams::from_module(&mut grads, critic);
+        let gc = critic
+            .map(|c| GradientsParams::from_module(&mut grads, c))
+            .unwrap_or_default();
         (ga, gc, stats)
     } else {
         let g_policy = a_loss.map(|l| GradientsParams::from_grads(l.backward(), actor));
@@ -282,14 +315,14 @@ pub fn ppo_gradients<B: AutodiffBackend>(
             ga.add(actor, g);
         }
         let ga = ga.finish();
-        let gc = match mb {
-            Some(mb) => {
+        let gc = match (mb, critic) {
+            (Some(mb), Some(critic)) => {
                 let (vloss, vl, vf) = critic_terms(critic, mb, cfg, device);
                 stats.value_loss = vl;
                 stats.value_clipfrac = vf;
                 GradientsParams::from_grads(scaled(vloss, shares.tokens).backward(), critic)
             }
-            None => GradientsParams::default(),
+            _ => GradientsParams::default(),
         };
         (ga, gc, stats)
     }
@@ -320,7 +353,7 @@ where
     let t = Instant::now();
     let (ga, gc, mut stats) = ppo_gradients(
         &actor,
-        &critic,
+        Some(&critic),
         Some(mb),
         ntp,
         cfg,

@@ -49,8 +49,9 @@ use crate::scorer::Scorer;
 pub struct PpoModels<B: AutodiffBackend> {
     /// The policy being trained (starts from the SFT checkpoint).
     pub actor: CausalLm<B>,
-    /// The value model (a trunk initialised from the reward model, with its scalar head).
-    pub critic: ScalarModel<B>,
+    /// The value model (a trunk initialised from the reward model, with its scalar head);
+    /// `None` for a critic-free estimator (`adv_estimator` other than `gae`).
+    pub critic: Option<ScalarModel<B>>,
     /// The frozen SFT model: KL reference, reference-reward responses, prompt filter.
     pub reference: CausalLm<B::InnerBackend>,
     /// The frozen reward model.
@@ -150,8 +151,8 @@ fn one_world() -> usize {
 pub struct PpoOutcome<B: AutodiffBackend> {
     /// The trained policy.
     pub actor: CausalLm<B>,
-    /// The trained critic.
-    pub critic: ScalarModel<B>,
+    /// The trained critic (`None` for a critic-free estimator).
+    pub critic: Option<ScalarModel<B>>,
     /// Finished or stopped.
     pub status: TrainStatus,
     /// PPO iterations done.
@@ -256,12 +257,12 @@ pub(crate) type Adam<M, B> = OptimizerAdaptor<AdamW, M, B>;
 pub(crate) struct PpoStart<B: AutodiffBackend> {
     /// The policy.
     pub actor: CausalLm<B>,
-    /// The value model.
-    pub critic: ScalarModel<B>,
+    /// The value model (none for a critic-free estimator).
+    pub critic: Option<ScalarModel<B>>,
     /// The actor's AdamW.
     pub actor_optim: Adam<CausalLm<B>, B>,
-    /// The critic's AdamW.
-    pub critic_optim: Adam<ScalarModel<B>, B>,
+    /// The critic's AdamW (with the critic).
+    pub critic_optim: Option<Adam<ScalarModel<B>, B>>,
     /// The actor's warm-up + cosine schedule over every optimizer step of the run.
     pub sched_actor: LrSchedule,
     /// The critic's.
@@ -280,7 +281,7 @@ pub(crate) struct PpoStart<B: AutodiffBackend> {
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn start_ppo_run<B: AutodiffBackend>(
     actor: CausalLm<B>,
-    critic: ScalarModel<B>,
+    critic: Option<ScalarModel<B>>,
     cfg: &PpoConfig,
     n: usize,
     print: String,
@@ -302,16 +303,39 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
         cfg.adam_epsilon,
         cfg.weight_decay,
     );
-    let shape = format!(
-        "actor {}; critic {}",
-        rlhf_train::model_shape(&actor),
-        rlhf_train::model_shape(&critic)
-    );
+    if critic.is_some() != cfg.adv_estimator.uses_critic() {
+        return Err(PpoError::config(
+            "adv_estimator",
+            format!(
+                "adv_estimator = {} {} a critic, and one was {}",
+                cfg.adv_estimator.name(),
+                if cfg.adv_estimator.uses_critic() {
+                    "needs"
+                } else {
+                    "takes no"
+                },
+                if critic.is_some() {
+                    "given"
+                } else {
+                    "not given"
+                }
+            ),
+        ));
+    }
+    let shape = match &critic {
+        Some(c) => format!(
+            "actor {}; critic {}",
+            rlhf_train::model_shape(&actor),
+            rlhf_train::model_shape(c)
+        ),
+        None => format!("actor {}; no critic", rlhf_train::model_shape(&actor)),
+    };
+    let critic_optim = critic.as_ref().map(|_| adam.init::<B, ScalarModel<B>>());
     let mut start = PpoStart {
         actor,
         critic,
         actor_optim: adam.init::<B, CausalLm<B>>(),
-        critic_optim: adam.init::<B, ScalarModel<B>>(),
+        critic_optim,
         sched_actor: sched(cfg.learning_rate),
         sched_critic: sched(cfg.critic_learning_rate),
         state: PpoState {
@@ -362,15 +386,17 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
         )));
     }
     start.actor = load_module_record(start.actor, &dir, "actor", device)?;
-    start.critic = load_module_record(start.critic, &dir, "critic", device)?;
     start.actor_optim =
         load_optimizer_record::<B, CausalLm<B>, _>(start.actor_optim, &dir, "actor_optim", device)?;
-    start.critic_optim = load_optimizer_record::<B, ScalarModel<B>, _>(
-        start.critic_optim,
-        &dir,
-        "critic_optim",
-        device,
-    )?;
+    if let (Some(critic), Some(optim)) = (start.critic.take(), start.critic_optim.take()) {
+        start.critic = Some(load_module_record(critic, &dir, "critic", device)?);
+        start.critic_optim = Some(load_optimizer_record::<B, ScalarModel<B>, _>(
+            optim,
+            &dir,
+            "critic_optim",
+            device,
+        )?);
+    }
     if write_logs_file {
         write_logs(&metrics_path, &st.history)?;
     }
@@ -383,14 +409,14 @@ pub(crate) fn start_ppo_run<B: AutodiffBackend>(
     Ok(start)
 }
 
-/// Writes a PPO checkpoint (actor, critic, both optimizers, `state`) under `run_dir`, keeping
-/// the newest `state.config.save_total_limit`.
+/// Writes a PPO checkpoint (actor, critic, both optimizers, `state`; no critic files for a
+/// critic-free run) under `run_dir`, keeping the newest `state.config.save_total_limit`.
 pub(crate) fn save_ppo_checkpoint<B: AutodiffBackend>(
     run_dir: &std::path::Path,
     actor: &CausalLm<B>,
-    critic: &ScalarModel<B>,
+    critic: Option<&ScalarModel<B>>,
     actor_optim: &Adam<CausalLm<B>, B>,
-    critic_optim: &Adam<ScalarModel<B>, B>,
+    critic_optim: Option<&Adam<ScalarModel<B>, B>>,
     state: &PpoState,
 ) -> Result<PathBuf> {
     Ok(save_checkpoint_with(
@@ -400,9 +426,12 @@ pub(crate) fn save_ppo_checkpoint<B: AutodiffBackend>(
         state.config.save_total_limit,
         |dir| {
             save_module_record(actor, dir, "actor")?;
-            save_module_record(critic, dir, "critic")?;
             save_optimizer_record::<B, CausalLm<B>, _>(actor_optim, dir, "actor_optim")?;
-            save_optimizer_record::<B, ScalarModel<B>, _>(critic_optim, dir, "critic_optim")
+            if let (Some(c), Some(o)) = (critic, critic_optim) {
+                save_module_record(c, dir, "critic")?;
+                save_optimizer_record::<B, ScalarModel<B>, _>(o, dir, "critic_optim")?;
+            }
+            Ok(())
         },
     )?)
 }

@@ -78,7 +78,7 @@ fn models(device: &FlexDevice) -> PpoModels<CpuTrain> {
     PpoModels {
         reference: actor.valid(),
         actor,
-        critic: ScalarModel::init(&cfg, 0.02, 2, device),
+        critic: Some(ScalarModel::init(&cfg, 0.02, 2, device)),
         reward: Box::new(letters()),
     }
 }
@@ -198,9 +198,13 @@ fn two_replicas_stay_identical_and_match_one_process() {
     assert_eq!(r0.outcome.step, 3);
     // (a) Lockstep: bit-identical parameters, KL controller and metrics on both replicas.
     let actor0 = flat_params(&r0.outcome.actor);
-    let critic0 = flat_params(&r0.outcome.critic);
+    let critic0 = flat_params(r0.outcome.critic.as_ref().unwrap());
     assert_eq!(actor0, flat_params(&r1.outcome.actor), "actors diverged");
-    assert_eq!(critic0, flat_params(&r1.outcome.critic), "critics diverged");
+    assert_eq!(
+        critic0,
+        flat_params(r1.outcome.critic.as_ref().unwrap()),
+        "critics diverged"
+    );
     assert_eq!(r0.kl, r1.kl, "KL controllers diverged");
     assert_ne!(
         r0.kl.coef,
@@ -238,7 +242,7 @@ fn two_replicas_stay_identical_and_match_one_process() {
     let dc = assert_close(
         "PPO critic: 2 replicas vs 1 process",
         &critic0,
-        &flat_params(&one.critic),
+        &flat_params(one.critic.as_ref().unwrap()),
         2e-5,
     );
     let (h2, h1) = (&r0.outcome.history, &one.history);
@@ -358,8 +362,8 @@ fn stopped_and_resumed_run_equals_uninterrupted() {
     );
     let dc = assert_close(
         "PPO critic: resumed vs straight",
-        &flat_params(&o.critic),
-        &flat_params(&s.outcome.critic),
+        &flat_params(o.critic.as_ref().unwrap()),
+        &flat_params(s.outcome.critic.as_ref().unwrap()),
         1e-6,
     );
     eprintln!(

@@ -84,7 +84,7 @@ pub(crate) fn models(seed: u64) -> PpoModels<B> {
     PpoModels {
         reference: actor.valid(),
         actor,
-        critic: ScalarModel::init(&cfg, 0.02, seed + 1, &DEV),
+        critic: Some(ScalarModel::init(&cfg, 0.02, seed + 1, &DEV)),
         reward: Box::new(letters_scorer()),
     }
 }

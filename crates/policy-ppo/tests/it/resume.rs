@@ -97,8 +97,8 @@ fn resumed_run_matches_uninterrupted_run() {
     );
     assert_close(
         "resumed critic vs uninterrupted",
-        &flat_params(&resumed.critic),
-        &flat_params(&straight.critic),
+        &flat_params(resumed.critic.as_ref().unwrap()),
+        &flat_params(straight.critic.as_ref().unwrap()),
         1e-6,
     );
     let logs_a = read_logs(&tmp.path().join("a/metrics.jsonl")).unwrap();

@@ -5,8 +5,8 @@ use burn::optim::AdamWConfig;
 use rlhf_core::generate::{GenerationConfig, Sampling};
 use rlhf_core::{CausalLm, ScalarModel};
 use rlhf_policy_ppo::{
-    Frozen, KlEstimator, Minibatch, NtpBatch, StepConfig, compute_gae, ntp_batch, ppo_step,
-    rollout, token_rewards,
+    Frozen, KlEstimator, LossAggMode, Minibatch, NtpBatch, StepConfig, compute_gae, ntp_batch,
+    ppo_step, rollout, token_rewards,
 };
 
 use rlhf_testkit::{assert_close, assert_differ};
@@ -94,6 +94,8 @@ fn run(fused: bool, mb: &Minibatch, ntp: &NtpBatch) -> Outcome {
     let mut co = adam.init::<B, ScalarModel<B>>();
     let sc = StepConfig {
         cliprange: 0.2,
+        cliprange_high: 0.2,
+        loss_agg: LossAggMode::TokenMean,
         cliprange_value: 0.2,
         vf_coef: 0.1,
         ent_coef: 0.01,
