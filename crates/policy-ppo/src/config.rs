@@ -538,6 +538,96 @@ mod tests {
             },
             "filter.k",
         );
+        let free = |est: AdvEstimator| {
+            let mut c = PpoConfig {
+                adv_estimator: est,
+                num_generations: 4,
+                ..Default::default()
+            };
+            c.shaping.reference_baseline = false;
+            c
+        };
+        for est in [
+            AdvEstimator::Grpo,
+            AdvEstimator::Rloo,
+            AdvEstimator::ReinforcePp,
+            AdvEstimator::Remax,
+        ] {
+            free(est).validate().unwrap();
+        }
+        bad(
+            PpoConfig {
+                num_generations: 1,
+                ..free(AdvEstimator::Grpo)
+            },
+            "num_generations",
+        );
+        bad(
+            PpoConfig {
+                num_generations: 1,
+                ..free(AdvEstimator::Rloo)
+            },
+            "num_generations",
+        );
+        // ReMax and REINFORCE++ work with one response per prompt.
+        PpoConfig {
+            num_generations: 1,
+            ..free(AdvEstimator::Remax)
+        }
+        .validate()
+        .unwrap();
+        bad(
+            PpoConfig {
+                adv_estimator: AdvEstimator::Grpo,
+                num_generations: 4,
+                ..Default::default()
+            },
+            "shaping.reference_baseline",
+        );
+        // REINFORCE++ keeps the paper's reference reward if asked.
+        PpoConfig {
+            adv_estimator: AdvEstimator::ReinforcePp,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
+        bad(
+            PpoConfig {
+                whiten_advantages: true,
+                ..free(AdvEstimator::ReinforcePp)
+            },
+            "whiten_advantages",
+        );
+        // 8 prompts × 3 responses = 24 rows: 16 does not divide them, 12 does.
+        bad(
+            PpoConfig {
+                num_generations: 3,
+                mini_batch_size: 16,
+                ..free(AdvEstimator::Grpo)
+            },
+            "mini_batch_size",
+        );
+        let c = PpoConfig {
+            num_generations: 3,
+            mini_batch_size: 12,
+            ..free(AdvEstimator::Grpo)
+        };
+        c.validate().unwrap();
+        assert_eq!(c.optimizer_steps_per_iteration(), 4 * 2);
+        bad(
+            PpoConfig {
+                cliprange_high: Some(0.0),
+                ..Default::default()
+            },
+            "cliprange_high",
+        );
+        let c: PpoConfig = serde_json::from_str(
+            r#"{"adv_estimator": "reinforce_pp", "loss_agg_mode": "seq_mean", "cliprange_high": 0.28}"#,
+        )
+        .unwrap();
+        assert_eq!(c.adv_estimator, AdvEstimator::ReinforcePp);
+        assert_eq!(c.loss_agg_mode, LossAggMode::SeqMean);
+        assert!(serde_json::from_str::<PpoConfig>(r#"{"adv_estimator": "dpo"}"#).is_err());
         let t = PpoConfig::default();
         let u = PpoConfig {
             logging_steps: 7,

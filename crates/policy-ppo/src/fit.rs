@@ -55,7 +55,7 @@ use crate::prepare::{prompts_fingerprint, reference_cache_path, reference_genera
 use crate::refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
-use crate::reward::{apply_eos_penalty, sequence_rewards, token_rewards};
+use crate::reward::{apply_eos_penalty, baseline_rewards, sequence_rewards, token_rewards};
 use crate::rollout::{greedy_scores, rollout_rows};
 use crate::scorer::Scorer;
 use crate::step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients};
@@ -580,16 +580,13 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
                 false,
             )?
         } else {
-            // ReMax's baselines are shaped like the rewards, with a copy of the running
-            // statistics (the baselines do not update them).
             let baselines = match &greedy {
-                Some((s, f)) => Some(sequence_rewards(
+                Some((s, f)) => Some(baseline_rewards(
                     s,
                     f,
-                    None,
                     cfg.missing_eos_penalty,
                     &cfg.shaping,
-                    &mut state.running.clone(),
+                    &state.running,
                 )?),
                 None => None,
             };

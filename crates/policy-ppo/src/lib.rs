@@ -121,7 +121,9 @@ pub use prepare::{prompts_fingerprint, reference_cache_path, reference_generatio
 pub use refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
-pub use reward::{TokenRewards, apply_eos_penalty, sequence_rewards, token_rewards};
+pub use reward::{
+    TokenRewards, apply_eos_penalty, baseline_rewards, sequence_rewards, token_rewards,
+};
 pub use rlhf_train::{MemoryPlan, ModelMemory};
 pub use rollout::{Rollout, RolloutTimings, greedy_scores, rollout, rollout_rows};
 pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer, checked_scores};

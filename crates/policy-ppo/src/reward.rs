@@ -8,7 +8,7 @@
 //! 3. per token: `r_t = −β · KL_t` on every response token, plus the sequence reward on the
 //!    **last real token** of the response (the EOS when there is one).
 
-use rlhf_debias::{RunningMeanStd, ShapingConfig, shape_rewards};
+use rlhf_debias::{RunningMeanStd, ShapingConfig, clip_rewards, shape_rewards};
 
 use crate::error::{PpoError, Result};
 use crate::kl::KlEstimator;
@@ -44,6 +44,31 @@ pub fn sequence_rewards(
     let s = apply_eos_penalty(scores, finished, missing_eos_penalty);
     let r = reference.map(|(rs, rf)| apply_eos_penalty(rs, rf, missing_eos_penalty));
     Ok(shape_rewards(&s, r.as_deref(), shaping, running)?)
+}
+
+/// ReMax's baselines, shaped like the sequence rewards they are subtracted from: the
+/// missing-EOS penalty, then (with `shaping.running_norm`) the running statistics *as they
+/// stand* (the rollout's rewards updated them; the baselines do not), then the clip. No
+/// reference baseline (ReMax refuses it). Per prompt, so a data-parallel rank shaping its
+/// own prompts' baselines gets what one process gets.
+///
+/// # Errors
+/// Non-finite scores, bad settings.
+pub fn baseline_rewards(
+    scores: &[f32],
+    finished: &[bool],
+    missing_eos_penalty: Option<f64>,
+    shaping: &ShapingConfig,
+    running: &RunningMeanStd,
+) -> Result<Vec<f64>> {
+    let mut b = apply_eos_penalty(scores, finished, missing_eos_penalty);
+    if shaping.running_norm {
+        b = running.normalize(&b, shaping.running_norm_shift_mean, shaping.eps)?;
+    }
+    if let Some(c) = shaping.clip {
+        b = clip_rewards(&b, c)?;
+    }
+    Ok(b)
 }
 
 /// Per-token rewards and KL of a batch, row-major `[rows, width]`, zero past each row's length.
@@ -114,6 +139,42 @@ pub fn token_rewards(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn baselines_are_shaped_without_updating_the_running_statistics() {
+        let mut running = RunningMeanStd::new();
+        running.update(&[1.0, 3.0]).unwrap();
+        let shaping = ShapingConfig {
+            reference_baseline: false,
+            running_norm: true,
+            clip: Some(1.0),
+            ..ShapingConfig::default()
+        };
+        let before = running.clone();
+        // Scores 4 (finished) and 4 − 1 = 3 (penalised), normalised by the statistics of
+        // [1, 3] as they stand, then clipped to ±1.
+        let b =
+            baseline_rewards(&[4.0, 4.0], &[true, false], Some(1.0), &shaping, &running).unwrap();
+        assert_eq!(running, before);
+        let want = running
+            .normalize(&[4.0, 3.0], shaping.running_norm_shift_mean, shaping.eps)
+            .unwrap();
+        assert_eq!(
+            b,
+            want.iter()
+                .map(|x: &f64| x.clamp(-1.0, 1.0))
+                .collect::<Vec<_>>()
+        );
+        assert!(b.iter().all(|x| x.abs() <= 1.0));
+        let plain = ShapingConfig {
+            reference_baseline: false,
+            ..ShapingConfig::default()
+        };
+        assert_eq!(
+            baseline_rewards(&[4.0, 4.0], &[true, false], Some(1.0), &plain, &running).unwrap(),
+            vec![4.0, 3.0]
+        );
+    }
 
     #[test]
     fn penalty_hits_only_unfinished_rows_and_the_reference_alike() {

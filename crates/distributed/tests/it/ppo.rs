@@ -403,3 +403,89 @@ fn stopped_and_resumed_run_equals_uninterrupted() {
     );
     eprintln!("PPO stopped on 2 replicas, resumed on 1 vs straight on 2: actor {d1:e}");
 }
+
+/// The critic-free estimators on two replicas follow one process: each prompt's k = 2
+/// responses stay on one replica (GRPO's and ReMax's per-prompt baselines are local),
+/// REINFORCE++'s whitening is global, and the seq-mean/seq-sum aggregations weight each
+/// replica by its share of the minibatch's rows. No critic is created, trained or saved.
+#[test]
+fn critic_free_estimators_on_two_replicas_follow_one_process() {
+    use rlhf_policy_ppo::{AdvEstimator, LossAggMode};
+    let cases = [
+        (AdvEstimator::Grpo, LossAggMode::SeqMean, Some(0.28)),
+        (AdvEstimator::ReinforcePp, LossAggMode::TokenMean, None),
+        (AdvEstimator::Remax, LossAggMode::SeqSum, None),
+    ];
+    for (est, agg, high) in cases {
+        let mut cfg = PpoConfig {
+            adv_estimator: est,
+            num_generations: 2,
+            loss_agg_mode: agg,
+            cliprange_high: high,
+            total_steps: 2,
+            // 4 prompts × 2 = 8 rows (4 per replica), 4 rows per optimizer step in the seeded
+            // row order: a replica holds 0–4 of a step's rows.
+            mini_batch_size: 4,
+            whiten_advantages: false,
+            save_steps: None,
+            ..config()
+        };
+        cfg.shaping.reference_baseline = false;
+        cfg.validate().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir2, dir1) = (tmp.path().join("two"), tmp.path().join("one"));
+        let no_critic = |dev: &FlexDevice| PpoModels {
+            critic: None,
+            ..models(dev)
+        };
+        let d = data();
+        let o2 = opts(&dir2);
+        let outs = launch::<Flex, _, _>(&two(), &[FlexDevice, FlexDevice], |peer| {
+            train_with(peer, no_critic(peer.device()), &d, &dec, &cfg, &o2).map_err(|e| {
+                DistError::Replica {
+                    rank: peer.rank().rank,
+                    source: Box::new(e),
+                }
+            })
+        })
+        .expect("two replicas");
+        let one = train(
+            no_critic(&FlexDevice),
+            &d,
+            &dec,
+            &cfg,
+            &opts(&dir1),
+            &FlexDevice,
+        )
+        .expect("one process");
+        let name = est.name();
+        assert!(outs[0].critic.is_none() && one.critic.is_none());
+        assert_eq!(
+            flat_params(&outs[0].actor),
+            flat_params(&outs[1].actor),
+            "{name}: replicas diverged"
+        );
+        let da = assert_close(
+            &format!("{name}: actor, 2 replicas vs 1 process"),
+            &flat_params(&outs[0].actor),
+            &flat_params(&one.actor),
+            2e-5,
+        );
+        for (x, y) in outs[0].history.iter().zip(&one.history) {
+            assert_eq!(x.scores, y.scores, "{name} step {}", x.step);
+            assert_eq!(x.frac_reward_zero_std, y.frac_reward_zero_std);
+            assert!(x.frac_reward_zero_std.is_some());
+            let rel =
+                (x.policy_loss_avg - y.policy_loss_avg).abs() / y.policy_loss_avg.abs().max(1.0);
+            assert!(
+                rel < 1e-4,
+                "{name}: policy loss {} vs {}",
+                x.policy_loss_avg,
+                y.policy_loss_avg
+            );
+        }
+        let ckpt = rlhf_train::latest_checkpoint(&dir1).unwrap().unwrap();
+        assert!(ckpt.join("actor.mpk").is_file() && !ckpt.join("critic.mpk").exists());
+        eprintln!("{name} ({agg:?}): 2 replicas vs 1 process, max |Δθ| {da:e}");
+    }
+}

@@ -4,6 +4,7 @@
 
 mod cache;
 mod common;
+mod estimators;
 mod learn;
 mod resume;
 mod rollout;
