@@ -423,6 +423,7 @@ fn run_train<A: AutodiffBackend>(
         "sft_rows": data.sft.len(),
         "last": out.history.last(),
         "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
+        "peak_rss_mib": rlhf_train::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
     });
     if out.status == TrainStatus::Finished {
         let export = a

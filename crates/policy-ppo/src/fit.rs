@@ -507,10 +507,9 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
 
         // Every row's statistics (and the stop flag), each rank filling its rows' slots.
         let mut v = vec![0.0f64; n_rows * ROW_SLOTS + 1];
-        for r in 0..rows {
+        let here = &mut v[mine_rows.start * ROW_SLOTS..(mine_rows.start + rows) * ROW_SLOTS];
+        for (r, s) in here.chunks_mut(ROW_SLOTS).enumerate() {
             let entropy = -ro.logprobs[r].iter().map(|&x| x as f64).sum::<f64>();
-            let g = mine_rows.start + r;
-            let s = &mut v[g * ROW_SLOTS..(g + 1) * ROW_SLOTS];
             s.copy_from_slice(&[
                 ro.scores[r] as f64,
                 f64::from(u8::from(ro.finished[r])),

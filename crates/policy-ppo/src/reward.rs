@@ -150,7 +150,7 @@ mod tests {
             clip: Some(1.0),
             ..ShapingConfig::default()
         };
-        let before = running.clone();
+        let before = running;
         // Scores 4 (finished) and 4 − 1 = 3 (penalised), normalised by the statistics of
         // [1, 3] as they stand, then clipped to ±1.
         let b =

@@ -149,6 +149,27 @@ impl Default for AblationSection {
     }
 }
 
+/// `[compare]`: critic-free estimators trained beside PPO (the `compare` stage).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct CompareSection {
+    /// Estimators to train: `grpo`, `rloo`, `reinforce_pp`, `remax` (empty = no stage).
+    pub methods: Vec<String>,
+    /// Responses per prompt of the group estimators (GRPO, RLOO); they take
+    /// `[ppo].batch_prompts / num_generations` prompts per iteration, so every method samples
+    /// as many responses as PPO.
+    pub num_generations: usize,
+}
+
+impl Default for CompareSection {
+    fn default() -> Self {
+        CompareSection {
+            methods: Vec::new(),
+            num_generations: 4,
+        }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,6 +204,9 @@ pub(crate) struct PipelineConfig {
     /// Ablation runs.
     #[serde(default)]
     pub ablations: AblationSection,
+    /// Critic-free estimators beside PPO.
+    #[serde(default)]
+    pub compare: CompareSection,
 }
 
 impl PipelineConfig {
@@ -302,6 +326,39 @@ impl PipelineConfig {
                 "{}",
                 ctx("ablations.seed_steps must be >= 2 (KL is compared over the last half)")
             );
+        }
+        for m in &self.compare.methods {
+            if super::compare::label(m).is_none() {
+                bail!(
+                    "{}",
+                    ctx(&format!(
+                        "compare.methods: unknown method {m:?}; expected grpo, rloo, \
+                         reinforce_pp or remax (PPO itself is the ppo stage)"
+                    ))
+                );
+            }
+        }
+        let groups = self
+            .compare
+            .methods
+            .iter()
+            .any(|m| m == "grpo" || m == "rloo");
+        if groups {
+            let bp = self
+                .ppo
+                .get("batch_prompts")
+                .and_then(toml::Value::as_integer)
+                .map_or(8, |v| v as usize);
+            let k = self.compare.num_generations;
+            if k < 2 || !bp.is_multiple_of(k) {
+                bail!(
+                    "{}",
+                    ctx(&format!(
+                        "compare.num_generations must be >= 2 and divide ppo.batch_prompts \
+                         ({bp}), got {k}"
+                    ))
+                );
+            }
         }
         let mut seen = self.ablations.seeds.clone();
         seen.sort_unstable();

@@ -8,6 +8,7 @@
 //! checkpoint. Ctrl-C reaches the child (same process group), which saves and stops; the
 //! pipeline then stops too and prints the resume command.
 
+mod compare;
 mod config;
 mod eval;
 mod findings;
@@ -90,6 +91,10 @@ pub(crate) const STAGES: &[(&str, &str)] = &[
     (
         "ppo_seeds",
         "short PPO ablations per seed: with/without the reference reward, without NTP; held-out SFT NLL",
+    ),
+    (
+        "compare",
+        "critic-free estimators beside PPO: GRPO, RLOO, REINFORCE++, ReMax (same start, budget)",
     ),
     (
         "dpo_pairs",
@@ -230,6 +235,7 @@ fn applicable(cfg: &PipelineConfig, name: &str) -> bool {
         "rm_unbalanced" => cfg.ablations.rm_unbalanced,
         "ppo_noref" => cfg.ablations.ppo_without_reference_reward,
         "ppo_seeds" => !cfg.ablations.seeds.is_empty(),
+        "compare" => !cfg.compare.methods.is_empty(),
         _ => true,
     }
 }
@@ -485,6 +491,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
         }
         "ppo" | "ppo_noref" => ppo_stage(ctx, name),
         "ppo_seeds" => seeds::run(ctx),
+        "compare" => compare::run(ctx),
         "dpo_pairs" => {
             let cfg_path = ctx.dir("dpo_pairs.json");
             let mut pc = c.dpo_pairs.clone();

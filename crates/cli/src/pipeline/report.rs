@@ -25,7 +25,7 @@ fn jsonl(path: &Path) -> Vec<Value> {
 }
 
 /// `(step, value)` of every line holding both `x` and `y`.
-fn curve(rows: &[Value], x: &str, y: &str) -> Vec<(f64, f64)> {
+pub(crate) fn curve(rows: &[Value], x: &str, y: &str) -> Vec<(f64, f64)> {
     rows.iter()
         .filter_map(|r| Some((r.get(x)?.as_f64()?, r.get(y)?.as_f64()?)))
         .filter(|(a, b)| a.is_finite() && b.is_finite())
@@ -40,7 +40,7 @@ fn svg_or_note(chart: &Chart, size: (u32, u32)) -> String {
 }
 
 /// A line chart against the step as an SVG string, or a line of HTML saying why there is none.
-fn line_svg(title: &str, y_label: &str, series: &[Series]) -> String {
+pub(crate) fn line_svg(title: &str, y_label: &str, series: &[Series]) -> String {
     if series.iter().all(|(_, v)| v.is_empty()) {
         return format!("<p><em>{title}: no data</em></p>");
     }
@@ -249,6 +249,12 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
         let _ = writeln!(md, "{}", sum.markdown());
         let chart = sum.category_chart();
         plots.push(("categories".into(), svg_or_note(&chart, (760, 340))));
+    }
+
+    // The critic-free estimators beside PPO.
+    if let Some((t, p)) = super::compare::section(&rd, summary.as_ref()) {
+        md.push_str(&t);
+        plots.extend(p);
     }
 
     // The PPO ablations over seeds.

@@ -103,6 +103,10 @@ batch = 8
 [ablations]
 seeds = [1, 2]
 seed_steps = 2
+
+[compare]
+methods = ["grpo", "rloo", "reinforce_pp", "remax"]
+num_generations = 2
 "#,
         runs = dir.join("runs").display(),
         pairs = d("pairs.jsonl"),
@@ -241,6 +245,7 @@ fn the_micro_pipeline_produces_every_artefact() {
         "ppo",
         "ppo_noref",
         "ppo_seeds",
+        "compare",
         "dpo_pairs",
         "dpo",
         "eval",
@@ -272,16 +277,65 @@ fn the_micro_pipeline_produces_every_artefact() {
         "ppo_seeds/summary.json",
         "ppo_seeds/sft_heldout.jsonl",
         "ppo_seeds/s2/nontp/final/model.safetensors",
+        "compare/summary.json",
+        "compare/grpo/final/model.safetensors",
+        "compare/remax/final/model.safetensors",
+        "eval/answers_GRPO.jsonl",
+        "eval/answers_REINFORCE++.jsonl",
         "report.md",
         "report.html",
         "findings.json",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
-    for m in ["sft", "rm", "rm_unbalanced", "ppo", "ppo_noref", "dpo"] {
+    for m in [
+        "sft",
+        "rm",
+        "rm_unbalanced",
+        "ppo",
+        "ppo_noref",
+        "dpo",
+        "compare/grpo",
+        "compare/rloo",
+        "compare/reinforce_pp",
+        "compare/remax",
+    ] {
         let n = finite_metrics(&run.join(m).join("metrics.jsonl"));
         assert!(n > 0, "{m}: no metrics");
     }
+    // Critic-free runs keep no critic; the comparison table has a row per method, measured.
+    let ckpt = run.join("compare/grpo/checkpoints");
+    let steps: Vec<_> = std::fs::read_dir(&ckpt).unwrap().flatten().collect();
+    assert!(!steps.is_empty());
+    for s in steps {
+        assert!(
+            !s.path().join("critic.mpk").exists(),
+            "{}",
+            s.path().display()
+        );
+    }
+    let cmp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("compare/summary.json")).unwrap())
+            .unwrap();
+    let labels: Vec<&str> = cmp["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        ["PPO", "PPO-noref", "GRPO", "RLOO", "REINFORCE++", "ReMax"]
+    );
+    for r in cmp["rows"].as_array().unwrap() {
+        assert!(r["seconds"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["kl_last"].as_f64().unwrap().is_finite(), "{r}");
+        assert!(r["peak_rss_mib"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert_eq!(cmp["rows"][2]["num_generations"], 2);
+    let report_md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    assert!(report_md.contains("## Beyond the paper: critic-free baselines"));
+    assert!(report_md.contains("| GRPO | 2 | "), "{report_md}");
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(
         html.contains("<svg") && html.contains("findings"),
@@ -291,7 +345,16 @@ fn the_micro_pipeline_produces_every_artefact() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("eval/summary.json")).unwrap())
             .unwrap();
-    for model in ["SFT", "PPO", "PPO-noref", "DPO"] {
+    for model in [
+        "SFT",
+        "PPO",
+        "PPO-noref",
+        "DPO",
+        "GRPO",
+        "RLOO",
+        "REINFORCE++",
+        "ReMax",
+    ] {
         let o = &summary["table"][model]["overall"];
         assert_eq!(o["n"], 6, "{model}: {summary}");
         assert!(o["gold"].as_f64().unwrap() >= 1.0, "gold scores are 1..=8");
@@ -360,6 +423,14 @@ fn a_bad_config_fails_before_any_work() {
         (
             text.replace("[ppo]\n", "[ppo]\ncliprange = -1.0\n"),
             "cliprange",
+        ),
+        (
+            text.replace("\"grpo\", \"rloo\"", "\"grpo\", \"ppo\""),
+            "unknown method \"ppo\"",
+        ),
+        (
+            text.replace("num_generations = 2", "num_generations = 3"),
+            "compare.num_generations",
         ),
     ] {
         let p = tmp.path().join("bad.toml");
