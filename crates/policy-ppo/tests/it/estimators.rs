@@ -180,3 +180,39 @@ fn a_stopped_grpo_run_resumes_to_the_uninterrupted_parameters() {
     .unwrap_err();
     assert!(err.to_string().contains("needs a critic"), "{err}");
 }
+
+/// GAE with k = 2 responses per prompt keeps the critic and the paper's reference reward: each
+/// prompt's cached reference score is the baseline of both its responses.
+#[test]
+fn gae_takes_k_responses_per_prompt_with_the_reference_reward() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = PpoConfig {
+        adv_estimator: AdvEstimator::Gae,
+        num_generations: 2,
+        total_steps: 2,
+        batch_prompts: 4,
+        mini_batch_size: 4,
+        max_new_tokens: 6,
+        save_steps: Some(2),
+        ..PpoConfig::default()
+    };
+    assert!(cfg.shaping.reference_baseline);
+    let out = train(
+        models(1),
+        &data(8, 0),
+        &dec,
+        &cfg,
+        &quiet(tmp.path().into()),
+        &DEV,
+    )
+    .unwrap();
+    assert!(out.critic.is_some());
+    let h = &out.history;
+    assert_eq!((h[0].episode, h[1].episode), (8, 16));
+    assert!(
+        h.iter()
+            .all(|l| l.reference_scores.is_some() && l.frac_reward_zero_std.is_some())
+    );
+    let ckpt = latest_checkpoint(tmp.path()).unwrap().unwrap();
+    assert!(ckpt.join("critic.mpk").is_file());
+}
