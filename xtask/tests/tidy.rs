@@ -3,7 +3,9 @@
 //!
 //! - `rlhf-policy-ppo` and `rlhf-policy-dpo` never depend on each other;
 //! - `rlhf-core` and `rlhf-train` depend on no stage;
-//! - `rlhf-prefdata`, `rlhf-debias`, `rlhf-world`, `rlhf-annotate` and `xtask` do not link burn;
+//! - `rlhf-prefdata`, `rlhf-debias`, `rlhf-world`, `rlhf-annotate`, `rlhf-http` and `xtask` do
+//!   not link burn;
+//! - `rlhf-util` and `rlhf-http` sit below everything: they depend on no workspace crate;
 //! - `rlhf-alignbench-eval` and `rlhf-distributed` depend on no trainer;
 //! - no crate but `rlhf-reward` imports `rlhf_reward` for anything but the reward model (the
 //!   training machinery lives in `rlhf_train`).
@@ -163,11 +165,25 @@ fn the_data_crates_and_xtask_do_not_link_burn() {
         "rlhf-debias",
         "rlhf-world",
         "rlhf-annotate",
+        "rlhf-http",
         "xtask",
     ] {
         let linked = ws.closure(pkg);
         let burn: Vec<_> = linked.iter().filter(|d| d.starts_with("burn")).collect();
         assert!(burn.is_empty(), "{pkg} links {burn:?} (through {linked:?})");
+    }
+}
+
+#[test]
+fn the_helper_crates_depend_on_no_workspace_crate() {
+    let ws = Workspace::load();
+    for pkg in ["rlhf-util", "rlhf-http"] {
+        let inner: Vec<_> = ws
+            .closure(pkg)
+            .into_iter()
+            .filter(|d| ws.deps.contains_key(d))
+            .collect();
+        assert!(inner.is_empty(), "{pkg} depends on {inner:?}");
     }
 }
 
