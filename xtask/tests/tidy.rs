@@ -7,6 +7,7 @@
 //!   not link burn;
 //! - `rlhf-util` and `rlhf-http` sit below everything: they depend on no workspace crate;
 //! - `rlhf-alignbench-eval` and `rlhf-distributed` depend on no trainer;
+//! - no trainer depends on `rlhf-world` (its gold judge reaches PPO through the CLI);
 //! - no crate but `rlhf-reward` imports `rlhf_reward` for anything but the reward model (the
 //!   training machinery lives in `rlhf_train`).
 //!
@@ -196,6 +197,17 @@ fn evaluation_and_distributed_depend_on_no_trainer() {
             .filter(|t| ws.closure(pkg).contains(**t))
             .collect();
         assert!(bad.is_empty(), "{pkg} depends on the trainers {bad:?}");
+    }
+}
+
+#[test]
+fn no_trainer_depends_on_the_world() {
+    let ws = Workspace::load();
+    for pkg in TRAINERS {
+        assert!(
+            !ws.closure(pkg).contains("rlhf-world"),
+            "{pkg} depends on rlhf-world: wrap the gold judge in the CLI instead"
+        );
     }
 }
 
