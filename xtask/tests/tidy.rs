@@ -3,8 +3,11 @@
 //!
 //! - `rlhf-policy-ppo` and `rlhf-policy-dpo` never depend on each other;
 //! - `rlhf-core` and `rlhf-train` depend on no stage;
-//! - `rlhf-prefdata`, `rlhf-debias`, `rlhf-world`, `rlhf-annotate` and `xtask` do not link burn;
+//! - `rlhf-prefdata`, `rlhf-debias`, `rlhf-world`, `rlhf-annotate`, `rlhf-http` and `xtask` do
+//!   not link burn;
+//! - `rlhf-util` and `rlhf-http` sit below everything: they depend on no workspace crate;
 //! - `rlhf-alignbench-eval` and `rlhf-distributed` depend on no trainer;
+//! - no trainer depends on `rlhf-world` (its gold judge reaches PPO through the CLI);
 //! - no crate but `rlhf-reward` imports `rlhf_reward` for anything but the reward model (the
 //!   training machinery lives in `rlhf_train`).
 //!
@@ -163,11 +166,25 @@ fn the_data_crates_and_xtask_do_not_link_burn() {
         "rlhf-debias",
         "rlhf-world",
         "rlhf-annotate",
+        "rlhf-http",
         "xtask",
     ] {
         let linked = ws.closure(pkg);
         let burn: Vec<_> = linked.iter().filter(|d| d.starts_with("burn")).collect();
         assert!(burn.is_empty(), "{pkg} links {burn:?} (through {linked:?})");
+    }
+}
+
+#[test]
+fn the_helper_crates_depend_on_no_workspace_crate() {
+    let ws = Workspace::load();
+    for pkg in ["rlhf-util", "rlhf-http"] {
+        let inner: Vec<_> = ws
+            .closure(pkg)
+            .into_iter()
+            .filter(|d| ws.deps.contains_key(d))
+            .collect();
+        assert!(inner.is_empty(), "{pkg} depends on {inner:?}");
     }
 }
 
@@ -180,6 +197,17 @@ fn evaluation_and_distributed_depend_on_no_trainer() {
             .filter(|t| ws.closure(pkg).contains(**t))
             .collect();
         assert!(bad.is_empty(), "{pkg} depends on the trainers {bad:?}");
+    }
+}
+
+#[test]
+fn no_trainer_depends_on_the_world() {
+    let ws = Workspace::load();
+    for pkg in TRAINERS {
+        assert!(
+            !ws.closure(pkg).contains("rlhf-world"),
+            "{pkg} depends on rlhf-world: wrap the gold judge in the CLI instead"
+        );
     }
 }
 

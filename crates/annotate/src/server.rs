@@ -343,29 +343,8 @@ pub fn serve_blocking(cfg: ServeConfig, on_ready: impl FnOnce(&ServerInfo)) -> R
     rt.block_on(async move {
         let server = AnnotationServer::bind(cfg).await?;
         on_ready(server.info());
-        server.run_until(shutdown_signal()).await
+        server.run_until(rlhf_http::shutdown_signal()).await
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
 }
 
 fn router(app: Arc<App>) -> Router {

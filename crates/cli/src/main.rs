@@ -20,6 +20,8 @@ mod pipeline;
 mod ppo;
 mod progress;
 mod reward;
+mod rewards;
+mod serve_rm;
 mod sft;
 mod shape;
 
@@ -46,6 +48,8 @@ enum Command {
     Generate(commands::GenerateArgs),
     /// The scalar head's value per row (reward models).
     Score(commands::ScoreArgs),
+    /// Serve a reward model over HTTP for `train-ppo`'s remote reward (docs/rewards.md).
+    ServeRm(serve_rm::ServeRmArgs),
     /// Benchmarks.
     Bench(bench::BenchArgs),
     /// The HF parity fixtures (`../shared/fixtures`) on any device and dtype: log-probs,
@@ -91,6 +95,7 @@ fn main() {
         Command::Logprobs(a) => commands::logprobs(a),
         Command::Generate(a) => commands::generate(a),
         Command::Score(a) => commands::score(a),
+        Command::ServeRm(a) => serve_rm::run(a),
         Command::CheckParity(a) => check::check_parity(a),
         Command::Bench(a) => bench::run(a),
         Command::Reward(c) => reward::run(c),

@@ -10,10 +10,18 @@
 //! over several processes (machines) sharing the run directory. Node 0 writes checkpoints,
 //! metrics and the export. See docs/distributed.md.
 //!
+//! The reward comes from one source (`crate::rewards`, docs/rewards.md): the local
+//! `reward_model` (default), the world's gold judge (`reward_source = "gold"`, `gold_world`)
+//! or a reward server (`reward_source = "remote"`, `remote_rm_url`, `[remote_rm]`; `rlhf
+//! serve-rm` serves one). A source other than the local model needs `critic`.
+//!
 //! ```toml
 //! policy = "runs/sft/final"         # SFT checkpoint (HF): the actor's start and the reference
 //! reward_model = "runs/rm/final"    # HF *ForSequenceClassification (one label): frozen RM
 //! # critic = "runs/rm/final"        # default: the reward model (trunk and head)
+//! # reward_source = "remote"        # instead of reward_model: "model" (default), "gold", "remote"
+//! # remote_rm_url = "http://10.0.0.7:8000/score"   # with [remote_rm] for timeouts, retries
+//! # gold_world = "data/world"       # reward_source = "gold": the world's rule-based judge
 //! # tokenizer = "runs/sft/final"    # default: the policy's tokenizer.json, else byte-level ids
 //! # init = "tiny-llama"             # instead of policy/reward_model: random models (tests)
 //! prompts = "data/prompts.jsonl"    # RL prompts (JSON lines or rlhf-data Parquet)
@@ -41,8 +49,8 @@ use rlhf_core::text::{BYTE_VOCAB, TextCodec};
 use rlhf_core::tokenizer::Tokenizer;
 use rlhf_core::{CausalLm, ModelConfig, ScalarModel};
 use rlhf_policy_ppo::{
-    PpoConfig, PpoData, PpoModels, RewardModel, encode_prompts, encode_sft, export_actor,
-    ppo_memory_plan, read_prompts, read_sft, train_with,
+    PpoConfig, PpoData, PpoModels, RemoteInfo, RemoteRewardConfig, RewardModel, Scorer,
+    encode_prompts, encode_sft, export_actor, ppo_memory_plan, read_prompts, read_sft, train_with,
 };
 use rlhf_train::{Collective, TrainOptions, TrainStatus};
 use serde::{Deserialize, Serialize};
@@ -51,6 +59,7 @@ use serde_json::json;
 use crate::device::{parse_device, with_backend};
 use crate::dist::WorldJob;
 use crate::reward::{InitPreset, chat_template_source, load_tokenizer};
+use crate::rewards::{Reward, RewardChoice, RewardSource, SharedDecoder};
 
 /// The PPO commands.
 #[derive(Debug, Subcommand)]
@@ -93,7 +102,16 @@ pub(crate) struct PpoPaths {
     pub policy: Option<PathBuf>,
     /// Reward model (HF sequence classification, one label).
     pub reward_model: Option<PathBuf>,
-    /// Critic start (default: the reward model).
+    /// Where rewards come from: `model` (default), `gold` or `remote` (inferred from the keys
+    /// below when absent).
+    pub reward_source: Option<RewardSource>,
+    /// `reward_source = "gold"`: the world directory whose gold judge scores replies.
+    pub gold_world: Option<PathBuf>,
+    /// `reward_source = "remote"`: the reward server's scoring endpoint (OpenRLHF's name).
+    pub remote_rm_url: Option<String>,
+    /// `reward_source = "remote"`: the server and how to ask it (`[remote_rm]`).
+    pub remote_rm: Option<RemoteRewardConfig>,
+    /// Critic start (default: the reward model; required with another reward source).
     pub critic: Option<PathBuf>,
     /// Tokenizer directory.
     pub tokenizer: Option<PathBuf>,
@@ -117,6 +135,10 @@ pub(crate) struct PpoPaths {
 const PATH_KEYS: &[&str] = &[
     "policy",
     "reward_model",
+    "reward_source",
+    "gold_world",
+    "remote_rm_url",
+    "remote_rm",
     "critic",
     "tokenizer",
     "init",
@@ -134,6 +156,8 @@ pub(crate) struct PpoFile {
     pub paths: PpoPaths,
     /// Hyper-parameters.
     pub ppo: PpoConfig,
+    /// The reward source.
+    pub reward: RewardChoice,
 }
 
 /// The random start `init` names: a preset (`tiny-llama`, `small`, `tiny-bench`) sized to
@@ -170,14 +194,13 @@ pub(crate) fn parse_ppo_value(v: serde_json::Value) -> anyhow::Result<PpoFile> {
     let ppo: PpoConfig = serde_json::from_value(serde_json::Value::Object(obj))
         .context("PPO hyper-parameters (besides the path keys)")?;
     ppo.validate()?;
-    match (&paths.init, &paths.policy, &paths.reward_model) {
-        (Some(p), None, None) => {
-            init_config(p, BYTE_VOCAB)?;
+    if let Some(p) = &paths.init {
+        if paths.policy.is_some() || paths.reward_model.is_some() {
+            bail!("give either `init` or `policy` + `reward_model`, not both");
         }
-        (Some(_), _, _) => bail!("give either `init` or `policy` + `reward_model`, not both"),
-        (None, Some(_), Some(_)) => {}
-        (None, _, _) => bail!("give `policy` and `reward_model` (or `init` for random models)"),
+        init_config(p, BYTE_VOCAB)?;
     }
+    let reward = crate::rewards::resolve(&paths)?;
     if paths.prompts.is_none() {
         bail!("`prompts` is required");
     }
@@ -187,7 +210,7 @@ pub(crate) fn parse_ppo_value(v: serde_json::Value) -> anyhow::Result<PpoFile> {
             ppo.ntp_coef
         );
     }
-    Ok(PpoFile { paths, ppo })
+    Ok(PpoFile { paths, ppo, reward })
 }
 
 /// Reads a `train-ppo` config file (TOML by extension, else JSON).
@@ -206,19 +229,23 @@ struct Loaded<A: AutodiffBackend> {
     actor: CausalLm<A>,
     /// None for a critic-free estimator.
     critic: Option<ScalarModel<A>>,
-    reward: ScalarModel<A::InnerBackend>,
+    /// The local reward model (`None` for the gold and remote sources).
+    reward: Option<ScalarModel<A::InnerBackend>>,
     policy_cfg: ModelConfig,
     value_cfg: ModelConfig,
 }
 
-/// `train ppo` in a world: each replica loads its four models on its device (a world of one
-/// reuses the models loaded for the checks and the memory plan) and runs PPO's loop.
+/// `train ppo` in a world: each replica loads its models on its device (a world of one
+/// reuses the models loaded for the checks and the memory plan), builds its reward scorer and
+/// runs PPO's loop.
 struct PpoJob<'a, A: AutodiffBackend> {
     p: &'a PpoPaths,
     vocab: usize,
     preloaded: std::sync::Mutex<Option<Loaded<A>>>,
     data: &'a PpoData,
     decode: &'a (dyn Fn(&[u32]) -> rlhf_core::Result<String> + Sync),
+    reward: &'a Reward,
+    scorer_decode: SharedDecoder,
     cfg: &'a rlhf_policy_ppo::PpoConfig,
     opts: &'a TrainOptions,
 }
@@ -237,13 +264,33 @@ impl<A: AutodiffBackend> WorldJob<A> for PpoJob<'_, A> {
         };
         let m = match pre {
             Some(m) => m,
-            None => load_models::<A>(self.p, self.vocab, self.cfg, world.device())?,
+            None => load_models::<A>(self.p, self.vocab, self.reward, self.cfg, world.device())?,
+        };
+        let reward: Box<dyn Scorer<A::InnerBackend>> = match self.reward {
+            Reward::Model => Box::new(RewardModel::new(
+                m.reward.context("the local reward model was not loaded")?,
+                self.cfg.offload_frozen,
+            )),
+            Reward::Gold { judge, name } => Box::new(Reward::gold_scorer(
+                judge,
+                name,
+                &self.data.prompts,
+                &self.scorer_decode,
+            )),
+            Reward::Remote {
+                config,
+                conversations,
+            } => Box::new(Reward::remote_scorer(
+                config,
+                conversations,
+                &self.scorer_decode,
+            )?),
         };
         let models = PpoModels {
             reference: m.actor.valid(),
             actor: m.actor,
             critic: m.critic,
-            reward: Box::new(RewardModel::new(m.reward, self.cfg.offload_frozen)),
+            reward,
         };
         Ok(train_with(
             world,
@@ -261,39 +308,55 @@ impl<A: AutodiffBackend> WorldJob<A> for PpoJob<'_, A> {
 fn load_models<A: AutodiffBackend>(
     p: &PpoPaths,
     vocab: usize,
+    reward: &Reward,
     ppo: &rlhf_policy_ppo::PpoConfig,
     dev: &A::Device,
 ) -> anyhow::Result<Loaded<A>> {
     let opts = LoadOptions::default();
+    let local_rm = matches!(reward, Reward::Model);
     let with_critic = ppo.adv_estimator.uses_critic();
     if let Some(name) = &p.init {
         let cfg = init_config(name, vocab)?;
         let rm = ScalarModel::<A>::init(&cfg, 0.02, p.init_seed + 1, dev);
         return Ok(Loaded {
             actor: CausalLm::init(&cfg, 0.02, p.init_seed, dev),
-            reward: rm.valid(),
+            reward: local_rm.then(|| rm.valid()),
             critic: with_critic.then_some(rm),
             policy_cfg: cfg.clone(),
             value_cfg: cfg,
         });
     }
-    let (policy, rm_dir) = (
-        p.policy.as_ref().expect("checked"),
-        p.reward_model.as_ref().expect("checked"),
-    );
+    let policy = p.policy.as_ref().context("no `policy`")?;
     let (actor, policy_cfg) = load_causal_lm::<A>(policy, opts, dev)
         .with_context(|| format!("policy {}", policy.display()))?;
-    let (reward, value_cfg) = load_scalar_model::<A::InnerBackend>(rm_dir, opts, dev)
-        .with_context(|| format!("reward model {}", rm_dir.display()))?;
-    let critic = if with_critic {
-        let critic_dir = p.critic.as_ref().unwrap_or(rm_dir);
+    let (reward, rm_cfg) = match (&p.reward_model, local_rm) {
+        (Some(rm_dir), true) => {
+            let (rm, cfg) = load_scalar_model::<A::InnerBackend>(rm_dir, opts, dev)
+                .with_context(|| format!("reward model {}", rm_dir.display()))?;
+            (Some(rm), Some(cfg))
+        }
+        (None, true) => bail!("no `reward_model`"),
+        (_, false) => (None, None),
+    };
+    let (critic, critic_cfg) = if with_critic {
+        let critic_dir = p
+            .critic
+            .as_ref()
+            .or(p.reward_model.as_ref())
+            .context("no `critic`")?;
         let (hf, _) = read_config(critic_dir)?;
-        Some(if hf.is_sequence_classification() {
-            load_scalar_model::<A>(critic_dir, opts, dev)?.0
+        let (critic, cfg) = if hf.is_sequence_classification() {
+            load_scalar_model::<A>(critic_dir, opts, dev)
+                .with_context(|| format!("critic {}", critic_dir.display()))?
         } else {
-            let (lm, _) = load_causal_lm::<A>(critic_dir, opts, dev)?;
-            ScalarModel::from_trunk(lm.trunk, 0.02, p.init_seed, dev)
-        })
+            let (lm, cfg) = load_causal_lm::<A>(critic_dir, opts, dev)
+                .with_context(|| format!("critic {}", critic_dir.display()))?;
+            (
+                ScalarModel::from_trunk(lm.trunk, 0.02, p.init_seed, dev),
+                cfg,
+            )
+        };
+        (Some(critic), Some(cfg))
     } else {
         if let Some(c) = &p.critic {
             bail!(
@@ -302,8 +365,10 @@ fn load_models<A: AutodiffBackend>(
                 ppo.adv_estimator.name()
             );
         }
-        None
+        (None, None)
     };
+    // The scalar models' shape (the policy's when there is neither a local RM nor a critic).
+    let value_cfg = rm_cfg.or(critic_cfg).unwrap_or_else(|| policy_cfg.clone());
     Ok(Loaded {
         actor,
         critic,
@@ -311,6 +376,88 @@ fn load_models<A: AutodiffBackend>(
         policy_cfg,
         value_cfg,
     })
+}
+
+/// The reward source ready for the replicas (gold judge loaded and checked, reward server
+/// reached), before any model is loaded.
+fn prepare_reward(
+    choice: &RewardChoice,
+    p: &PpoPaths,
+    prompts: &[rlhf_policy_ppo::Prompt],
+    data: &PpoData,
+    decode: &SharedDecoder,
+) -> anyhow::Result<(Reward, Option<RemoteInfo>)> {
+    Ok(match choice {
+        RewardChoice::Model => (Reward::Model, None),
+        RewardChoice::Gold(dir) => (
+            crate::rewards::gold(dir, prompts, p.prompts.as_deref().unwrap_or(Path::new("")))?,
+            None,
+        ),
+        RewardChoice::Remote(config) => {
+            let conversations: Vec<_> = data
+                .prompts
+                .iter()
+                .zip(prompts)
+                .map(|(e, p)| (e.ids.clone(), p.messages.clone()))
+                .collect();
+            let probe = Reward::remote_scorer(config, &[], decode)?;
+            let info = probe.info().cloned();
+            let config = RemoteRewardConfig {
+                fingerprint: Some(
+                    Scorer::<rlhf_core::backend::Cpu>::fingerprint(&probe)
+                        .trim_start_matches("remote:")
+                        .to_string(),
+                ),
+                ..config.clone()
+            };
+            (
+                Reward::Remote {
+                    config,
+                    conversations,
+                },
+                info,
+            )
+        }
+    })
+}
+
+/// What a reward server's `/info` must say for this run: it takes every id the policy can
+/// produce (when ids are sent) and rows as long as a prompt plus `max_new_tokens`.
+fn check_remote(
+    info: &RemoteInfo,
+    choice: &RewardChoice,
+    policy: &ModelConfig,
+    data: &PpoData,
+    cfg: &PpoConfig,
+) -> anyhow::Result<()> {
+    let RewardChoice::Remote(remote) = choice else {
+        return Ok(());
+    };
+    if remote.send_ids
+        && let Some(v) = info.vocab_size
+        && v < policy.vocab_size
+    {
+        bail!(
+            "the reward server at {} has a vocabulary of {v} ids, the policy's has {}: the \
+             policy's token ids would not fit. Serve a reward model with the policy's tokenizer, \
+             or set send_ids = false in [remote_rm] to send text only",
+            remote.url,
+            policy.vocab_size
+        );
+    }
+    let longest = data.prompts.iter().map(|x| x.ids.len()).max().unwrap_or(0);
+    if let Some(n) = info.max_position_embeddings
+        && longest + cfg.max_new_tokens > n
+    {
+        bail!(
+            "the reward server at {} scores rows of at most {n} tokens, but a prompt of {longest} \
+             tokens plus max_new_tokens = {} can be longer: lower max_prompt_length or \
+             max_new_tokens",
+            remote.url,
+            cfg.max_new_tokens
+        );
+    }
+    Ok(())
 }
 
 fn run_train<A: AutodiffBackend>(
@@ -330,8 +477,10 @@ fn run_train<A: AutodiffBackend>(
         other => bail!("--export-dtype must be f32 or bf16, got {other}"),
     };
     // Data first: bad input fails before any model is loaded.
-    let tok = load_tokenizer(p.tokenizer.as_deref(), p.policy.as_deref())?;
-    let encoder = tok.as_ref().map_or(TextCodec::Bytes, TextCodec::Tokenizer);
+    let tok = load_tokenizer(p.tokenizer.as_deref(), p.policy.as_deref())?.map(Arc::new);
+    let encoder = tok
+        .as_deref()
+        .map_or(TextCodec::Bytes, TextCodec::Tokenizer);
     let prompts = read_prompts(p.prompts.as_ref().expect("checked"))?;
     let sft = match &p.sft_data {
         Some(path) => read_sft(path)?,
@@ -343,8 +492,19 @@ fn run_train<A: AutodiffBackend>(
         pad_id: encoder.pad_id(),
         eos_ids: Vec::new(),
     };
-    let vocab = tok.as_ref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
-    let m = load_models::<A>(p, vocab, cfg, &dev)?;
+    let vocab = tok.as_deref().map_or(BYTE_VOCAB, Tokenizer::vocab_size);
+    let scorer_decode: SharedDecoder = match &tok {
+        Some(t) => {
+            let t = Arc::clone(t);
+            Arc::new(move |ids: &[u32]| TextCodec::Tokenizer(&t).decode(ids))
+        }
+        None => Arc::new(|ids: &[u32]| TextCodec::Bytes.decode(ids)),
+    };
+    let (reward, remote_info) = prepare_reward(&file.reward, p, &prompts, &data, &scorer_decode)?;
+    let m = load_models::<A>(p, vocab, &reward, cfg, &dev)?;
+    if let Some(info) = &remote_info {
+        check_remote(info, &file.reward, &m.policy_cfg, &data, cfg)?;
+    }
     if m.value_cfg.vocab_size != m.policy_cfg.vocab_size {
         bail!(
             "the reward model's vocabulary ({}) differs from the policy's ({}): PPO needs one \
@@ -400,6 +560,8 @@ fn run_train<A: AutodiffBackend>(
         preloaded: std::sync::Mutex::new(Some(m)),
         data: &data,
         decode: &dec,
+        reward: &reward,
+        scorer_decode,
         cfg,
         opts: &opts,
     };
@@ -421,6 +583,7 @@ fn run_train<A: AutodiffBackend>(
         "prompts": data.prompts.len(),
         "prompts_after_filter": out.n_prompts,
         "sft_rows": data.sft.len(),
+        "reward_source": file.reward.source().name(),
         "last": out.history.last(),
         "memory_plan_peak_mib": plan.peak_bytes() as f64 / (1024.0 * 1024.0),
         "peak_rss_mib": rlhf_train::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0)),
@@ -441,7 +604,7 @@ fn run_train<A: AutodiffBackend>(
             &policy_cfg,
             &export,
             export_dtype,
-            tok.as_ref().map(|t| (t, template.as_deref())),
+            tok.as_deref().map(|t| (t, template.as_deref())),
         )?;
         result["export"] = json!(export);
     }

@@ -340,23 +340,43 @@ fn run_train<A: AutodiffBackend>(
     Ok(result)
 }
 
+/// A reward model loaded with its text encoder ([`load_reward_model`]).
+pub(crate) struct LoadedRewardModel<B: burn::prelude::Backend> {
+    /// The model.
+    pub model: ScalarModel<B>,
+    /// Its runtime config.
+    pub cfg: ModelConfig,
+    /// Its tokenizer (`None`: byte-level ids).
+    pub tokenizer: Option<Tokenizer>,
+    /// Longest row to encode (`max_length`, default `max_position_embeddings`).
+    pub max_length: usize,
+}
+
+impl<B: burn::prelude::Backend> LoadedRewardModel<B> {
+    /// The text codec of the model's rows.
+    pub(crate) fn codec(&self) -> TextCodec<'_> {
+        self.tokenizer
+            .as_ref()
+            .map_or(TextCodec::Bytes, TextCodec::Tokenizer)
+    }
+}
+
 /// Loads the reward model in `model_dir` (HF `*ForSequenceClassification`) with its text
-/// encoder, then runs `f` with the model and a pair collator truncating rows to `max_length`
-/// (default: the model's `max_position_embeddings`; a longer one is refused, as rows that long
-/// cannot run through the model).
+/// encoder and the longest row it takes: `max_length` (default: the model's
+/// `max_position_embeddings`; a longer one is refused, as rows that long cannot run through
+/// the model).
 ///
 /// The encoder is the tokenizer of `tokenizer`, else of `model_dir` when it holds
 /// `tokenizer.json`, else byte-level ids (`rlhf_core::text::TextCodec::Bytes`, the encoding of
 /// models trained without a tokenizer), which needs a vocabulary of at least
-/// `BYTE_VOCAB` ids. Shared by `eval-reward` and `score --input PAIRS`.
-pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
+/// `BYTE_VOCAB` ids. Shared by `eval-reward`, `score --input PAIRS` and `serve-rm`.
+pub(crate) fn load_reward_model<B: burn::prelude::Backend>(
     model_dir: &Path,
     tokenizer: Option<&Path>,
     max_length: Option<usize>,
     opts: LoadOptions,
     dev: &B::Device,
-    f: impl FnOnce(&ScalarModel<B>, &PairCollator<'_>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
+) -> anyhow::Result<LoadedRewardModel<B>> {
     if let Some(n) = max_length
         && n < 2
     {
@@ -375,21 +395,38 @@ pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
         ),
         Some(n) => n,
     };
-    let encoder = match &tok {
-        Some(t) => TextCodec::Tokenizer(t),
-        None if cfg.vocab_size < BYTE_VOCAB => bail!(
-            "{}: no tokenizer.json, and the model's vocabulary ({}) is smaller than the {} \
-             byte-level ids used without one: give --tokenizer DIR",
-            model_dir.display(),
-            cfg.vocab_size,
-            BYTE_VOCAB
-        ),
-        None => {
-            tracing::info!(dir = %model_dir.display(), "no tokenizer.json: byte-level ids");
-            TextCodec::Bytes
+    if tok.is_none() {
+        if cfg.vocab_size < BYTE_VOCAB {
+            bail!(
+                "{}: no tokenizer.json, and the model's vocabulary ({}) is smaller than the {} \
+                 byte-level ids used without one: give --tokenizer DIR",
+                model_dir.display(),
+                cfg.vocab_size,
+                BYTE_VOCAB
+            );
         }
-    };
-    f(&model, &PairCollator::new(encoder, max_length))
+        tracing::info!(dir = %model_dir.display(), "no tokenizer.json: byte-level ids");
+    }
+    Ok(LoadedRewardModel {
+        model,
+        cfg,
+        tokenizer: tok,
+        max_length,
+    })
+}
+
+/// [`load_reward_model`], then `f` with the model and a pair collator truncating rows to its
+/// `max_length`. Shared by `eval-reward` and `score --input PAIRS`.
+pub(crate) fn with_reward_model<B: burn::prelude::Backend, T>(
+    model_dir: &Path,
+    tokenizer: Option<&Path>,
+    max_length: Option<usize>,
+    opts: LoadOptions,
+    dev: &B::Device,
+    f: impl FnOnce(&ScalarModel<B>, &PairCollator<'_>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let m = load_reward_model::<B>(model_dir, tokenizer, max_length, opts, dev)?;
+    f(&m.model, &PairCollator::new(m.codec(), m.max_length))
 }
 
 fn run_eval<B: burn::prelude::Backend>(

@@ -438,6 +438,7 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         }
         let iteration = state.step + 1;
         let step_seed = mix(cfg.seed, state.step as u64);
+        let cursor_before = state.prompts;
         let idx = state.prompts.take(n, bp, cfg.seed);
         let my_prompts: Vec<Vec<u32>> = idx[mine.clone()]
             .iter()
@@ -480,8 +481,9 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         let (ro, greedy) = match ro {
             Ok(ro) => ro,
             Err(e @ PpoError::Scorer { .. }) => {
-                // Nothing of this iteration is in the state yet: the checkpoint of the
-                // iteration before resumes exactly.
+                // Nothing of this iteration is in the state once the prompt cursor is put
+                // back: the checkpoint of the iteration before resumes exactly.
+                state.prompts = cursor_before;
                 if main && last_saved != Some(state.step) {
                     save(&actor, &critic, &actor_optim, &critic_optim, &state)?;
                 }

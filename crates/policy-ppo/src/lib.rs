@@ -22,7 +22,9 @@
 //! | `loss` | [`policy_loss`], [`policy_loss_with`] (clip-higher, [`aggregate`]), [`value_loss`], [`masked_mean`], [`mean_entropy`] |
 //! | `reward` | [`sequence_rewards`] (EOS penalty + shaping), [`token_rewards`] |
 //! | `sequences` | [`PackedSequences`], [`ResponseMask`], [`last_real_indices`], [`gather_last_real`] |
-//! | `scorer` | [`Scorer`], [`RewardModel`], [`FnScorer`] |
+//! | `scorer` | [`Scorer`], [`RewardModel`], [`FnScorer`], [`checked_scores`] |
+//! | `remote` | [`RemoteScorer`] (a reward server over HTTP, its protocol), [`RemoteRewardConfig`] |
+//! | `rule` | [`RuleScorer`]: a rule of the prompt id and the reply text (a gold judge) |
 //! | `frozen` | [`Frozen`] (offload to host between phases), [`module_fingerprint`] |
 //! | `rollout` | [`rollout`], [`rollout_rows`], [`Rollout`] |
 //! | `refcache`, `filter`, `prepare` | [`build_reference_cache`], [`ReferenceCache`], [`filter_prompts`], [`run_filter`], [`reference_generation`]; both run (and are cached) before step 0 |
@@ -84,8 +86,10 @@ mod metrics;
 mod plot;
 mod prepare;
 mod refcache;
+mod remote;
 mod reward;
 mod rollout;
+mod rule;
 mod scorer;
 mod sequences;
 mod step;
@@ -121,11 +125,13 @@ pub use prepare::{prompts_fingerprint, reference_cache_path, reference_generatio
 pub use refcache::{
     ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
 };
+pub use remote::{Decoder, RemoteInfo, RemoteRewardConfig, RemoteScorer};
 pub use reward::{
     TokenRewards, apply_eos_penalty, baseline_rewards, sequence_rewards, token_rewards,
 };
 pub use rlhf_train::{MemoryPlan, ModelMemory};
 pub use rollout::{Rollout, RolloutTimings, greedy_scores, rollout, rollout_rows};
+pub use rule::{RuleFn, RuleScorer};
 pub use scorer::{FnScorer, RewardModel, ScoreFn, Scorer, checked_scores};
 pub use sequences::{
     PackedSequences, ResponseMask, gather_last_real, last_real_indices, rows_to_vecs,

@@ -5,7 +5,10 @@
 //! - [`RewardModel`]: a frozen `ScalarModel` (an HF `*ForSequenceClassification` checkpoint, e.g.
 //!   one trained by `rlhf-reward`), read at each row's last real token;
 //! - [`FnScorer`]: a host function of the prompt and response ids, for tests and synthetic
-//!   experiments where the reward must be a known function.
+//!   experiments where the reward must be a known function;
+//! - [`crate::RemoteScorer`] (`remote.rs`): a reward-model server over HTTP;
+//! - [`crate::RuleScorer`] (`rule.rs`): a rule of the prompt id and the reply text (the world's
+//!   gold judge as an RLVR-style reward).
 
 use burn::prelude::*;
 use rlhf_core::ScalarModel;

@@ -13,6 +13,7 @@ mod pipeline;
 mod ppo;
 mod progress;
 mod score_pairs;
+mod serve_rm;
 
 /// `../shared/fixtures/<name>`, or `None` (with a `SKIP:` line) in a user's clone without
 /// `../shared`; a test failure under `CI=true` or `RLHF_REQUIRE_SHARED=1`.
