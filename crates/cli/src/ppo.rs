@@ -200,7 +200,7 @@ pub(crate) fn parse_ppo_value(v: serde_json::Value) -> anyhow::Result<PpoFile> {
         }
         init_config(p, BYTE_VOCAB)?;
     }
-    let reward = crate::rewards::resolve(&paths)?;
+    let reward = crate::rewards::resolve(&paths, ppo.adv_estimator.uses_critic())?;
     if paths.prompts.is_none() {
         bail!("`prompts` is required");
     }

@@ -64,8 +64,9 @@ impl RewardChoice {
 }
 
 /// Resolves `reward_source`, `reward_model`, `gold_world`, `remote_rm_url` and `[remote_rm]`
-/// (and whether the critic has a start), with one clear line for every inconsistency.
-pub(crate) fn resolve(p: &PpoPaths) -> anyhow::Result<RewardChoice> {
+/// (and, when the estimator trains a critic (`with_critic`), whether it has a start), with
+/// one clear line for every inconsistency.
+pub(crate) fn resolve(p: &PpoPaths, with_critic: bool) -> anyhow::Result<RewardChoice> {
     let remote_keys = p.remote_rm_url.is_some() || p.remote_rm.is_some();
     let inferred = match (remote_keys, p.gold_world.is_some()) {
         (true, true) => bail!(
@@ -130,7 +131,7 @@ pub(crate) fn resolve(p: &PpoPaths) -> anyhow::Result<RewardChoice> {
                 "give `policy` and `reward_model` (or `init` for random models, or \
                  reward_source = \"gold\" / \"remote\")"
             ),
-            RewardSource::Gold | RewardSource::Remote if p.critic.is_none() => bail!(
+            RewardSource::Gold | RewardSource::Remote if with_critic && p.critic.is_none() => bail!(
                 "reward_source = \"{}\" has no local reward model to start the critic from: set \
                  `critic` to an HF checkpoint (a reward model, or the SFT policy, whose trunk \
                  gets a new value head)",
@@ -253,7 +254,7 @@ mod tests {
     }
 
     fn choose(toml: &str) -> anyhow::Result<RewardChoice> {
-        resolve(&paths(toml))
+        resolve(&paths(toml), true)
     }
 
     fn fails(toml: &str, needle: &str) {
@@ -295,6 +296,11 @@ mod tests {
         fails(
             "policy = \"p\"\ngold_world = \"w\"",
             "reward_source = \"gold\" has no local reward model",
+        );
+        // A critic-free estimator needs no critic start.
+        assert_eq!(
+            resolve(&paths("policy = \"p\"\ngold_world = \"w\""), false).unwrap(),
+            RewardChoice::Gold("w".into())
         );
         fails(
             "policy = \"p\"\nreward_model = \"rm\"\nremote_rm_url = \"http://h:1/s\"",
