@@ -409,7 +409,15 @@ pub(crate) fn run(a: BenchArgs) -> anyhow::Result<()> {
             let (prompt_len, new_tokens) = (64, a.new_tokens.unwrap_or(32));
             let (cfg, name) = bench_model(&a)?;
             let plan = rlhf_policy_ppo::ppo_memory_plan(
-                &cfg, &cfg, true, a.batch, a.batch, prompt_len, new_tokens, 4, false,
+                &cfg,
+                &cfg,
+                rlhf_policy_ppo::ScalarModels::BOTH,
+                a.batch,
+                a.batch,
+                prompt_len,
+                new_tokens,
+                4,
+                false,
             );
             crate::device::show_plan(&plan, &a.device)?;
             let r = rlhf_policy_ppo::bench_ppo_step::<Autodiff<B>>(

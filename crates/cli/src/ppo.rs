@@ -535,7 +535,10 @@ fn run_train<A: AutodiffBackend>(
     let plan = ppo_memory_plan(
         &m.policy_cfg,
         &m.value_cfg,
-        m.critic.is_some(),
+        rlhf_policy_ppo::ScalarModels {
+            critic: m.critic.is_some(),
+            reward: m.reward.is_some(),
+        },
         cfg.rollout_rows(),
         cfg.mini_batch_size,
         longest,

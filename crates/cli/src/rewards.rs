@@ -131,12 +131,14 @@ pub(crate) fn resolve(p: &PpoPaths, with_critic: bool) -> anyhow::Result<RewardC
                 "give `policy` and `reward_model` (or `init` for random models, or \
                  reward_source = \"gold\" / \"remote\")"
             ),
-            RewardSource::Gold | RewardSource::Remote if with_critic && p.critic.is_none() => bail!(
-                "reward_source = \"{}\" has no local reward model to start the critic from: set \
+            RewardSource::Gold | RewardSource::Remote if with_critic && p.critic.is_none() => {
+                bail!(
+                    "reward_source = \"{}\" has no local reward model to start the critic from: set \
                  `critic` to an HF checkpoint (a reward model, or the SFT policy, whose trunk \
                  gets a new value head)",
-                source.name()
-            ),
+                    source.name()
+                )
+            }
             _ => {}
         }
     }

@@ -238,7 +238,15 @@ pub fn bench_ppo_step<B: AutodiffBackend>(
         phases,
         ms_per_step: wall * k,
         memory: ppo_memory_plan(
-            cfg, cfg, true, prompts, prompts, prompt_len, new_tokens, 4, false,
+            cfg,
+            cfg,
+            crate::memory::ScalarModels::BOTH,
+            prompts,
+            prompts,
+            prompt_len,
+            new_tokens,
+            4,
+            false,
         ),
     }
 }

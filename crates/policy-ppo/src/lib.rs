@@ -118,7 +118,7 @@ pub use loss::{
     PolicyLoss, ValueLoss, aggregate, masked_mean, mean_entropy, policy_loss, policy_loss_with,
     value_loss,
 };
-pub use memory::ppo_memory_plan;
+pub use memory::{ScalarModels, ppo_memory_plan};
 pub use metrics::{PpoLog, append_log, read_logs, write_logs};
 pub use plot::{PlotRun, reward_kl_svg};
 pub use prepare::{prompts_fingerprint, reference_cache_path, reference_generation, run_filter};

@@ -8,15 +8,32 @@
 use rlhf_core::ModelConfig;
 use rlhf_train::{MemoryPlan, ModelMemory, Pass};
 
-/// The plan of a PPO step: `actor`/`reference` from `policy_cfg`, `critic` (when `critic`;
-/// a critic-free estimator has none) and `reward` from `value_cfg`, `rollout_rows` rows of `prompt_len + new_tokens` tokens generated and scored,
+/// Which of PPO's scalar models this process holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScalarModels {
+    /// The critic (none for a critic-free estimator).
+    pub critic: bool,
+    /// A local reward model (none when a rule or a remote server scores).
+    pub reward: bool,
+}
+
+impl ScalarModels {
+    /// Critic and local reward model: PPO as the paper runs it.
+    pub const BOTH: ScalarModels = ScalarModels {
+        critic: true,
+        reward: true,
+    };
+}
+
+/// The plan of a PPO step: `actor`/`reference` from `policy_cfg`, `critic` and `reward` (those
+/// `scalar` says this process holds) from `value_cfg`, `rollout_rows` rows of `prompt_len + new_tokens` tokens generated and scored,
 /// `train_rows` rows per optimizer step, `dtype_bytes` per element, activations recomputed per
 /// layer with `checkpointing`.
 #[allow(clippy::too_many_arguments)]
 pub fn ppo_memory_plan(
     policy_cfg: &ModelConfig,
     value_cfg: &ModelConfig,
-    critic: bool,
+    scalar: ScalarModels,
     rollout_rows: usize,
     train_rows: usize,
     prompt_len: usize,
@@ -50,13 +67,17 @@ pub fn ppo_memory_plan(
         * policy_cfg.head_dim
         * dtype_bytes;
     let mut models = vec![actor];
-    if critic {
+    if scalar.critic {
         models.push(ModelMemory::estimate("critic", value_cfg, train(None)));
     }
-    models.extend([
-        ModelMemory::estimate("reference", policy_cfg, infer(Some(new_tokens))),
-        ModelMemory::estimate("reward", value_cfg, infer(None)),
-    ]);
+    models.push(ModelMemory::estimate(
+        "reference",
+        policy_cfg,
+        infer(Some(new_tokens)),
+    ));
+    if scalar.reward {
+        models.push(ModelMemory::estimate("reward", value_cfg, infer(None)));
+    }
     MemoryPlan {
         what: format!(
             "PPO: {rollout_rows} rollout rows, {train_rows} rows per step, {seq} tokens per row"
@@ -74,7 +95,7 @@ mod tests {
     #[test]
     fn plan_counts_optimizer_state_only_for_trained_models() {
         let cfg = ModelConfig::tiny_bench();
-        let p = ppo_memory_plan(&cfg, &cfg, true, 8, 8, 64, 32, 4, false);
+        let p = ppo_memory_plan(&cfg, &cfg, ScalarModels::BOTH, 8, 8, 64, 32, 4, false);
         assert_eq!(p.models.len(), 4);
         let actor = &p.models[0];
         assert_eq!(actor.param_bytes, cfg.num_params() * 4);
@@ -85,12 +106,24 @@ mod tests {
         assert!(p.peak_bytes() > p.models.iter().map(|m| m.param_bytes).sum::<usize>());
         assert!(p.to_table().contains("reference"));
         // Critic-free: the critic's parameters, gradients, Adam state and activations go.
-        let q = ppo_memory_plan(&cfg, &cfg, false, 8, 8, 64, 32, 4, false);
+        let free = ScalarModels {
+            critic: false,
+            reward: true,
+        };
+        let q = ppo_memory_plan(&cfg, &cfg, free, 8, 8, 64, 32, 4, false);
         assert_eq!(q.models.len(), 3);
         assert!(!q.to_table().contains("critic"));
         let critic = &p.models[1];
         assert_eq!(critic.name, "critic");
         assert!(q.peak_bytes() < p.peak_bytes());
         assert!(p.peak_bytes() - q.peak_bytes() >= critic.param_bytes + critic.optimizer_bytes);
+        // A rule or remote reward: no local reward model either.
+        let none = ScalarModels {
+            critic: false,
+            reward: false,
+        };
+        let r = ppo_memory_plan(&cfg, &cfg, none, 8, 8, 64, 32, 4, false);
+        let names: Vec<&str> = r.models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["actor", "reference"]);
     }
 }
