@@ -190,24 +190,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
             Err(_) => {
                 let obj = method_object(ctx, &method, k, bp)?;
                 let path = dir.join(format!("{method}.json"));
-                rlhf_core::io::write_atomic(&path, serde_json::to_string_pretty(&obj)?.as_bytes())?;
                 eprintln!(
                     "  {lab}: {} iterations, {} prompts × {k} responses",
                     sum.steps,
                     bp / k
                 );
-                let mut args: Vec<String> = vec![
-                    "train-ppo".into(),
-                    "--config".into(),
-                    s(&path),
-                    "--device".into(),
-                    ctx.cfg.run.device.clone(),
-                ];
-                if ctx.cfg.run.devices.len() > 1 {
-                    args.extend(["--devices".into(), ctx.cfg.run.devices.join(",")]);
-                }
                 let t = Instant::now();
-                let result = ctx.rlhf(&args)?;
+                let result = super::train_ppo(ctx, &path, &obj)?;
                 let secs = t.elapsed().as_secs_f64();
                 let rec = json!({"result": result, "seconds": secs});
                 rlhf_core::io::write_atomic(&done, serde_json::to_string(&rec)?.as_bytes())?;

@@ -569,11 +569,21 @@ pub(crate) fn ppo_object(ctx: &Ctx, name: &str) -> anyhow::Result<serde_json::Ma
 fn ppo_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
     let obj = ppo_object(ctx, name)?;
     let path = ctx.dir(&format!("{name}.json"));
-    rlhf_core::io::write_atomic(&path, serde_json::to_string_pretty(&obj)?.as_bytes())?;
+    train_ppo(ctx, &path, &obj)
+}
+
+/// Writes the `train-ppo` config `obj` to `path` and runs it on the run's device (data
+/// parallel over `[run].devices` when it names more than one); the child's JSON result.
+pub(crate) fn train_ppo(
+    ctx: &Ctx,
+    path: &Path,
+    obj: &serde_json::Map<String, Value>,
+) -> anyhow::Result<Value> {
+    rlhf_core::io::write_atomic(path, serde_json::to_string_pretty(obj)?.as_bytes())?;
     let mut args: Vec<String> = vec![
         "train-ppo".into(),
         "--config".into(),
-        s(&path),
+        s(path),
         "--device".into(),
         ctx.cfg.run.device.clone(),
     ];

@@ -153,15 +153,8 @@ fn arm(
         obj.insert("ntp_coef".into(), json!(0.0));
     }
     let path = ctx.dir("ppo_seeds").join(format!("s{seed}_{name}.json"));
-    rlhf_core::io::write_atomic(&path, serde_json::to_string_pretty(&obj)?.as_bytes())?;
     eprintln!("  seed {seed}, {name}: {steps} PPO iterations");
-    let result = ctx.rlhf(&[
-        "train-ppo".into(),
-        "--config".into(),
-        s(&path),
-        "--device".into(),
-        ctx.cfg.run.device.clone(),
-    ])?;
+    let result = super::train_ppo(ctx, &path, &obj)?;
     rlhf_core::io::write_atomic(
         &run_dir.join("result.json"),
         serde_json::to_string(&result)?.as_bytes(),
