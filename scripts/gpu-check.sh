@@ -2,8 +2,8 @@
 # One-command GPU check for a machine with an NVIDIA GPU and no network or registry.
 #
 # It runs a release `rlhf` built elsewhere with CUDA and carried in:
-#     cargo build --release -p rlhf-cli --features cuda
-#     strip -o target/release-cuda/rlhf target/release/rlhf     # must stay under 64 MiB
+#     cargo build --profile release-cuda -p rlhf-cli --features cuda   # → target/release-cuda/rlhf
+# (fat LTO, stripped; the carry allows 64 MiB: docs/perf.md gives the measured size)
 # and writes one JSON (default gpu-check.json) that docs/perf.md quotes:
 #   - parity_f32 / parity_bf16: the HF parity fixtures (../shared/fixtures) on the device —
 #     token log-probs, greedy ids with the KV cache, reward scores — against transformers;
