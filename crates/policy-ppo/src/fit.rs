@@ -37,27 +37,22 @@ use rlhf_core::generate::GenerationConfig;
 use rlhf_core::text::EncodedRow;
 use rlhf_core::{CausalLm, ScalarModel};
 use rlhf_train::{
-    Collective, Monitor, RunDir, Solo, TrainError, TrainOptions, TrainStatus, agree, apply,
-    epoch_permutation, param_checksum, resume_point, shard_range, u64_chunks, write_config,
+    Collective, Monitor, RunDir, Solo, TrainOptions, TrainStatus, agree, apply, epoch_permutation,
+    param_checksum, resume_point, shard_range, u64_chunks, write_config,
 };
 
 use crate::advantage::compute_gae;
 use crate::config::AdvEstimator;
 use crate::config::PpoConfig;
-use crate::data::{EncodedPrompt, ntp_batch};
+use crate::data::ntp_batch;
 use crate::error::{PpoError, Result};
 use crate::estimators::{critic_free_advantages, frac_reward_zero_std};
-use crate::frozen::ids_hash;
 use crate::frozen::{Frozen, module_fingerprint};
 use crate::metrics::{PpoLog, append_log};
 use crate::plot::{PlotRun, reward_kl_svg};
-use crate::prepare::{prompts_fingerprint, reference_cache_path, reference_generation, run_filter};
-use crate::refcache::{
-    ReferenceCache, ReferenceEntry, ReferenceScores, build_reference_cache, generation_descriptor,
-};
+use crate::prepare::{prompts_fingerprint, reference_scores, run_filter};
 use crate::reward::{apply_eos_penalty, baseline_rewards, sequence_rewards, token_rewards};
 use crate::rollout::{greedy_scores, rollout_rows};
-use crate::scorer::Scorer;
 use crate::step::{Minibatch, NtpBatch, StepConfig, StepShares, StepStats, ppo_gradients};
 use crate::train::{
     PpoData, PpoModels, PpoOutcome, PpoStart, PpoState, check_data, flatten, gather_rows, mean,
@@ -124,129 +119,6 @@ fn whiten_global<B: AutodiffBackend, C: Collective<B>>(
         adv[i] = ((adv[i] as f64 - mean) * inv) as f32;
     }
     Ok(())
-}
-
-/// The reference scores of every prompt (`None` without the reference baseline): read from
-/// the cache when every rank sees it, else built with the world: rank `r` generates and scores
-/// the cache's generation batches `shard_range(batches, r, w)` (batch `c` seeded `seed + c`,
-/// whatever the world), the entries are gathered through one all-reduce, and the main rank
-/// writes the Parquet file.
-#[allow(clippy::too_many_arguments)]
-fn reference_scores<B: AutodiffBackend, C: Collective<B>>(
-    world: &C,
-    reference: &mut Frozen<B::InnerBackend, CausalLm<B::InnerBackend>>,
-    reward: &mut dyn Scorer<B::InnerBackend>,
-    prompts: &[EncodedPrompt],
-    cfg: &PpoConfig,
-    base: &GenerationConfig,
-    ref_print: &str,
-    decode: &dyn Fn(&[u32]) -> rlhf_core::Result<String>,
-    opts: &TrainOptions,
-) -> Result<Option<ReferenceScores>> {
-    if !cfg.shaping.reference_baseline {
-        return Ok(None);
-    }
-    let (rank, n_ranks, main) = (world.rank(), world.world(), world.is_main());
-    let device = world.device().clone();
-    let gen_cfg = reference_generation(cfg, base);
-    let path = reference_cache_path(cfg, &opts.run_dir);
-    let descriptor = generation_descriptor(&gen_cfg, cfg.reference.batch_prompts);
-    let have = world.all_reduce_f64(
-        &[f64::from(u8::from(path.is_file()))],
-        "reference-cache check",
-    )?[0];
-    let cache = if have == n_ranks as f64 {
-        tracing::info!(path = %path.display(), "using the reference-reward cache");
-        ReferenceCache::read(&path)?
-    } else if have == 0.0 {
-        let n = prompts.len();
-        let bp = cfg.reference.batch_prompts.max(1);
-        let batches = shard_range(n.div_ceil(bp), rank, n_ranks);
-        let (lo, hi) = ((batches.start * bp).min(n), (batches.end * bp).min(n));
-        tracing::info!(
-            rank,
-            prompts = hi - lo,
-            total = n,
-            "building this rank's share of the reference-reward cache"
-        );
-        let local = if lo < hi {
-            let cfg_here = GenerationConfig {
-                seed: gen_cfg.seed.wrapping_add(batches.start as u64),
-                ..gen_cfg.clone()
-            };
-            // Only rank 0 needs the text (it writes the file): the others skip decoding.
-            let no_text = |_: &[u32]| Ok(String::new());
-            let dec: &dyn Fn(&[u32]) -> rlhf_core::Result<String> =
-                if main { decode } else { &no_text };
-            build_reference_cache(
-                reference,
-                reward,
-                &prompts[lo..hi],
-                &cfg_here,
-                bp,
-                ref_print.to_string(),
-                dec,
-                &device,
-            )?
-            .entries
-        } else {
-            Vec::new()
-        };
-        // Slot per prompt: [response length, finished, score, ids…], filled by its rank.
-        let w = 3 + cfg.max_new_tokens;
-        let mut v = vec![0.0f64; n * w];
-        for (k, e) in local.iter().enumerate() {
-            let s = &mut v[(lo + k) * w..(lo + k + 1) * w];
-            s[0] = e.response_ids.len() as f64;
-            s[1] = f64::from(u8::from(e.finished));
-            s[2] = e.score;
-            for (j, &id) in e.response_ids.iter().enumerate() {
-                s[3 + j] = id as f64;
-            }
-        }
-        let v = world.all_reduce_f64(&v, "reference-cache gather")?;
-        let mut entries = Vec::with_capacity(n);
-        for (i, p) in prompts.iter().enumerate() {
-            let s = &v[i * w..(i + 1) * w];
-            let ids: Vec<u32> = s[3..3 + s[0] as usize].iter().map(|&x| x as u32).collect();
-            entries.push(ReferenceEntry {
-                prompt_id: p.id.clone(),
-                prompt_hash: ids_hash(&p.ids),
-                response: if main { decode(&ids)? } else { String::new() },
-                response_ids: ids,
-                finished: s[1] > 0.5,
-                score: s[2],
-            });
-        }
-        let cache = ReferenceCache {
-            policy_fingerprint: ref_print.to_string(),
-            reward_fingerprint: reward.fingerprint(),
-            generation: descriptor.clone(),
-            entries,
-        };
-        if main {
-            cache.write(&path)?;
-        }
-        cache
-    } else {
-        return Err(TrainError::Mismatch {
-            rank,
-            what: format!(
-                "whether the reference-reward cache {} exists ({have} of {} ranks see it; \
-                 the run directory must be shared)",
-                path.display(),
-                n_ranks
-            ),
-        }
-        .into());
-    };
-    Ok(Some(cache.scores_for(
-        &path,
-        ref_print,
-        &reward.fingerprint(),
-        &descriptor,
-        prompts,
-    )?))
 }
 
 /// Trains `models.actor` and `models.critic` with PPO on `data` (the whole data set, the same

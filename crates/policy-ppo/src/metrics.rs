@@ -112,7 +112,7 @@ pub fn write_logs(path: &Path, entries: &[PpoLog]) -> Result<()> {
 /// Reads `metrics.jsonl`.
 ///
 /// # Errors
-/// IO errors and [`PpoError::Json`] naming the line.
+/// IO errors and [`PpoError::Json`](crate::PpoError::Json) naming the line.
 pub fn read_logs(path: &Path) -> Result<Vec<PpoLog>> {
     Ok(rlhf_train::read_jsonl(path)?)
 }
