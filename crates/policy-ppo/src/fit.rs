@@ -312,9 +312,14 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         let step_seed = mix(cfg.seed, state.step as u64);
         let cursor_before = state.prompts;
         let idx = state.prompts.take(n, bp, cfg.seed);
-        let my_prompts: Vec<Vec<u32>> = idx[mine.clone()]
+        // The prompt of every row of the rollout (each prompt `k` times).
+        let row_prompt: Vec<usize> = idx
             .iter()
-            .flat_map(|&i| std::iter::repeat_n(prompts[i].ids.clone(), k))
+            .flat_map(|&i| std::iter::repeat_n(i, k))
+            .collect();
+        let my_prompts: Vec<Vec<u32>> = row_prompt[mine_rows.clone()]
+            .iter()
+            .map(|&i| prompts[i].ids.clone())
             .collect();
         let gen_cfg = GenerationConfig {
             seed: step_seed,
@@ -408,15 +413,11 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         // Sequence rewards of the whole batch (identical running statistics on every rank),
         // then this rank's per-token rewards and advantages.
         let batch_refs = refs.as_ref().map(|r| {
-            let each = |f: &dyn Fn(usize) -> f32| -> Vec<f32> {
-                idx.iter()
-                    .flat_map(|&i| std::iter::repeat_n(f(i), k))
-                    .collect()
-            };
             (
-                each(&|i| r.scores[i]),
-                idx.iter()
-                    .flat_map(|&i| std::iter::repeat_n(r.finished[i], k))
+                row_prompt.iter().map(|&i| r.scores[i]).collect::<Vec<_>>(),
+                row_prompt
+                    .iter()
+                    .map(|&i| r.finished[i])
                     .collect::<Vec<_>>(),
             )
         });
@@ -690,4 +691,53 @@ pub fn train_with<B: AutodiffBackend, C: Collective<B>>(
         checkpoint,
         kl: state.kl,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Autodiff;
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexDevice;
+
+    use super::*;
+
+    /// The loop's whitening (one process) is the batch whitening of
+    /// `tests/golden/estimators.py`'s REINFORCE++ (γ = 0.9: 11 real tokens of 6 rows, width 3),
+    /// and leaves the padding positions untouched.
+    #[test]
+    fn whiten_global_matches_the_golden_reinforce_pp_whitening() {
+        let world = Solo::<Autodiff<Flex>>::new(FlexDevice);
+        let lens = [2, 1, 3, 1, 2, 2];
+        let returns: [&[f32]; 6] = [
+            &[0.62, 0.8],
+            &[0.0],
+            &[0.274, 0.36, 0.4],
+            &[2.0],
+            &[1.8, 2.0],
+            &[1.8, 2.0],
+        ];
+        let mut adv = vec![9.0f32; 18];
+        for (r, row) in returns.iter().enumerate() {
+            adv[r * 3..r * 3 + row.len()].copy_from_slice(row);
+        }
+        whiten_global(&world, &mut adv, &lens, 3).unwrap();
+        let golden: [&[f64]; 6] = [
+            &[-0.583043809250, -0.362480809190],
+            &[-1.342760809457],
+            &[-1.007014909366, -0.901634809337, -0.852620809323],
+            &[1.107939191211],
+            &[0.862869191144, 1.107939191211],
+            &[0.862869191144, 1.107939191211],
+        ];
+        for (r, row) in golden.iter().enumerate() {
+            for t in 0..3 {
+                let got = adv[r * 3 + t] as f64;
+                let want = row.get(t).copied().unwrap_or(9.0);
+                assert!(
+                    (got - want).abs() < 1e-5,
+                    "row {r} token {t}: {got} vs {want}"
+                );
+            }
+        }
+    }
 }

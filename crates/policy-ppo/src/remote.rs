@@ -460,9 +460,7 @@ impl RemoteScorer {
         let (mut prompts, mut responses) = (Vec::with_capacity(n), Vec::with_capacity(n));
         let (mut prompt_ids, mut response_ids) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for r in rows {
-            let row = seqs.tokens.row(r);
-            let p = &row[seqs.prompt_width - seqs.prompt_lens[r]..seqs.prompt_width];
-            let resp = &row[seqs.prompt_width..seqs.prompt_width + seqs.response_lens[r]];
+            let (p, resp) = seqs.row_parts(r);
             let text = |ids: &[u32], what: &str| {
                 (self.decode)(ids)
                     .map_err(|e| self.fail(format!("decoding the {what} of row {r}: {e}")))

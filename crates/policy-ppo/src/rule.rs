@@ -106,10 +106,8 @@ impl<B: Backend> Scorer<B> for RuleScorer {
     fn score(&mut self, seqs: &PackedSequences, _device: &B::Device) -> Result<Vec<f32>> {
         (0..seqs.rows())
             .map(|r| {
-                let row = seqs.tokens.row(r);
-                let prompt = &row[seqs.prompt_width - seqs.prompt_lens[r]..seqs.prompt_width];
-                let end = seqs.prompt_width + seqs.response_lens[r];
-                self.score_row(r, prompt, &row[seqs.prompt_width..end])
+                let (prompt, response) = seqs.row_parts(r);
+                self.score_row(r, prompt, response)
             })
             .collect()
     }

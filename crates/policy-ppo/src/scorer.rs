@@ -131,16 +131,63 @@ impl<B: Backend> Scorer<B> for FnScorer {
     fn score(&mut self, seqs: &PackedSequences, _device: &B::Device) -> Result<Vec<f32>> {
         Ok((0..seqs.rows())
             .map(|r| {
-                let row = seqs.tokens.row(r);
-                let p0 = seqs.prompt_width - seqs.prompt_lens[r];
-                let prompt = &row[p0..seqs.prompt_width];
-                let end = seqs.prompt_width + seqs.response_lens[r];
-                (self.f)(prompt, &row[seqs.prompt_width..end])
+                let (prompt, response) = seqs.row_parts(r);
+                (self.f)(prompt, response)
             })
             .collect())
     }
 
     fn fingerprint(&self) -> String {
         format!("fn:{}", self.name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::backend::flex::FlexDevice;
+
+    use super::*;
+
+    /// Returns what it was given, whatever the rows.
+    struct Fixed(Vec<f32>);
+
+    impl Scorer<Flex> for Fixed {
+        fn score(&mut self, _: &PackedSequences, _: &FlexDevice) -> Result<Vec<f32>> {
+            Ok(self.0.clone())
+        }
+
+        fn fingerprint(&self) -> String {
+            "fixed".into()
+        }
+    }
+
+    #[test]
+    fn checked_scores_wants_one_finite_score_per_row() {
+        let seqs = PackedSequences::new(&[vec![5, 6], vec![7]], &[vec![8], vec![9, 10]], 0);
+        assert_eq!(seqs.row_parts(0), (&[5u32, 6][..], &[8u32][..]));
+        assert_eq!(seqs.row_parts(1), (&[7u32][..], &[9u32, 10][..]));
+        let ok = checked_scores(&mut Fixed(vec![1.0, -2.0]), &seqs, &FlexDevice).unwrap();
+        assert_eq!(ok, vec![1.0, -2.0]);
+        for (scores, needle) in [
+            (vec![1.0], "returned 1 scores for 2 rows"),
+            (vec![1.0, f32::NAN], "the score of row 1 is NaN"),
+            (vec![f32::INFINITY, 0.0], "the score of row 0 is inf"),
+        ] {
+            match checked_scores(&mut Fixed(scores), &seqs, &FlexDevice) {
+                Err(crate::PpoError::Scorer {
+                    source_name,
+                    message,
+                }) => {
+                    assert_eq!(source_name, "fixed");
+                    assert!(message.contains(needle), "{message}");
+                }
+                other => panic!("{needle}: {other:?}"),
+            }
+        }
+        // FnScorer reads each row's prompt and response without padding.
+        let mut f = FnScorer::new("lens", |p, r| (10 * p.len() + r.len()) as f32);
+        let got = checked_scores::<Flex>(&mut f, &seqs, &FlexDevice).unwrap();
+        assert_eq!(got, vec![21.0, 12.0]);
     }
 }

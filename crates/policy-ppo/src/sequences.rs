@@ -111,6 +111,19 @@ impl PackedSequences {
         self.tokens.batch
     }
 
+    /// Row `r`'s prompt and response ids, padding removed: what a scorer of row `r` reads.
+    ///
+    /// # Panics
+    /// If `r >= self.rows()`.
+    pub fn row_parts(&self, r: usize) -> (&[u32], &[u32]) {
+        let row = self.tokens.row(r);
+        let p = self.prompt_width;
+        (
+            &row[p - self.prompt_lens[r]..p],
+            &row[p..p + self.response_lens[r]],
+        )
+    }
+
     /// The response mask `[rows, R]`.
     pub fn response_mask(&self) -> ResponseMask {
         ResponseMask {
