@@ -10,6 +10,7 @@ use rlhf_core::backend::DeviceSpec;
 use rlhf_core::checkpoint::{LoadOptions, load_causal_lm, load_scalar_model};
 use rlhf_core::generate::{GenerationConfig, Sampling, generate as run_generate};
 use rlhf_core::logprobs::sequence_logprobs;
+use rlhf_core::text::TextCodec;
 use rlhf_core::tokenizer::{Message, Tokenizer};
 use rlhf_reward::{EvalOptions, RewardError, evaluate, read_pairs, write_scores_jsonl};
 use serde::Deserialize;
@@ -136,7 +137,8 @@ pub(crate) struct GenerateArgs {
     /// JSON file `{"input_ids": [[...], ...]}` of unpadded prompts of any lengths.
     #[arg(long)]
     prompt_ids: Option<PathBuf>,
-    /// Feed `--prompt` text as is instead of through the chat template.
+    /// Feed `--prompt` text as is instead of as a user turn (through the chat template, or for a
+    /// tokenizer without one the plain `User: … Assistant: ` transcript the trainers use).
     #[arg(long)]
     raw: bool,
     /// Upper bound on new tokens per prompt.
@@ -211,10 +213,11 @@ pub(crate) fn generate(a: GenerateArgs) -> anyhow::Result<()> {
             a.prompt
                 .iter()
                 .map(|p| {
-                    if !a.raw && tok.has_chat_template() {
-                        tok.encode_prompt(&[Message::user(p.clone())])
-                    } else {
+                    if a.raw {
                         tok.encode(p, true)
+                    } else {
+                        // The same prompt ids the trainers and the evaluation build.
+                        TextCodec::Tokenizer(tok).encode_prompt(&[Message::user(p.clone())])
                     }
                 })
                 .collect::<rlhf_core::Result<_>>()?

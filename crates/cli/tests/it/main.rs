@@ -695,3 +695,64 @@ fn eval_pairwise_and_tabulate() {
     assert_eq!(t["tally"]["overall"]["ties"], 3, "{t}");
     assert_eq!(t["net_win_rate"], 0.0);
 }
+
+/// `generate --prompt` on a model whose tokenizer has no chat template (every model the
+/// embedded default trains) feeds the same prompt ids the trainers and the evaluation build
+/// (`TextCodec::encode_prompt`: BOS + the plain `User: … Assistant: ` transcript), not the raw
+/// text; `--raw` keeps the raw text.
+#[test]
+fn generate_prompt_without_a_template_uses_the_trainers_transcript() {
+    use rlhf_core::text::TextCodec;
+    use rlhf_core::tokenizer::{BpeTrainingConfig, Message, train_bpe};
+    let Some(fixture_dir) = fixture("llama") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_dir.join(f), model.join(f)).unwrap();
+    }
+    let cfg = BpeTrainingConfig {
+        vocab_size: 300,
+        min_frequency: 1,
+        special_tokens: vec!["<pad>".into(), "<s>".into(), "</s>".into()],
+    };
+    let corpus = ["User: where does Deran live?\nAssistant: Deran lives in Selvale."];
+    let tok = train_bpe(corpus.iter(), &cfg).unwrap();
+    tok.save_dir(&model, None).unwrap();
+    assert!(!tok.has_chat_template());
+    let prompt = "where does Deran live?";
+    let ids = TextCodec::Tokenizer(&tok)
+        .encode_prompt(&[Message::user(prompt)])
+        .unwrap();
+    let input = write_input(tmp.path(), &serde_json::json!({ "input_ids": [ids] }));
+    let m = model.to_str().unwrap();
+    let common = ["--max-new-tokens", "6", "--greedy", "--no-eos"];
+    let by_text = json(&rlhf(
+        &[
+            &["generate", "--model", m, "--prompt", prompt][..],
+            &common[..],
+        ]
+        .concat(),
+    ));
+    let by_ids = json(&rlhf(
+        &[
+            &[
+                "generate",
+                "--model",
+                m,
+                "--prompt-ids",
+                input.to_str().unwrap(),
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+    ));
+    assert_eq!(by_text["new_ids"], by_ids["new_ids"]);
+    let raw_ids = tok.encode(prompt, true).unwrap();
+    assert_ne!(
+        raw_ids, ids,
+        "the raw text and the transcript must differ for this test"
+    );
+}
