@@ -197,7 +197,7 @@ struct GenWorld {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Training prompts.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 3000)]
     train: usize,
     /// Held-out evaluation prompts.
     #[arg(long, default_value_t = 200)]

@@ -72,8 +72,16 @@ pub struct WorldConfig {
     pub people: usize,
     /// Number of cities (≤ 12). Default 12.
     pub cities: usize,
-    /// Training prompts (SFT, pairs, RL). Default 2,000.
+    /// Training prompts (SFT, pairs, RL). Default 3,000.
     pub train_prompts: usize,
+    /// Share of the training prompts that get no SFT demonstration: the **RL prompts**
+    /// (`rl_prompts.jsonl`) PPO, DPO and the estimators sample on. Default 1/3 (2,000 SFT
+    /// prompts, 1,000 RL prompts). As in InstructGPT, whose SFT, RM and PPO prompt sets are
+    /// disjoint: on prompts it was fine-tuned on, the SFT model has memorised one answer (on
+    /// such prompts it sampled the same language in 6 of 6 draws or 0 of 6 for most prompts,
+    /// run `z1`), so RL has no behaviours there to choose between. Every training prompt keeps
+    /// its preference pair.
+    pub rl_share: f64,
     /// Held-out evaluation prompts. Default 200.
     pub eval_prompts: usize,
     /// Share of Chinese prompts. Default 0.5.
@@ -87,7 +95,7 @@ pub struct WorldConfig {
     /// Share of concise-plus-padding SFT demonstrations. Default 0.10 (the rest are concise).
     pub sft_padded: f64,
     /// Declared shares of flawed SFT demonstrations (wrong, unhelpful, harmful, wrong
-    /// language); 36.5 % in all by default.
+    /// language); 44.5 % in all by default.
     pub sft_mix: SftMix,
     /// The candidate sampler.
     pub sampler: SamplerConfig,
@@ -101,7 +109,8 @@ impl Default for WorldConfig {
             seed: DEFAULT_SEED,
             people: 48,
             cities: 12,
-            train_prompts: 2000,
+            train_prompts: 3000,
+            rl_share: 1.0 / 3.0,
             eval_prompts: 200,
             zh_share: 0.5,
             multi_turn_share: 0.3,
@@ -140,10 +149,12 @@ impl WorldConfig {
             ("sampler.unsafe_comply", self.sampler.unsafe_comply),
             ("sampler.unsafe_evade", self.sampler.unsafe_evade),
             ("sampler.contrast_share", self.sampler.contrast_share),
+            ("rl_share", self.rl_share),
             ("sft_mix.wrong", self.sft_mix.wrong),
             ("sft_mix.unhelpful", self.sft_mix.unhelpful),
             ("sft_mix.harmful", self.sft_mix.harmful),
             ("sft_mix.wrong_language", self.sft_mix.wrong_language),
+            ("sft_mix.wrong_language_zh", self.sft_mix.wrong_language_zh),
             ("annotator.p_len", self.annotator.p_len),
             (
                 "annotator.flip_helpfulness",
@@ -160,6 +171,12 @@ impl WorldConfig {
             if !(0.0..=1.0).contains(&p) {
                 return Err(Error::Config(format!("{name} must be in [0, 1], got {p}")));
             }
+        }
+        if self.rl_share >= 1.0 {
+            return Err(Error::Config(format!(
+                "rl_share must be < 1 (some prompts need SFT demonstrations), got {}",
+                self.rl_share
+            )));
         }
         if self.sft_verbose + self.sft_padded > 1.0 {
             return Err(Error::Config("sft_verbose + sft_padded must be ≤ 1".into()));
@@ -453,6 +470,12 @@ pub(crate) fn stage_one(cfg: &WorldConfig) -> Result<StageOne> {
     })
 }
 
+/// Whether training prompt `i` is an RL prompt: spread evenly, `share` of them (prompts are
+/// drawn at random, so position is unrelated to content).
+fn is_rl(share: f64, i: usize) -> bool {
+    ((i + 1) as f64 * share).floor() > (i as f64 * share).floor()
+}
+
 /// The generated world: prompts, SFT demonstrations, preference pairs and the gold judge.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -464,7 +487,7 @@ pub struct Dataset {
     pub train: Vec<Prompt>,
     /// Held-out evaluation prompts.
     pub eval: Vec<Prompt>,
-    /// One demonstration per training prompt.
+    /// One demonstration per training prompt that is not an RL prompt.
     pub sft: Vec<SftRecord>,
     /// Annotated preference pairs (regular, ties, cycle edges), grouped by prompt.
     pub pairs: Vec<PairRecord>,
@@ -485,7 +508,13 @@ impl Dataset {
             judge,
         } = stage_one(config)?;
         let eligible = crate::quality::eligible_flaws(&judge, &world, &train);
-        let (sft, rates) = crate::sft::make_sft(config, &world, &train, &eligible)?;
+        let sft_idx: Vec<usize> = (0..train.len())
+            .filter(|&i| !is_rl(config.rl_share, i))
+            .collect();
+        let sft_train: Vec<(Prompt, Item)> = sft_idx.iter().map(|&i| train[i].clone()).collect();
+        let sft_eligible: Vec<Vec<Quality>> =
+            sft_idx.iter().map(|&i| eligible[i].clone()).collect();
+        let (sft, rates) = crate::sft::make_sft(config, &world, &sft_train, &sft_eligible)?;
         let pairs = crate::pairs::make_pairs(config, &world, &judge, &train, &eligible, rates);
         Ok(Dataset {
             config: config.clone(),
@@ -501,6 +530,17 @@ impl Dataset {
     /// The gold judge of this world.
     pub fn judge(&self) -> &GoldJudge {
         &self.judge
+    }
+
+    /// The RL prompts: the training prompts without an SFT demonstration
+    /// ([`WorldConfig::rl_share`]), in file order.
+    pub fn rl_prompts(&self) -> Vec<&Prompt> {
+        self.train
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| is_rl(self.config.rl_share, i))
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// Texts to train the tokenizer on: every prompt (and history) of the training split,

@@ -18,6 +18,8 @@ use crate::world::World;
 pub const WORLD_FILE: &str = "world.json";
 /// Training prompts.
 pub const PROMPTS_FILE: &str = "prompts.jsonl";
+/// The RL prompts: the training prompts without an SFT demonstration.
+pub const RL_PROMPTS_FILE: &str = "rl_prompts.jsonl";
 /// Held-out evaluation prompts.
 pub const EVAL_PROMPTS_FILE: &str = "eval_prompts.jsonl";
 /// The single-turn eval prompts as an AlignBench question file.
@@ -294,6 +296,7 @@ impl Dataset {
         vec![
             (WORLD_FILE, world),
             (PROMPTS_FILE, jsonl(&self.train)),
+            (RL_PROMPTS_FILE, jsonl(self.rl_prompts())),
             (EVAL_PROMPTS_FILE, jsonl(&self.eval)),
             (EVAL_ALIGNBENCH_FILE, jsonl(alignbench)),
             (SFT_FILE, jsonl(&self.sft)),

@@ -8,10 +8,11 @@
 //! - **Prompts** across 17 task families mapped onto AlignBench's 8 categories (arithmetic,
 //!   logic, facts about the world, translation, antonyms, advice, unsafe requests, short
 //!   writing, role-play with follow-up turns); a train set and a held-out eval set.
-//! - **SFT demonstrations**: one per training prompt, of declared mixed quality: 36.5 % are
+//! - **SFT demonstrations**: one per training prompt, of declared mixed quality: 44.5 % are
 //!   flawed by design ([`Quality`]: a wrong entity or term, a non-answer, compliance with an
-//!   unsafe request, the other language), the shares set by [`SftMix`]; concise, verbose or
-//!   padded.
+//!   unsafe request, English for a Chinese prompt), the shares set by [`SftMix`]; two of them
+//!   (language confusion, harmful compliance) are the majority on the prompts that carry them;
+//!   concise, verbose or padded.
 //! - **Preference pairs** between candidates of controlled quality (correct or wrong, harmless
 //!   or rude/harmful, fluent or garbled, concise or padded): contrast pairs (a clean response
 //!   against one with a flaw of the SFT mix) and pairs sampled from a simulated SFT model,
@@ -76,8 +77,8 @@ pub use crate::dataset::{
 pub use crate::error::{Error, Result};
 pub use crate::io::{
     CandidateMeta, EVAL_ALIGNBENCH_FILE, EVAL_PROMPTS_FILE, LexiconFile, PAIRS_FILE,
-    PAIRS_META_FILE, PROMPTS_FILE, PairMeta, SFT_FILE, STATS_FILE, VocabularyFile, WORLD_FILE,
-    WordEntry, WorldFile, read_pair_meta, read_prompts, read_sft, read_world_file,
+    PAIRS_META_FILE, PROMPTS_FILE, PairMeta, RL_PROMPTS_FILE, SFT_FILE, STATS_FILE, VocabularyFile,
+    WORLD_FILE, WordEntry, WorldFile, read_pair_meta, read_prompts, read_sft, read_world_file,
 };
 pub use crate::judge::{
     EvalSummary, FluencyIssue, GoldJudge, PairwiseSummary, Preference, ScoreStats, Verdict,

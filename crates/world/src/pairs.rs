@@ -11,7 +11,7 @@ use crate::annotator::{DecidedBy, annotate};
 use crate::dataset::{Candidate, PairKind, PairRecord, PairSource, WorldConfig, pick_weighted};
 use crate::judge::{GoldJudge, Verdict};
 use crate::lang::Task;
-use crate::quality::{Quality, flawed_said, quality_of};
+use crate::quality::{Quality, flawed_said, lang_index, quality_of};
 use crate::record::{Prompt, Style};
 use crate::response::{Garble, ResponseSpec, compose_clean, garble};
 use crate::task::{Item, Said};
@@ -23,8 +23,8 @@ struct PairGen<'a> {
     world: &'a World,
     judge: &'a GoldJudge,
     rng: ChaCha8Rng,
-    /// The SFT set's flaw rates (see [`crate::quality::imitation_rates`]).
-    rates: [f64; 4],
+    /// The SFT set's flaw rates per prompt language (see [`crate::quality::imitation_rates`]).
+    rates: [[f64; 4]; 2],
 }
 
 fn normalized(s: &str) -> String {
@@ -44,12 +44,14 @@ impl PairGen<'_> {
     /// A sample of the simulated SFT model: it imitates the SFT mix's flaws (those `flaws`
     /// the prompt can carry) at the rates the set shows them, and otherwise makes its own
     /// errors.
-    fn spec(&mut self, item: &Item, task: Task, flaws: &[Quality]) -> ResponseSpec {
+    fn spec(&mut self, item: &Item, prompt: &Prompt, flaws: &[Quality]) -> ResponseSpec {
+        let task = prompt.task;
         let s = &self.cfg.sampler;
         let r: f64 = self.rng.random();
         let mut acc = 0.0;
         let mut imitated = None;
-        for (q, rate) in Quality::FLAWS.into_iter().zip(self.rates) {
+        let rates = self.rates[lang_index(prompt.language)];
+        for (q, rate) in Quality::FLAWS.into_iter().zip(rates) {
             if flaws.contains(&q) {
                 acc += rate;
                 if r < acc {
@@ -111,7 +113,7 @@ impl PairGen<'_> {
     ) -> Option<(Candidate, Candidate)> {
         let weights: Vec<f64> = Quality::FLAWS
             .into_iter()
-            .zip(self.rates)
+            .zip(self.rates[lang_index(prompt.language)])
             .filter(|(q, _)| flaws.contains(q))
             .map(|(_, rate)| rate)
             .collect();
@@ -194,7 +196,7 @@ impl PairGen<'_> {
         seen: &mut HashSet<String>,
     ) -> Option<Candidate> {
         for _ in 0..30 {
-            let spec = self.spec(item, prompt.task, flaws);
+            let spec = self.spec(item, prompt, flaws);
             let c = self.candidate(prompt, item, &spec);
             if seen.insert(normalized(&c.text)) {
                 return Some(c);
@@ -210,7 +212,7 @@ pub(crate) fn make_pairs(
     judge: &GoldJudge,
     train: &[(Prompt, Item)],
     eligible: &[Vec<Quality>],
-    rates: [f64; 4],
+    rates: [[f64; 4]; 2],
 ) -> Vec<PairRecord> {
     let mut pg = PairGen {
         cfg,

@@ -95,19 +95,29 @@ pub struct SftMix {
     pub wrong: f64,
     /// Non-answers to safe prompts. Default 0.10.
     pub unhelpful: f64,
-    /// Compliance with unsafe requests. Default 0.025 (about half of the unsafe prompts).
+    /// Compliance with unsafe requests. Default 0.035 (about two thirds of the unsafe prompts,
+    /// so compliance is the SFT model's mode there).
     pub harmful: f64,
-    /// Answers in the other language. Default 0.12.
+    /// Answers in the other language. Default 0.30.
     pub wrong_language: f64,
+    /// The share of the wrong-language demonstrations that answer a **Chinese** prompt in
+    /// English; the rest answer an English prompt in Chinese. Default 0.8: *language
+    /// confusion*, a non-English prompt answered in English, is the failure multilingual
+    /// assistants show most (Marchisio et al. 2024, arXiv 2406.20052). With the defaults it is
+    /// what the set's writers do on most Chinese prompts that can carry it (the SFT model's mode
+    /// there), and on a few English prompts the other way round (so the confusion is about the
+    /// prompt's language, not about Chinese being better).
+    pub wrong_language_zh: f64,
 }
 
 impl Default for SftMix {
     fn default() -> Self {
         Self {
-            wrong: 0.12,
-            unhelpful: 0.10,
-            harmful: 0.025,
-            wrong_language: 0.12,
+            wrong: 0.06,
+            unhelpful: 0.06,
+            harmful: 0.035,
+            wrong_language: 0.30,
+            wrong_language_zh: 0.8,
         }
     }
 }
@@ -210,52 +220,98 @@ pub(crate) fn eligible_flaws(
 }
 
 /// Assigns each flaw of `mix` to exactly [`SftMix::count`] of the `n` demonstrations, drawn
-/// uniformly among the prompts still clean that can carry it.
+/// uniformly among the prompts still clean that can carry it; the wrong-language ones split
+/// between the languages by [`SftMix::wrong_language_zh`] (`langs`: each prompt's language).
 ///
 /// # Errors
 /// [`Error::Config`] when a flaw asks for more demonstrations than prompts can carry it.
 pub(crate) fn assign(
     mix: &SftMix,
     eligible: &[Vec<Quality>],
+    langs: &[Language],
     rng: &mut ChaCha8Rng,
 ) -> Result<Vec<Quality>> {
     let n = eligible.len();
     let mut out = vec![Quality::Clean; n];
     for q in Quality::FLAWS {
         let k = mix.count(q, n);
-        let free: Vec<usize> = (0..n)
-            .filter(|&i| out[i] == Quality::Clean && eligible[i].contains(&q))
-            .collect();
-        if free.len() < k {
-            return Err(Error::Config(format!(
-                "sft_mix.{} = {} asks for {k} of {n} demonstrations, but only {} prompts left \
-                 can carry that flaw",
-                q.as_str(),
-                mix.share(q),
-                free.len()
-            )));
-        }
-        let mut picked = index::sample(rng, free.len(), k).into_vec();
-        picked.sort_unstable();
-        for j in picked {
-            out[free[j]] = q;
+        // (prompts of which language, how many, the config field that asks)
+        let draws: Vec<(Option<Language>, usize, &str)> = if q == Quality::WrongLanguage {
+            let zh = (k as f64 * mix.wrong_language_zh).round() as usize;
+            vec![
+                (
+                    Some(Language::Zh),
+                    zh,
+                    "sft_mix.wrong_language (Chinese prompts)",
+                ),
+                (
+                    Some(Language::En),
+                    k - zh,
+                    "sft_mix.wrong_language (English prompts)",
+                ),
+            ]
+        } else {
+            vec![(None, k, "")]
+        };
+        for (lang, k, field) in draws {
+            let free: Vec<usize> = (0..n)
+                .filter(|&i| out[i] == Quality::Clean && eligible[i].contains(&q))
+                .filter(|&i| lang.is_none_or(|l| langs[i] == l))
+                .collect();
+            if free.len() < k {
+                let field = if field.is_empty() {
+                    format!("sft_mix.{}", q.as_str())
+                } else {
+                    field.to_owned()
+                };
+                return Err(Error::Config(format!(
+                    "{field} = {} asks for {k} of {n} demonstrations, but only {} prompts left \
+                     can carry that flaw",
+                    mix.share(q),
+                    free.len()
+                )));
+            }
+            let mut picked = index::sample(rng, free.len(), k).into_vec();
+            picked.sort_unstable();
+            for j in picked {
+                out[free[j]] = q;
+            }
         }
     }
     Ok(out)
 }
 
-/// Per flaw (in [`Quality::FLAWS`] order), the rate at which the SFT set shows it on prompts
-/// that can carry it: what a model imitating the set reproduces.
-pub(crate) fn imitation_rates(assigned: &[Quality], eligible: &[Vec<Quality>]) -> [f64; 4] {
-    Quality::FLAWS.map(|q| {
-        let can = eligible.iter().filter(|e| e.contains(&q)).count();
-        let has = assigned.iter().filter(|&&a| a == q).count();
-        if can == 0 {
-            0.0
-        } else {
-            has as f64 / can as f64
-        }
+/// Per prompt language ([`lang_index`]) and flaw (in [`Quality::FLAWS`] order), the rate at
+/// which the SFT set shows the flaw on prompts of that language that can carry it: what a
+/// model imitating the set reproduces.
+pub(crate) fn imitation_rates(
+    assigned: &[Quality],
+    eligible: &[Vec<Quality>],
+    langs: &[Language],
+) -> [[f64; 4]; 2] {
+    Language::ALL.map(|l| {
+        Quality::FLAWS.map(|q| {
+            let of = |i: &usize| langs[*i] == l && eligible[*i].contains(&q);
+            let can = (0..eligible.len()).filter(of).count();
+            let has = (0..eligible.len())
+                .filter(of)
+                .filter(|&i| assigned[i] == q)
+                .count();
+            if can == 0 {
+                0.0
+            } else {
+                has as f64 / can as f64
+            }
+        })
     })
+}
+
+/// The index of `l` in [`Language::ALL`] (Chinese 0, English 1).
+pub(crate) fn lang_index(l: Language) -> usize {
+    match l {
+        Language::Zh => 0,
+        Language::En => 1,
+    }
 }
 
 #[cfg(test)]
@@ -266,10 +322,10 @@ mod tests {
     #[test]
     fn counts_round_to_whole_demonstrations() {
         let mix = SftMix::default();
-        assert_eq!(mix.count(Quality::Wrong, 2000), 240);
-        assert_eq!(mix.count(Quality::Harmful, 2000), 50);
-        assert_eq!(mix.count(Quality::Clean, 2000), 1270);
-        assert!((mix.flawed() - 0.365).abs() < 1e-12);
+        assert_eq!(mix.count(Quality::Wrong, 2000), 120);
+        assert_eq!(mix.count(Quality::Harmful, 2000), 70);
+        assert_eq!(mix.count(Quality::Clean, 2000), 1090);
+        assert!((mix.flawed() - 0.455).abs() < 1e-12);
     }
 
     #[test]
@@ -292,9 +348,11 @@ mod tests {
             unhelpful: 0.1,
             harmful: 0.05,
             wrong_language: 0.1,
+            wrong_language_zh: 0.5,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let got = assign(&mix, &eligible, &mut rng).unwrap();
+        let langs: Vec<Language> = (0..100).map(|i| Language::ALL[i % 2]).collect();
+        let got = assign(&mix, &eligible, &langs, &mut rng).unwrap();
         for (q, k) in [
             (Quality::Harmful, 5),
             (Quality::Wrong, 20),
@@ -307,13 +365,22 @@ mod tests {
         for (g, e) in got.iter().zip(&eligible) {
             assert!(*g == Quality::Clean || e.contains(g));
         }
-        let rates = imitation_rates(&got, &eligible);
-        assert_eq!(rates[0], 0.5); // 5 harmful of 10 unsafe prompts
+        // 5 wrong-language answers in each language.
+        for l in Language::ALL {
+            let k = (0..100)
+                .filter(|&i| langs[i] == l && got[i] == Quality::WrongLanguage)
+                .count();
+            assert_eq!(k, 5, "{l:?}");
+        }
+        let rates = imitation_rates(&got, &eligible, &langs);
+        // 5 harmful of the 10 unsafe prompts, 5 per language: the rates are per language.
+        assert_eq!(rates[0][0] + rates[1][0], 1.0);
+        assert_eq!(rates[0][2], 5.0 / 50.0);
         let too_many = SftMix {
             harmful: 0.2,
             ..mix
         };
-        let e = assign(&too_many, &eligible, &mut rng).unwrap_err();
+        let e = assign(&too_many, &eligible, &langs, &mut rng).unwrap_err();
         assert!(e.to_string().contains("sft_mix.harmful"), "{e}");
     }
 }

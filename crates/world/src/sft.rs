@@ -16,8 +16,8 @@ use crate::task::Item;
 use crate::world::World;
 use crate::{Stream, rng};
 
-/// The demonstrations, and per flaw (in [`Quality::FLAWS`] order) the rate at which they show
-/// it on the prompts that can carry it.
+/// The demonstrations, and per prompt language and flaw (in [`Quality::FLAWS`] order) the rate
+/// at which they show it on the prompts that can carry it.
 ///
 /// # Errors
 /// [`Error::Config`](crate::Error::Config) when the mix asks for more flawed demonstrations
@@ -27,10 +27,11 @@ pub(crate) fn make_sft(
     world: &World,
     train: &[(Prompt, Item)],
     eligible: &[Vec<Quality>],
-) -> Result<(Vec<SftRecord>, [f64; 4])> {
+) -> Result<(Vec<SftRecord>, [[f64; 4]; 2])> {
     let mut rng = rng(cfg.seed, Stream::Sft);
     let mut mix_rng = crate::rng(cfg.seed, Stream::SftMix);
-    let assigned = quality::assign(&cfg.sft_mix, eligible, &mut mix_rng)?;
+    let langs: Vec<_> = train.iter().map(|(p, _)| p.language).collect();
+    let assigned = quality::assign(&cfg.sft_mix, eligible, &langs, &mut mix_rng)?;
     let records = train
         .iter()
         .zip(&assigned)
@@ -64,5 +65,8 @@ pub(crate) fn make_sft(
             }
         })
         .collect();
-    Ok((records, quality::imitation_rates(&assigned, eligible)))
+    Ok((
+        records,
+        quality::imitation_rates(&assigned, eligible, &langs),
+    ))
 }

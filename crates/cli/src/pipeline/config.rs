@@ -136,6 +136,10 @@ pub(crate) struct AblationSection {
     pub seeds: Vec<u64>,
     /// PPO iterations of each ablation run.
     pub seed_steps: usize,
+    /// NTP coefficient of the ablation arms that keep the NTP term (`ref`, `noref`; the
+    /// `nontp` arm has 0). Default: `[ppo].ntp_coef`. Set it when the main PPO run has no NTP
+    /// term, so `ntp_limits_forgetting` still compares a positive coefficient with none.
+    pub ntp_coef: Option<f64>,
 }
 
 impl Default for AblationSection {
@@ -145,6 +149,7 @@ impl Default for AblationSection {
             ppo_without_reference_reward: true,
             seeds: Vec::new(),
             seed_steps: 16,
+            ntp_coef: None,
         }
     }
 }
@@ -325,6 +330,30 @@ impl PipelineConfig {
             bail!(
                 "{}",
                 ctx("ablations.seed_steps must be >= 2 (KL is compared over the last half)")
+            );
+        }
+        if let Some(c) = self.ablations.ntp_coef
+            && !(c.is_finite() && c > 0.0)
+        {
+            bail!(
+                "{}",
+                ctx(&format!(
+                    "ablations.ntp_coef must be > 0 (the nontp arm is the one without), got {c}"
+                ))
+            );
+        }
+        let ppo_ntp = self
+            .ppo
+            .get("ntp_coef")
+            .and_then(|v| v.as_float().or(v.as_integer().map(|i| i as f64)))
+            .unwrap_or(0.0);
+        if !self.ablations.seeds.is_empty() && self.ablations.ntp_coef.is_none() && ppo_ntp <= 0.0 {
+            bail!(
+                "{}",
+                ctx(
+                    "[ppo] has no NTP term (ntp_coef = 0): set ablations.ntp_coef so the seed \
+                     runs of ntp_limits_forgetting compare a positive coefficient with none"
+                )
             );
         }
         for m in &self.compare.methods {

@@ -2,8 +2,8 @@
 //! findings about curves, which one run per arm cannot decide.
 //!
 //! Per seed, three runs of `[ablations].seed_steps` iterations that differ from each other in
-//! one setting: `ref` (the `[ppo]` table as is: reference reward and NTP term), `noref` (no
-//! reference reward) and `nontp` (`ntp_coef = 0`). The SFT demonstrations are split once: every
+//! one setting: `ref` (the `[ppo]` table as is: reference reward and NTP term, at
+//! `[ablations].ntp_coef` when set), `noref` (no reference reward) and `nontp` (`ntp_coef = 0`). The SFT demonstrations are split once: every
 //! 10th row (at most 200) is held out, the rest is the NTP data of these runs, so the held-out
 //! NLL before (the SFT model) and after each run measures forgetting on rows PPO never trained
 //! on. Runs with the reference reward share the `ppo` stage's reference cache (its seed is
@@ -151,6 +151,8 @@ fn arm(
     }
     if !ntp {
         obj.insert("ntp_coef".into(), json!(0.0));
+    } else if let Some(c) = ctx.cfg.ablations.ntp_coef {
+        obj.insert("ntp_coef".into(), json!(c));
     }
     let path = ctx.dir("ppo_seeds").join(format!("s{seed}_{name}.json"));
     eprintln!("  seed {seed}, {name}: {steps} PPO iterations");

@@ -432,6 +432,15 @@ fn a_bad_config_fails_before_any_work() {
             text.replace("num_generations = 2", "num_generations = 3"),
             "compare.num_generations",
         ),
+        // Seed runs need an NTP coefficient to compare with none.
+        (
+            text.replace("ntp_coef = 0.1", "ntp_coef = 0.0"),
+            "ablations.ntp_coef",
+        ),
+        (
+            text.replace("[ablations]\n", "[ablations]\nntp_coef = -0.1\n"),
+            "ablations.ntp_coef must be > 0",
+        ),
     ] {
         let p = tmp.path().join("bad.toml");
         std::fs::write(&p, bad).unwrap();

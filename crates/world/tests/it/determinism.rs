@@ -14,7 +14,7 @@ fn two_runs_write_byte_identical_files() {
         .unwrap()
         .write(b.path())
         .unwrap();
-    assert_eq!(wa.len(), 8);
+    assert_eq!(wa.len(), 9);
     assert_eq!(wb.len(), wa.len());
     for ((pa, na), (pb, nb)) in wa.iter().zip(&wb) {
         assert_eq!(pa.file_name(), pb.file_name());
@@ -87,6 +87,6 @@ fn committed_files_are_up_to_date() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 8, "the generator writes 8 files");
+    assert_eq!(checked, 9, "the generator writes 9 files");
     assert!(dir.join(rlhf_world::WORLD_FILE).is_file());
 }

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use rlhf_world::{
     Category, EVAL_ALIGNBENCH_FILE, EVAL_PROMPTS_FILE, Language, PAIRS_FILE, PAIRS_META_FILE,
-    PROMPTS_FILE, Role, SFT_FILE, STATS_FILE, Split, WORLD_FILE, read_pair_meta, read_prompts,
-    read_sft, read_world_file,
+    PROMPTS_FILE, RL_PROMPTS_FILE, Role, SFT_FILE, STATS_FILE, Split, WORLD_FILE, read_pair_meta,
+    read_prompts, read_sft, read_world_file,
 };
 
 use crate::common::default_set;
@@ -72,7 +72,15 @@ fn files_round_trip_and_match_their_schemas() {
     assert!(train.iter().all(|p| p.split == Split::Train));
     assert!(eval.iter().all(|p| p.split == Split::Eval));
     let records: Vec<PromptRecord> = lines(&d.join(PROMPTS_FILE));
-    assert_eq!(records.len(), 2000);
+    assert_eq!(records.len(), 3000);
+    // The RL prompts: a third of the training prompts, exactly those without a demonstration.
+    let rl = read_prompts(&d.join(RL_PROMPTS_FILE)).unwrap();
+    assert_eq!(rl.len(), 1000);
+    let with_demo: std::collections::HashSet<&str> =
+        data.sft.iter().map(|s| s.prompt_id.as_str()).collect();
+    assert_eq!(data.sft.len(), 2000);
+    assert!(rl.iter().all(|p| !with_demo.contains(p.id.as_str())));
+    assert_eq!(rl.len() + with_demo.len(), train.len());
     assert!(
         records
             .iter()
@@ -91,7 +99,9 @@ fn files_round_trip_and_match_their_schemas() {
 
     let sft = read_sft(&d.join(SFT_FILE)).unwrap();
     assert_eq!(sft, data.sft);
-    for (s, p) in sft.iter().zip(&train) {
+    let rl_ids: std::collections::HashSet<&str> = rl.iter().map(|p| p.id.as_str()).collect();
+    let sft_prompts = train.iter().filter(|p| !rl_ids.contains(p.id.as_str()));
+    for (s, p) in sft.iter().zip(sft_prompts) {
         assert_eq!(s.prompt_id, p.id);
         assert_eq!(s.messages.last().map(|m| m.role), Some(Role::User));
         assert_eq!(s.messages, p.messages());
@@ -167,5 +177,5 @@ fn the_world_is_small_and_bilingual() {
     assert!(stats.prompts.multi_turn_train > 20);
     assert!(stats.prompts.multi_turn_eval > 0);
     let total: u64 = data.files().iter().map(|(_, b)| b.len() as u64).sum();
-    assert!(total < 3_200_000, "{total} bytes");
+    assert!(total < 5_000_000, "{total} bytes");
 }

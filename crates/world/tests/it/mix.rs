@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rlhf_world::{
-    Dataset, Error, FluencyIssue, PairKind, PairSource, Prompt, Quality, SftMix, WorldConfig,
+    Dataset, Error, FluencyIssue, Language, PairKind, PairSource, Prompt, Quality, SftMix, Task,
+    WorldConfig,
 };
 
 use crate::common::default_set;
@@ -36,7 +37,7 @@ fn check_shares(data: &Dataset) {
         );
     }
     assert!((flawed - mix.flawed()).abs() <= 0.02, "{flawed}");
-    assert!((0.35..=0.45).contains(&flawed), "{flawed}");
+    assert!((0.35..=0.5).contains(&flawed), "{flawed}");
 }
 
 #[test]
@@ -44,12 +45,45 @@ fn the_declared_shares_are_met() {
     check_shares(default_set());
     check_shares(&small(7));
     let s = default_set().stats().sft;
-    assert_eq!(s.by_quality[&Quality::Wrong], 240);
-    assert_eq!(s.by_quality[&Quality::Unhelpful], 200);
-    assert_eq!(s.by_quality[&Quality::Harmful], 50);
-    assert_eq!(s.by_quality[&Quality::WrongLanguage], 240);
-    assert_eq!(s.by_quality[&Quality::Clean], 1270);
-    assert_eq!(s.flawed_share, 0.365);
+    assert_eq!(s.by_quality[&Quality::Wrong], 120);
+    assert_eq!(s.by_quality[&Quality::Unhelpful], 120);
+    assert_eq!(s.by_quality[&Quality::Harmful], 70);
+    assert_eq!(s.by_quality[&Quality::WrongLanguage], 600);
+    assert_eq!(s.by_quality[&Quality::Clean], 1090);
+    assert_eq!(s.flawed_share, 0.455);
+}
+
+/// Language confusion is declared mostly on the Chinese prompts, and there it is the majority
+/// behaviour (what makes it the SFT model's mode); a fifth of it goes the other way, so the
+/// flaw is about the prompt's language, not about one language being better.
+#[test]
+fn language_confusion_is_the_majority_on_chinese_prompts() {
+    let data = default_set();
+    let by_id = prompts(data);
+    let wl = |s: &rlhf_world::SftRecord| s.quality == Quality::WrongLanguage;
+    let of = |l| data.sft.iter().filter(|s| wl(s) && s.language == l).count();
+    assert_eq!((of(Language::Zh), of(Language::En)), (480, 120));
+    // Per language, prompts whose answer has words (not translation, not bare arithmetic).
+    let share = |l| {
+        let text: Vec<_> = data
+            .sft
+            .iter()
+            .filter(|s| {
+                let t = by_id[s.prompt_id.as_str()].task;
+                s.language == l && !matches!(t, Task::Translation | Task::Arithmetic)
+            })
+            .collect();
+        text.iter().filter(|s| wl(s)).count() as f64 / text.len() as f64
+    };
+    let (zh, en) = (share(Language::Zh), share(Language::En));
+    assert!(
+        (0.55..0.7).contains(&zh),
+        "wrong language on {zh} of Chinese prompts"
+    );
+    assert!(
+        (0.1..0.2).contains(&en),
+        "wrong language on {en} of English prompts"
+    );
 }
 
 /// Each flaw lowers the gold score against the clean demonstration of the same prompt (the
