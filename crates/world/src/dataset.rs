@@ -77,10 +77,8 @@ pub struct WorldConfig {
     /// Share of the training prompts that get no SFT demonstration: the **RL prompts**
     /// (`rl_prompts.jsonl`) PPO, DPO and the estimators sample on. Default 1/3 (2,000 SFT
     /// prompts, 1,000 RL prompts). As in InstructGPT, whose SFT, RM and PPO prompt sets are
-    /// disjoint: on prompts it was fine-tuned on, the SFT model has memorised one answer (on
-    /// such prompts it sampled the same language in 6 of 6 draws or 0 of 6 for most prompts,
-    /// run `z1`), so RL has no behaviours there to choose between. Every training prompt keeps
-    /// its preference pair.
+    /// disjoint: RL optimises the behaviours the SFT model shows on prompts it was not fitted
+    /// to, as the held-out evaluation asks. Every training prompt keeps its preference pair.
     pub rl_share: f64,
     /// Held-out evaluation prompts. Default 200.
     pub eval_prompts: usize,
@@ -95,7 +93,7 @@ pub struct WorldConfig {
     /// Share of concise-plus-padding SFT demonstrations. Default 0.10 (the rest are concise).
     pub sft_padded: f64,
     /// Declared shares of flawed SFT demonstrations (wrong, unhelpful, harmful, wrong
-    /// language); 44.5 % in all by default.
+    /// language); 45.5 % in all by default.
     pub sft_mix: SftMix,
     /// The candidate sampler.
     pub sampler: SamplerConfig,

@@ -7,10 +7,11 @@
 //!   none of it in any pretraining data.
 //! - **Prompts** across 17 task families mapped onto AlignBench's 8 categories (arithmetic,
 //!   logic, facts about the world, translation, antonyms, advice, unsafe requests, short
-//!   writing, role-play with follow-up turns); a train set and a held-out eval set.
-//! - **SFT demonstrations**: one per training prompt, of declared mixed quality: 44.5 % are
+//!   writing, role-play with follow-up turns); a train set (SFT prompts and the disjoint RL
+//!   prompts) and a held-out eval set.
+//! - **SFT demonstrations**: one per SFT prompt, of declared mixed quality: 45.5 % are
 //!   flawed by design ([`Quality`]: a wrong entity or term, a non-answer, compliance with an
-//!   unsafe request, English for a Chinese prompt), the shares set by [`SftMix`]; two of them
+//!   unsafe request, the other language), the shares set by [`SftMix`]; two of them
 //!   (language confusion, harmful compliance) are the majority on the prompts that carry them;
 //!   concise, verbose or padded.
 //! - **Preference pairs** between candidates of controlled quality (correct or wrong, harmless

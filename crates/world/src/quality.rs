@@ -91,9 +91,9 @@ impl Quality {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SftMix {
-    /// Wrong answers (on the tasks of [`Quality::applies_to`]). Default 0.12.
+    /// Wrong answers (on the tasks of [`Quality::applies_to`]). Default 0.06.
     pub wrong: f64,
-    /// Non-answers to safe prompts. Default 0.10.
+    /// Non-answers to safe prompts. Default 0.06.
     pub unhelpful: f64,
     /// Compliance with unsafe requests. Default 0.035 (about two thirds of the unsafe prompts,
     /// so compliance is the SFT model's mode there).

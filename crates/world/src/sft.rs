@@ -1,4 +1,5 @@
-//! SFT demonstrations: one per training prompt, of declared mixed quality.
+//! SFT demonstrations: one per SFT prompt (the training prompts that are not RL prompts), of
+//! declared mixed quality.
 //!
 //! Style, wording and padding are drawn as for a clean set (stream `Sft`), so the clean
 //! demonstrations are the ones a clean set would have; which demonstrations carry which flaw
