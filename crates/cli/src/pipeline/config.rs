@@ -63,6 +63,34 @@ pub(crate) struct DataSection {
     /// Held-out fraction of the preference pairs (by prompt).
     #[serde(default = "default_test_fraction")]
     pub test_fraction: f64,
+    /// What PPO's next-token-prediction term (and the compare stage's) learns from:
+    /// `"sft"` (default, the paper's: the SFT demonstrations) or `"chosen"` (the chosen
+    /// replies of the preference pairs' training split, `data/chosen.jsonl`). The seed runs of
+    /// `ntp_limits_forgetting` keep the SFT demonstrations either way.
+    #[serde(default)]
+    pub ntp_data: NtpData,
+}
+
+/// The demonstrations of PPO's NTP term (`[data].ntp_data`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NtpData {
+    /// The SFT demonstrations (`[data].sft`).
+    #[default]
+    Sft,
+    /// The chosen replies of the training pairs: when the SFT data carries flaws that the
+    /// preferences correct, NTP on them would re-teach the flaws.
+    Chosen,
+}
+
+impl NtpData {
+    /// The file name under the run's `data/` directory.
+    pub(crate) fn file_name(self) -> &'static str {
+        match self {
+            NtpData::Sft => "sft.jsonl",
+            NtpData::Chosen => "chosen.jsonl",
+        }
+    }
 }
 
 fn default_format() -> String {

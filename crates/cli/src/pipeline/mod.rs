@@ -553,7 +553,7 @@ pub(crate) fn ppo_object(ctx: &Ctx, name: &str) -> anyhow::Result<serde_json::Ma
     );
     obj.insert(
         "sft_data".into(),
-        json!(s(ctx.dir("data").join("sft.jsonl"))),
+        json!(s(ctx.dir("data").join(ctx.cfg.data.ntp_data.file_name()))),
     );
     obj.insert("run_dir".into(), json!(s(ctx.dir(name))));
     obj.entry("seed").or_insert(json!(ctx.cfg.run.seed));
@@ -632,5 +632,75 @@ fn canonical_inputs(ctx: &Ctx) -> anyhow::Result<Value> {
         text.push('\n');
     }
     rlhf_core::io::write_atomic(&out.join("sft.jsonl"), text.as_bytes())?;
-    Ok(json!({"prompts": prompts.len(), "sft": sft.len()}))
+    let chosen = write_chosen(&out.join("pairs.parquet"), &out.join("chosen.jsonl"))?;
+    Ok(json!({"prompts": prompts.len(), "sft": sft.len(), "chosen": chosen}))
+}
+
+/// Writes the chosen replies of the training split of `pairs` (conversation in `prompt`, as
+/// `sft.jsonl`) to `out`: the NTP data of `[data].ntp_data = "chosen"`. Their number.
+fn write_chosen(pairs: &Path, out: &Path) -> anyhow::Result<usize> {
+    let rows = rlhf_prefdata::read_comparisons(pairs)
+        .with_context(|| format!("reading {}", pairs.display()))?;
+    let mut text = String::new();
+    let mut n = 0;
+    for c in rows
+        .iter()
+        .filter(|c| c.split == Some(rlhf_prefdata::Split::Train))
+    {
+        let mut msgs = serde_json::to_value(&c.history)?;
+        if let Value::Array(a) = &mut msgs {
+            a.push(json!({"role": "user", "content": c.prompt}));
+        }
+        text.push_str(&serde_json::to_string(
+            &json!({"prompt": msgs, "response": c.chosen}),
+        )?);
+        text.push('\n');
+        n += 1;
+    }
+    rlhf_core::io::write_atomic(out, text.as_bytes())?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rlhf_prefdata::{Comparison, Message, Role, Split, WriterOptions};
+
+    #[test]
+    fn chosen_ntp_data_is_the_training_splits_chosen_replies_with_their_history() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut a = Comparison::new("a", "t", "And the colour?", "Blue.", "Red.");
+        a.history = vec![
+            Message::new(Role::User, "Who are you?"),
+            Message::new(Role::Assistant, "A baker."),
+        ];
+        a.split = Some(Split::Train);
+        let mut b = Comparison::new("b", "t", "held out", "kept out", "no");
+        b.split = Some(Split::Test);
+        let mut c = Comparison::new("c", "t", "2+2?", "4", "5");
+        c.split = Some(Split::Train);
+        let pairs = tmp.path().join("pairs.parquet");
+        rlhf_prefdata::write_comparisons(&pairs, [&a, &b, &c], WriterOptions::default()).unwrap();
+        let out = tmp.path().join("chosen.jsonl");
+        assert_eq!(write_chosen(&pairs, &out).unwrap(), 2);
+        // PPO's NTP reader reads it back: the whole conversation before the reply.
+        let ex = rlhf_policy_ppo::read_sft(&out).unwrap();
+        assert_eq!(ex.len(), 2);
+        let turns: Vec<String> = ex[0]
+            .prompt
+            .iter()
+            .map(|m| format!("{:?}: {}", m.role, m.content))
+            .collect();
+        assert_eq!(
+            turns,
+            [
+                "User: Who are you?",
+                "Assistant: A baker.",
+                "User: And the colour?"
+            ]
+        );
+        assert_eq!(ex[0].response, "Blue.");
+        assert_eq!(ex[1].response, "4");
+        assert!(ex.iter().all(|e| e.response != "kept out"));
+    }
 }
