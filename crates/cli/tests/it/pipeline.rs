@@ -43,6 +43,8 @@ prompts = "{prompts}"
 eval_prompts = "{eval}"
 world = "{world}"
 test_fraction = 0.2
+# As the embedded default: PPO's NTP term on the chosen replies.
+ntp_data = "chosen"
 
 [model]
 base = "scratch"
@@ -441,6 +443,10 @@ fn a_bad_config_fails_before_any_work() {
             text.replace("[ablations]\n", "[ablations]\nntp_coef = -0.1\n"),
             "ablations.ntp_coef must be > 0",
         ),
+        (
+            text.replace("ntp_data = \"chosen\"", "ntp_data = \"rejected\""),
+            "unknown variant `rejected`",
+        ),
     ] {
         let p = tmp.path().join("bad.toml");
         std::fs::write(&p, bad).unwrap();
@@ -480,6 +486,14 @@ fn data_parallel_stages_give_the_single_device_models() {
     ));
     assert!(out["stages"]["dpo"].is_number(), "{out}");
     let runs = tmp.path().join("runs");
+    // `[data].ntp_data = "chosen"`: PPO's NTP term reads the training pairs' chosen replies
+    // (the micro run's 120 pairs less the held-out fifth and the import's drops).
+    let ppo: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("one/ppo.json")).unwrap()).unwrap();
+    let ntp = runs.join("one/data/chosen.jsonl");
+    assert_eq!(ppo["sft_data"].as_str(), ntp.to_str(), "{ppo}");
+    let n = std::fs::read_to_string(&ntp).unwrap().lines().count();
+    assert!((60..120).contains(&n), "{n} chosen replies");
     let toml = std::fs::read_to_string(runs.join("two/config.toml")).unwrap();
     assert!(toml.contains("devices = [\"cpu\", \"cpu\"]"), "{toml}");
     // The reward stage ran the data-parallel loop (its checkpoints record the world size).
