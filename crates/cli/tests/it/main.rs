@@ -598,11 +598,7 @@ fn eval_alignbench_with_a_trained_tokenizer_and_chat_template() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_dir.join(f), model.join(f)).unwrap();
-    }
+    let model = copy_fixture_weights(&fixture_dir, tmp.path());
     let questions = data.join("alignbench/data_v1.1_release.jsonl");
     let corpus: Vec<String> = std::fs::read_to_string(&questions)
         .unwrap()
@@ -708,11 +704,7 @@ fn generate_prompt_without_a_template_uses_the_trainers_transcript() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let model = tmp.path().join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    for f in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixture_dir.join(f), model.join(f)).unwrap();
-    }
+    let model = copy_fixture_weights(&fixture_dir, tmp.path());
     let cfg = BpeTrainingConfig {
         vocab_size: 300,
         min_frequency: 1,
@@ -755,4 +747,18 @@ fn generate_prompt_without_a_template_uses_the_trainers_transcript() {
         raw_ids, ids,
         "the raw text and the transcript must differ for this test"
     );
+}
+
+/// `config.json` and `model.safetensors` of a fixture copied to `<dir>/model` (so a test can
+/// add its own tokenizer beside them); that directory.
+fn copy_fixture_weights(
+    fixture_dir: &std::path::Path,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(fixture_dir.join(f), model.join(f)).unwrap();
+    }
+    model
 }
