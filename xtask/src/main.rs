@@ -105,6 +105,10 @@ const STAGES: &[(&str, &str)] = &[
         "length balancing + reward model with the score prior (Table 5)",
     ),
     ("rm_unbalanced", "ablation: RM without balancing"),
+    (
+        "sft_chosen",
+        "control: SFT trained further on the pairs' chosen replies",
+    ),
     ("ppo", "reference reward, PPO with KL and the NTP term"),
     (
         "ppo_noref",
@@ -114,7 +118,10 @@ const STAGES: &[(&str, &str)] = &[
         "dpo_pairs",
         "k SFT samples per prompt, best vs worst by the RM",
     ),
-    ("dpo", "DPO on the RM-labelled pairs"),
+    (
+        "dpo",
+        "DPO on the RM-labelled pairs, or on the annotator's ([data].dpo_data)",
+    ),
     (
         "eval",
         "gold-judge scores per category, win/tie/lose vs SFT (Table 4), lengths (Table 6)",

@@ -32,6 +32,8 @@ pub const FINDING_IDS: &[&str] = &[
     "dpo_beats_sft",
     "dpo_lengthens_more_than_ppo",
     "gains_in_writing_not_math",
+    "ppo_beats_sft_on_chosen",
+    "dpo_beats_sft_on_chosen",
 ];
 
 /// The held-out categories of "writing and role-play" (the world's `category` names).
@@ -407,20 +409,29 @@ pub fn ntp_limits_forgetting(with: &[f64], without: &[f64]) -> Finding {
 }
 
 fn beats_sft(id: &str, model: &str, o: Option<WinTieLoss>) -> Finding {
-    let claim = format!("{model} beats SFT by the gold judge");
+    beats(
+        id,
+        &format!("{model} beats SFT by the gold judge"),
+        model,
+        o,
+    )
+}
+
+/// Sign test of `o`, `model`'s win/tie/loss against a baseline named in `claim`.
+fn beats(id: &str, claim: &str, model: &str, o: Option<WinTieLoss>) -> Finding {
     let Some(o) = o else {
-        return Finding::not_measured(id, &claim, format!("no gold-judge comparison of {model}"));
+        return Finding::not_measured(id, claim, format!("no gold-judge comparison of {model}"));
     };
     let Some(t) = stats::sign_test(o.wins, o.losses) else {
         return Finding::not_measured(
             id,
-            &claim,
+            claim,
             format!("every one of {} prompts is a tie", o.ties),
         );
     };
     decided(
         id,
-        &claim,
+        claim,
         format!(
             "win {} / tie {} / lose {} over {} prompts",
             o.wins,
@@ -447,6 +458,28 @@ pub fn ppo_beats_sft(o: Option<WinTieLoss>) -> Finding {
 /// `dpo_beats_sft`: DPO's win/tie/loss against SFT.
 pub fn dpo_beats_sft(o: Option<WinTieLoss>) -> Finding {
     beats_sft("dpo_beats_sft", "DPO", o)
+}
+
+/// `ppo_beats_sft_on_chosen`: PPO's win/tie/loss against the control, the SFT model trained
+/// further on the chosen replies of the training pairs (PPO's NTP data): what PPO adds beyond
+/// supervised learning on the preferred replies.
+pub fn ppo_beats_sft_on_chosen(o: Option<WinTieLoss>) -> Finding {
+    beats(
+        "ppo_beats_sft_on_chosen",
+        "PPO beats the control (SFT trained further on the chosen replies) by the gold judge",
+        "PPO",
+        o,
+    )
+}
+
+/// `dpo_beats_sft_on_chosen`: DPO's win/tie/loss against the same control.
+pub fn dpo_beats_sft_on_chosen(o: Option<WinTieLoss>) -> Finding {
+    beats(
+        "dpo_beats_sft_on_chosen",
+        "DPO beats the control (SFT trained further on the chosen replies) by the gold judge",
+        "DPO",
+        o,
+    )
 }
 
 /// `dpo_lengthens_more_than_ppo`: per held-out prompt, the reply lengths in tokens of SFT, PPO

@@ -160,6 +160,21 @@ fn beating_sft() {
     assert_eq!(d.id, "dpo_beats_sft");
     is(&dpo_beats_sft(Some(wtl(0, 6, 0))), Verdict::NotMeasured);
     is(&ppo_beats_sft(None), Verdict::NotMeasured);
+    // Against the control: the same sign test, its own id and claim.
+    let c = ppo_beats_sft_on_chosen(Some(wtl(30, 145, 25)));
+    assert_eq!(c.id, "ppo_beats_sft_on_chosen");
+    assert!(c.finding.contains("control"), "{}", c.finding);
+    is(&c, Verdict::NotSignificant);
+    // P(X ≥ 30 | n = 55, ½) = Σ_{k≥30} C(55, k) / 2^55 = 0.295027 (Python's math.comb).
+    assert!(
+        (c.p_value.unwrap() - 0.295027).abs() < 1e-6,
+        "{:?}",
+        c.p_value
+    );
+    let d = dpo_beats_sft_on_chosen(Some(wtl(9, 10, 1)));
+    assert_eq!(d.id, "dpo_beats_sft_on_chosen");
+    is(&d, Verdict::Reproduced);
+    is(&dpo_beats_sft_on_chosen(None), Verdict::NotMeasured);
 }
 
 #[test]

@@ -18,6 +18,10 @@ use crate::render::fmt3;
 /// The model every other one is compared with.
 pub const BASELINE: &str = "SFT";
 
+/// The control model of the pipeline's `sft_chosen` stage (SFT trained further on the chosen
+/// replies of the training pairs), the second baseline of PPO and DPO.
+pub const CONTROL: &str = "SFT-chosen";
+
 /// One model's answer to one held-out prompt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HeldOutAnswer {
@@ -66,6 +70,23 @@ pub struct HeldOutSummary {
     /// RM run (`rm`, `rm_unbalanced`) → agreement with the gold preference on its held-out
     /// pairs where the gold judge is not indifferent, and how many such pairs.
     pub rm_gold_agreement: BTreeMap<String, (f64, usize)>,
+    /// model → win/tie/lose over all prompts against [`CONTROL`] by the gold judge (empty
+    /// without the control).
+    #[serde(default)]
+    pub versus_control: BTreeMap<String, WinTieLoss>,
+}
+
+/// `a` against `b` (answers to the same prompt) by `compare`.
+fn outcome(
+    compare: &impl Fn(&str, &str, &str) -> Ordering,
+    a: &HeldOutAnswer,
+    b: &HeldOutAnswer,
+) -> Outcome {
+    match compare(&a.id, &a.answer, &b.answer) {
+        Ordering::Greater => Outcome::Win,
+        Ordering::Equal => Outcome::Tie,
+        Ordering::Less => Outcome::Loss,
+    }
 }
 
 /// `overall` and the answer's own category (`-` when it has none).
@@ -106,27 +127,30 @@ impl HeldOutSummary {
         sum
     }
 
-    /// Win/tie/lose of every model against [`BASELINE`], prompt by prompt (the lists are in
-    /// the same prompt order): `compare(id, answer, baseline_answer)` is `Greater` when the
-    /// answer is better. Nothing when there is no baseline.
+    /// Win/tie/lose of every model against [`BASELINE`] (per category) and, when the answers
+    /// include it, against [`CONTROL`] (overall), prompt by prompt (the lists are in the same
+    /// prompt order): `compare(id, answer, baseline_answer)` is `Greater` when the answer is
+    /// better. Nothing when there is no baseline.
     pub fn compare_with_baseline(
         &mut self,
         answers: &BTreeMap<String, Vec<HeldOutAnswer>>,
         compare: impl Fn(&str, &str, &str) -> Ordering,
     ) {
-        let Some(base) = answers.get(BASELINE) else {
-            return;
-        };
-        for (name, list) in answers.iter().filter(|(n, _)| *n != BASELINE) {
-            let v = self.versus_sft.entry(name.clone()).or_default();
-            for (a, b) in list.iter().zip(base) {
-                let outcome = match compare(&a.id, &a.answer, &b.answer) {
-                    Ordering::Greater => Outcome::Win,
-                    Ordering::Equal => Outcome::Tie,
-                    Ordering::Less => Outcome::Loss,
-                };
-                for cat in categories(a) {
-                    v.entry(cat).or_default().add(outcome);
+        if let Some(base) = answers.get(BASELINE) {
+            for (name, list) in answers.iter().filter(|(n, _)| *n != BASELINE) {
+                let v = self.versus_sft.entry(name.clone()).or_default();
+                for (a, b) in list.iter().zip(base) {
+                    for cat in categories(a) {
+                        v.entry(cat).or_default().add(outcome(&compare, a, b));
+                    }
+                }
+            }
+        }
+        if let Some(base) = answers.get(CONTROL) {
+            for (name, list) in answers.iter().filter(|(n, _)| *n != CONTROL) {
+                let v = self.versus_control.entry(name.clone()).or_default();
+                for (a, b) in list.iter().zip(base) {
+                    v.add(outcome(&compare, a, b));
                 }
             }
         }
@@ -200,6 +224,24 @@ impl HeldOutSummary {
                         o.net_win_rate().unwrap_or(0.0)
                     );
                 }
+            }
+        }
+        if !self.versus_control.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nAgainst the control {CONTROL} (SFT trained further on the training pairs' \
+                 chosen replies, the data of PPO's NTP term and RPO's NLL term), by the gold \
+                 judge:\n\n| model | win | tie | lose | net win rate |\n|---|---:|---:|---:|---:|"
+            );
+            for (m, o) in &self.versus_control {
+                let _ = writeln!(
+                    md,
+                    "| {m} | {} | {} | {} | {:+.3} |",
+                    o.wins,
+                    o.ties,
+                    o.losses,
+                    o.net_win_rate().unwrap_or(0.0)
+                );
             }
         }
         md

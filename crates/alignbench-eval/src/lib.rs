@@ -78,7 +78,9 @@ pub use crate::error::{BoxError, Error, Result};
 pub use crate::eval::{judge_jobs, judged_items, judged_summary};
 pub use crate::findings::{FINDING_IDS, Finding, Verdict};
 pub use crate::generate::{AnswerCodec, BatchDone, LocalModel, Reply, clip_left, sampling};
-pub use crate::heldout::{BASELINE, HeldOutAnswer, HeldOutCell, HeldOutSummary, gold_agreement};
+pub use crate::heldout::{
+    BASELINE, CONTROL, HeldOutAnswer, HeldOutCell, HeldOutSummary, gold_agreement,
+};
 pub use crate::judge::{
     BoxedJudge, DynJudge, Judge, JudgeAllOptions, JudgeJob, JudgeOutcome, JudgedText, judge_all,
 };

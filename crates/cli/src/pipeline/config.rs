@@ -69,6 +69,23 @@ pub(crate) struct DataSection {
     /// `ntp_limits_forgetting` keep the SFT demonstrations either way.
     #[serde(default)]
     pub ntp_data: NtpData,
+    /// What the DPO stage trains on: `"sampled"` (default, the paper's: k samples of the SFT
+    /// model per prompt, best vs worst by the RM, the `dpo_pairs` stage) or `"annotator"` (the
+    /// preference pairs' training split, `data/pairs.parquet`, held-out split for evaluation;
+    /// no `dpo_pairs` stage).
+    #[serde(default)]
+    pub dpo_data: DpoData,
+}
+
+/// The pairs of the DPO stage (`[data].dpo_data`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum DpoData {
+    /// k samples of the SFT model per RL prompt, best vs worst by the reward model.
+    #[default]
+    Sampled,
+    /// The annotator's training pairs (the RM's training split).
+    Annotator,
 }
 
 /// The demonstrations of PPO's NTP term (`[data].ntp_data`).
@@ -168,6 +185,12 @@ pub(crate) struct AblationSection {
     /// `nontp` arm has 0). Default: `[ppo].ntp_coef`. Set it when the main PPO run has no NTP
     /// term, so `ntp_limits_forgetting` still compares a positive coefficient with none.
     pub ntp_coef: Option<f64>,
+    /// The control of the `sft_chosen` stage: the SFT model trained further, with these
+    /// settings, on the chosen replies of the training pairs (`data/chosen.jsonl`), the data
+    /// PPO's NTP term and RPO's NLL term learn from. The eval stage compares PPO and DPO with
+    /// it (`ppo_beats_sft_on_chosen`, `dpo_beats_sft_on_chosen`): what RL adds beyond
+    /// supervised learning on the preferred replies. `None` = no such stage.
+    pub sft_on_chosen: Option<SftConfig>,
 }
 
 impl Default for AblationSection {
@@ -178,6 +201,7 @@ impl Default for AblationSection {
             seeds: Vec::new(),
             seed_steps: 16,
             ntp_coef: None,
+            sft_on_chosen: None,
         }
     }
 }
@@ -348,6 +372,10 @@ impl PipelineConfig {
             }
         }
         self.sft.validate().with_context(|| ctx("[sft]"))?;
+        if let Some(c) = &self.ablations.sft_on_chosen {
+            c.validate()
+                .with_context(|| ctx("[ablations.sft_on_chosen]"))?;
+        }
         self.rm.validate().with_context(|| ctx("[rm]"))?;
         self.dpo.validate().with_context(|| ctx("[dpo]"))?;
         if self.dpo_pairs.k < 2 {

@@ -1,5 +1,5 @@
-//! The `eval` stage: greedy answers of SFT, PPO (with and without the reference reward), DPO
-//! and the `compare` stage's critic-free estimators to the held-out prompts, scored by the reward model and the gold judge. Wiring only:
+//! The `eval` stage: greedy answers of SFT, the `sft_chosen` control, PPO (with and without the
+//! reference reward), DPO and the `compare` stage's critic-free estimators to the held-out prompts, scored by the reward model and the gold judge. Wiring only:
 //! generation is `rlhf_alignbench_eval::LocalModel`, RM scoring `crate::eval::rm_scores`, the
 //! aggregation (per category, win/tie/lose against SFT, lengths) `HeldOutSummary`.
 
@@ -24,11 +24,15 @@ use crate::reward::load_tokenizer;
 /// The models evaluated: name → HF directory (those that exist in this run).
 fn models(ctx: &Ctx) -> Vec<(String, PathBuf)> {
     let mut out = vec![("SFT".to_string(), ctx.sft_model())];
-    let mut runs: Vec<(String, PathBuf)> =
-        [("PPO", "ppo"), ("PPO-noref", "ppo_noref"), ("DPO", "dpo")]
-            .iter()
-            .map(|(n, d)| (n.to_string(), ctx.dir(d)))
-            .collect();
+    let mut runs: Vec<(String, PathBuf)> = [
+        (rlhf_alignbench_eval::CONTROL, "sft_chosen"),
+        ("PPO", "ppo"),
+        ("PPO-noref", "ppo_noref"),
+        ("DPO", "dpo"),
+    ]
+    .iter()
+    .map(|(n, d)| (n.to_string(), ctx.dir(d)))
+    .collect();
     for m in &ctx.cfg.compare.methods {
         if let Some(label) = super::compare::label(m) {
             runs.push((label.to_string(), ctx.dir("compare").join(m)));

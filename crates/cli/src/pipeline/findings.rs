@@ -188,6 +188,9 @@ pub(crate) fn gather(ctx: &Ctx, summary: Option<&HeldOutSummary>) -> Vec<Finding
             ),
         },
     );
+    let vc = |m: &str| summary.and_then(|s| s.versus_control.get(m).copied());
+    out.push(fx::ppo_beats_sft_on_chosen(vc("PPO")));
+    out.push(fx::dpo_beats_sft_on_chosen(vc("DPO")));
     debug_assert!(
         out.iter()
             .map(|f| f.id.as_str())

@@ -81,6 +81,10 @@ pub(crate) const STAGES: &[(&str, &str)] = &[
         "ablation: the same RM without balancing (length preference)",
     ),
     (
+        "sft_chosen",
+        "control: the SFT model trained further on the training pairs' chosen replies",
+    ),
+    (
         "ppo",
         "reference responses/rewards, PPO with the reference reward and the NTP term",
     ),
@@ -100,7 +104,10 @@ pub(crate) const STAGES: &[(&str, &str)] = &[
         "dpo_pairs",
         "k samples per prompt from SFT, best vs worst by the RM",
     ),
-    ("dpo", "DPO on the RM-labelled pairs"),
+    (
+        "dpo",
+        "DPO on the RM-labelled pairs, or on the annotator's ([data].dpo_data)",
+    ),
     (
         "eval",
         "SFT/PPO/DPO answers: gold judge per category, RM scores, win/tie/lose, lengths",
@@ -235,6 +242,8 @@ fn applicable(cfg: &PipelineConfig, name: &str) -> bool {
         "rm_unbalanced" => cfg.ablations.rm_unbalanced,
         "ppo_noref" => cfg.ablations.ppo_without_reference_reward,
         "ppo_seeds" => !cfg.ablations.seeds.is_empty(),
+        "dpo_pairs" => cfg.data.dpo_data == config::DpoData::Sampled,
+        "sft_chosen" => cfg.ablations.sft_on_chosen.is_some(),
         "compare" => !cfg.compare.methods.is_empty(),
         _ => true,
     }
@@ -489,6 +498,26 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
             args.extend(dp);
             ctx.rlhf(&args)
         }
+        "sft_chosen" => {
+            let Some(sc) = &c.ablations.sft_on_chosen else {
+                bail!("[ablations.sft_on_chosen] is not set");
+            };
+            let cfg_path = ctx.dir("sft_chosen.toml");
+            rlhf_core::io::write_atomic(&cfg_path, toml::to_string(sc)?.as_bytes())?;
+            ctx.rlhf(&[
+                "train-sft".into(),
+                "--train".into(),
+                s(ctx.dir("data").join("chosen.jsonl")),
+                "--config".into(),
+                s(&cfg_path),
+                "--model".into(),
+                s(ctx.sft_model()),
+                "--run-dir".into(),
+                s(ctx.dir("sft_chosen")),
+                "--device".into(),
+                dev,
+            ])
+        }
         "ppo" | "ppo_noref" => ppo_stage(ctx, name),
         "ppo_seeds" => seeds::run(ctx),
         "compare" => compare::run(ctx),
@@ -517,10 +546,21 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
         "dpo" => {
             let cfg_path = ctx.dir("dpo.toml");
             rlhf_core::io::write_atomic(&cfg_path, toml::to_string(&c.dpo)?.as_bytes())?;
-            let mut args: Vec<String> = vec![
-                "train-dpo".into(),
-                "--train".into(),
-                s(ctx.dir("dpo_pairs.jsonl")),
+            let mut args: Vec<String> = match c.data.dpo_data {
+                config::DpoData::Sampled => vec![
+                    "train-dpo".into(),
+                    "--train".into(),
+                    s(ctx.dir("dpo_pairs.jsonl")),
+                ],
+                // The RM's split: the held-out pairs evaluate DPO too.
+                config::DpoData::Annotator => vec![
+                    "train-dpo".into(),
+                    "--train".into(),
+                    s(ctx.dir("data").join("pairs.parquet")),
+                    "--file-splits".into(),
+                ],
+            };
+            args.extend([
                 "--config".into(),
                 s(&cfg_path),
                 "--model".into(),
@@ -529,7 +569,7 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
                 s(ctx.dir("dpo")),
                 "--device".into(),
                 dev,
-            ];
+            ]);
             args.extend(dp);
             ctx.rlhf(&args)
         }

@@ -227,6 +227,13 @@ pub(crate) fn run(ctx: &mut Ctx) -> anyhow::Result<Value> {
                 "RM-labelled pairs: `{}`\n",
                 serde_json::to_string(&p["report"]).unwrap_or_default()
             );
+        } else if let Some(d) = stage("dpo") {
+            let _ = writeln!(
+                md,
+                "The annotator's training pairs (`[data].dpo_data = \"annotator\"`): {} for \
+                 training, {} held out.\n",
+                d["train_pairs"], d["eval_pairs"]
+            );
         }
         plots.push((
             "dpo".into(),

@@ -106,6 +106,11 @@ batch = 8
 seeds = [1, 2]
 seed_steps = 2
 
+[ablations.sft_on_chosen]
+max_steps = 2
+batch_size = 4
+max_length = 96
+
 [compare]
 methods = ["grpo", "rloo", "reinforce_pp", "remax"]
 num_generations = 2
@@ -178,6 +183,8 @@ fn findings_have_the_schema(run: &Path) {
         "dpo_beats_sft",
         "dpo_lengthens_more_than_ppo",
         "gains_in_writing_not_math",
+        "ppo_beats_sft_on_chosen",
+        "dpo_beats_sft_on_chosen",
     ];
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("findings.json")).unwrap()).unwrap();
@@ -242,6 +249,7 @@ fn the_micro_pipeline_produces_every_artefact() {
         "data",
         "tokenizer",
         "sft",
+        "sft_chosen",
         "rm",
         "rm_unbalanced",
         "ppo",
@@ -276,6 +284,8 @@ fn the_micro_pipeline_produces_every_artefact() {
         "eval/answers_SFT.jsonl",
         "eval/answers_PPO.jsonl",
         "eval/answers_DPO.jsonl",
+        "eval/answers_SFT-chosen.jsonl",
+        "sft_chosen/final/model.safetensors",
         "ppo_seeds/summary.json",
         "ppo_seeds/sft_heldout.jsonl",
         "ppo_seeds/s2/nontp/final/model.safetensors",
@@ -290,8 +300,24 @@ fn the_micro_pipeline_produces_every_artefact() {
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
+    // The control ran from the SFT model on the chosen replies, and PPO and DPO are compared
+    // with it on every prompt.
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("eval/summary.json")).unwrap())
+            .unwrap();
+    for m in ["PPO", "DPO"] {
+        let o = &sum["versus_control"][m];
+        let n = ["wins", "ties", "losses"].map(|k| o[k].as_u64().unwrap());
+        assert_eq!(n.iter().sum::<u64>(), 6, "{m}: {o}");
+    }
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("stages.json")).unwrap()).unwrap();
+    let ctl = &state["stages"]["sft_chosen"]["result"];
+    assert_eq!(ctl["step"], 2, "{ctl}");
+    assert!(ctl["train_examples"].as_u64().unwrap() > 0, "{ctl}");
     for m in [
         "sft",
+        "sft_chosen",
         "rm",
         "rm_unbalanced",
         "ppo",
@@ -447,6 +473,13 @@ fn a_bad_config_fails_before_any_work() {
             text.replace("ntp_data = \"chosen\"", "ntp_data = \"rejected\""),
             "unknown variant `rejected`",
         ),
+        (
+            text.replace(
+                "ntp_data = \"chosen\"",
+                "ntp_data = \"chosen\"\ndpo_data = \"rm\"",
+            ),
+            "unknown variant `rm`",
+        ),
     ] {
         let p = tmp.path().join("bad.toml");
         std::fs::write(&p, bad).unwrap();
@@ -465,6 +498,12 @@ fn a_bad_config_fails_before_any_work() {
 fn data_parallel_stages_give_the_single_device_models() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = micro(tmp.path());
+    // DPO on the annotator's pairs here (the micro pipeline test covers the RM-labelled ones).
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "ntp_data = \"chosen\"",
+        "ntp_data = \"chosen\"\ndpo_data = \"annotator\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
     let c = cfg.to_str().unwrap();
     let stages = "data,tokenizer,sft,rm,ppo,dpo_pairs,dpo";
     ok(&pipeline(
@@ -494,6 +533,16 @@ fn data_parallel_stages_give_the_single_device_models() {
     assert_eq!(ppo["sft_data"].as_str(), ntp.to_str(), "{ppo}");
     let n = std::fs::read_to_string(&ntp).unwrap().lines().count();
     assert!((60..120).contains(&n), "{n} chosen replies");
+    // `[data].dpo_data = "annotator"`: no RM-labelled pairs (the stage is skipped though
+    // named); DPO trained on the RM's split of the pairs, the chosen replies' count.
+    assert!(!runs.join("one/dpo_pairs.jsonl").exists());
+    assert!(out["stages"].get("dpo_pairs").is_none(), "{out}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(runs.join("one/stages.json")).unwrap())
+            .unwrap();
+    let dpo = &state["stages"]["dpo"]["result"];
+    assert_eq!(dpo["train_pairs"].as_u64(), Some(n as u64), "{dpo}");
+    assert!(dpo["eval_pairs"].as_u64().unwrap() > 0, "{dpo}");
     let toml = std::fs::read_to_string(runs.join("two/config.toml")).unwrap();
     assert!(toml.contains("devices = [\"cpu\", \"cpu\"]"), "{toml}");
     // The reward stage ran the data-parallel loop (its checkpoints record the world size).
