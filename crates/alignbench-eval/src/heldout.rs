@@ -392,6 +392,53 @@ mod tests {
     }
 
     #[test]
+    fn every_model_against_the_control_when_it_was_evaluated() {
+        let mut all = answers();
+        let mut s = HeldOutSummary::new(&all, true);
+        // Without the control: no such table, and an old summary without the field reads.
+        s.compare_with_baseline(&all, |_, _, _| Ordering::Equal);
+        assert!(s.versus_control.is_empty());
+        assert!(!s.markdown().contains("Against the control"));
+        let mut old = serde_json::to_value(&s).unwrap();
+        old.as_object_mut().unwrap().remove("versus_control");
+        let back: HeldOutSummary = serde_json::from_value(old).unwrap();
+        assert!(back.versus_control.is_empty());
+        // The control scores 3, 5, 1: PPO (5, 5, 7) wins, ties, wins; DPO (1, 1, 3) loses,
+        // loses, wins; SFT (1, 5, 3) loses, ties, wins.
+        let ctl = vec![
+            answer("1", "math", "x", 3.0),
+            answer("2", "math", "y", 5.0),
+            answer("3", "write", "z", 1.0),
+        ];
+        all.insert(CONTROL.to_string(), ctl);
+        let gold: BTreeMap<(String, String), f64> = all
+            .values()
+            .flatten()
+            .map(|a| ((a.id.clone(), a.answer.clone()), a.gold_score.unwrap()))
+            .collect();
+        let by_text = |id: &str, a: &str, b: &str| {
+            let g = |t: &str| gold[&(id.to_string(), t.to_string())];
+            g(a).partial_cmp(&g(b)).unwrap()
+        };
+        let mut s = HeldOutSummary::new(&all, true);
+        s.compare_with_baseline(&all, by_text);
+        let wtl = |m: &str| {
+            let o = s.versus_control[m];
+            (o.wins, o.ties, o.losses)
+        };
+        assert_eq!(wtl("PPO"), (2, 1, 0));
+        assert_eq!(wtl("DPO"), (1, 0, 2));
+        assert_eq!(wtl("SFT"), (1, 1, 1));
+        assert!(!s.versus_control.contains_key(CONTROL));
+        // The control is also compared with SFT like every model: 3 > 1, 5 = 5, 1 < 3.
+        let c = s.versus_sft[CONTROL]["overall"];
+        assert_eq!((c.wins, c.ties, c.losses), (1, 1, 1));
+        let md = s.markdown();
+        assert!(md.contains("Against the control SFT-chosen"), "{md}");
+        assert!(md.contains("| DPO | 1 | 0 | 2 | -0.333 |"), "{md}");
+    }
+
+    #[test]
     fn agreement_counts_only_decided_pairs() {
         let dir = tempfile::tempdir().unwrap();
         let (scores, meta) = (dir.path().join("s.jsonl"), dir.path().join("m.jsonl"));
