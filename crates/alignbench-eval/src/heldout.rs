@@ -76,6 +76,20 @@ pub struct HeldOutSummary {
     pub versus_control: BTreeMap<String, WinTieLoss>,
 }
 
+/// One table row per model: win, tie, lose and the net win rate.
+fn wtl_rows<'a>(md: &mut String, rows: impl Iterator<Item = (&'a String, &'a WinTieLoss)>) {
+    for (m, o) in rows {
+        let _ = writeln!(
+            md,
+            "| {m} | {} | {} | {} | {:+.3} |",
+            o.wins,
+            o.ties,
+            o.losses,
+            o.net_win_rate().unwrap_or(0.0)
+        );
+    }
+}
+
 /// `a` against `b` (answers to the same prompt) by `compare`.
 fn outcome(
     compare: &impl Fn(&str, &str, &str) -> Ordering,
@@ -213,18 +227,11 @@ impl HeldOutSummary {
                 md,
                 "\nAgainst {BASELINE}, by the gold judge (Table 4):\n\n| model | win | tie | lose | net win rate |\n|---|---:|---:|---:|---:|"
             );
-            for (m, v) in &self.versus_sft {
-                if let Some(o) = v.get("overall") {
-                    let _ = writeln!(
-                        md,
-                        "| {m} | {} | {} | {} | {:+.3} |",
-                        o.wins,
-                        o.ties,
-                        o.losses,
-                        o.net_win_rate().unwrap_or(0.0)
-                    );
-                }
-            }
+            let overall = self
+                .versus_sft
+                .iter()
+                .filter_map(|(m, v)| Some((m, v.get("overall")?)));
+            wtl_rows(&mut md, overall);
         }
         if !self.versus_control.is_empty() {
             let _ = writeln!(
@@ -233,16 +240,7 @@ impl HeldOutSummary {
                  chosen replies, the data of PPO's NTP term and RPO's NLL term), by the gold \
                  judge:\n\n| model | win | tie | lose | net win rate |\n|---|---:|---:|---:|---:|"
             );
-            for (m, o) in &self.versus_control {
-                let _ = writeln!(
-                    md,
-                    "| {m} | {} | {} | {} | {:+.3} |",
-                    o.wins,
-                    o.ties,
-                    o.losses,
-                    o.net_win_rate().unwrap_or(0.0)
-                );
-            }
+            wtl_rows(&mut md, self.versus_control.iter());
         }
         md
     }
