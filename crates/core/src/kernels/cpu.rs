@@ -446,89 +446,6 @@ fn matmul(
     }
 }
 
-/// In place: `row` ← softmax of `row` over the keys `mrow` leaves visible, 0 at hidden keys; all
-/// zeros when every key is hidden.
-fn masked_softmax(row: &mut [f32], mrow: &[bool]) {
-    simd!((row: &mut [f32], mrow: &[bool]) {
-        let mut m = f32::NEG_INFINITY;
-        for (&x, &hide) in row.iter().zip(mrow) {
-            if !hide && x > m {
-                m = x;
-            }
-        }
-        if m == f32::NEG_INFINITY {
-            row.fill(0.0);
-            return;
-        }
-        let mut sum = 0.0f32;
-        for (x, &hide) in row.iter_mut().zip(mrow) {
-            *x = if hide { 0.0 } else { exp(*x - m) };
-            sum += *x;
-        }
-        let inv = 1.0 / sum;
-        for x in row.iter_mut() {
-            *x *= inv;
-        }
-    });
-}
-
-/// The shapes of [`cached_attention_forward`]: `t` new queries per row against `kt` cached keys.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cached {
-    pub(crate) batch: usize,
-    /// New positions (queries) per row.
-    pub(crate) seq: usize,
-    /// Keys per row: the cache, the new positions included.
-    pub(crate) keys: usize,
-    pub(crate) heads: usize,
-    pub(crate) kv_heads: usize,
-    pub(crate) head_dim: usize,
-}
-
-/// The KV-cache step's attention, no backward: queries `q` (`[batch, h, t, d]`) against the
-/// cache `k`, `v` (`[batch, kvh, kt, d]`, read in place: no copy per query head as HF's
-/// `repeat_kv`), `masked[b, i, j]` (`[batch, t, kt]`) true hiding key `j` from query `i`.
-/// Returns the heads merged, `[batch, t, h·d]`. A fully masked row outputs zeros.
-pub(crate) fn cached_attention_forward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    masked: &[bool],
-    c: Cached,
-    scale: f32,
-) -> Vec<f32> {
-    let (t, kt, d, h, kvh) = (c.seq, c.keys, c.head_dim, c.heads, c.kv_heads);
-    let group = h / kvh;
-    let mut out = vec![0.0f32; c.batch * t * h * d];
-    out.par_chunks_mut(t * h * d)
-        .enumerate()
-        .for_each(|(bi, out)| {
-            let mask = &masked[bi * t * kt..][..t * kt];
-            let mut p = vec![0.0f32; t * kt];
-            for hi in 0..h {
-                let qh = &q[(bi * h + hi) * t * d..][..t * d];
-                let kv = (bi * kvh + hi / group) * kt * d;
-                let (kh, vh) = (&k[kv..][..kt * d], &v[kv..][..kt * d]);
-                // scores = scale · q kᵀ
-                matmul((t, kt, d), &mut p, kt, false, (qh, d, 1), (kh, 1, d), scale);
-                for (row, mrow) in p.chunks_exact_mut(kt).zip(mask.chunks_exact(kt)) {
-                    masked_softmax(row, mrow);
-                }
-                // out[:, hi·d..] = p v
-                matmul(
-                    (t, d, kt),
-                    &mut out[hi * d..],
-                    h * d,
-                    false,
-                    (&p, kt, 1),
-                    (vh, d, 1),
-                    1.0,
-                );
-            }
-        });
-    out
-}
-
 /// Softmax attention of each query head over its key/value head (grouped-query: query head
 /// `i` uses KV head `i / (h / kvh)`), `masked[b, i, j]` = true hiding key `j` from query `i`.
 /// Returns the output with heads merged (`[batch, seq, h·d]`) and the probabilities
@@ -559,7 +476,27 @@ pub(crate) fn attention_forward(
                 // scores = scale · q kᵀ
                 matmul((t, t, d), p, t, false, (q, d, 1), (k, 1, d), scale);
                 for (row, mrow) in p.chunks_exact_mut(t).zip(mask.chunks_exact(t)) {
-                    masked_softmax(row, mrow);
+                    simd!((row: &mut [f32], mrow: &[bool]) {
+                        let mut m = f32::NEG_INFINITY;
+                        for (&x, &hide) in row.iter().zip(mrow) {
+                            if !hide && x > m {
+                                m = x;
+                            }
+                        }
+                        if m == f32::NEG_INFINITY {
+                            row.fill(0.0);
+                            return;
+                        }
+                        let mut sum = 0.0f32;
+                        for (x, &hide) in row.iter_mut().zip(mrow) {
+                            *x = if hide { 0.0 } else { exp(*x - m) };
+                            sum += *x;
+                        }
+                        let inv = 1.0 / sum;
+                        for x in row.iter_mut() {
+                            *x *= inv;
+                        }
+                    });
                 }
                 // out[:, hi·d..] = p v
                 matmul(

@@ -16,7 +16,7 @@ use burn::prelude::*;
 use burn::tensor::backend::BackendTypes;
 use burn::tensor::{DType, Shape, TensorMetadata, TensorPrimitive};
 
-use super::cpu::{self, Cached, Heads, Rotary};
+use super::cpu::{self, Heads, Rotary};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = <Ad as BackendTypes>::FloatTensorPrimitive;
@@ -42,11 +42,6 @@ fn is<B: 'static, C: 'static>() -> bool {
 /// Whether `B` is one of the backends the fused kernels serve.
 pub(super) fn serves<B: Backend>() -> bool {
     super::enabled() && (is::<B, Flex>() || is::<B, Ad>())
-}
-
-/// Whether the fused kernels serve `B` without autodiff (the kernels that have no backward).
-pub(super) fn serves_plain<B: Backend>() -> bool {
-    super::enabled() && is::<B, Flex>()
 }
 
 /// Unwraps `t` if the fused kernels serve its backend and dtype (f32), else hands it back.
@@ -393,19 +388,4 @@ pub(super) fn linear(x: Route, w: Route) -> Route {
         (y, (x, w))
     };
     binary(LinearBackward, x, w, forward)
-}
-
-/// The KV-cache step's attention (no backward; plain Flex tensors only): see
-/// [`cpu::cached_attention_forward`].
-pub(super) fn cached_attention(
-    q: &FlexTensor,
-    k: &FlexTensor,
-    v: &FlexTensor,
-    masked: &[bool],
-    c: Cached,
-    scale: f32,
-) -> FlexTensor {
-    let (q, k, v) = (contiguous(q), contiguous(k), contiguous(v));
-    let out = cpu::cached_attention_forward(f32s(&q), f32s(&k), f32s(&v), masked, c, scale);
-    tensor(out, Shape::from([c.batch, c.seq, c.heads * c.head_dim]))
 }

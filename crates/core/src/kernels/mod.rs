@@ -11,7 +11,6 @@
 //! | [`swiglu`] | slicing `gate‖up`, `silu(gate) · up` |
 //! | [`split_heads`] | slicing `q‖k‖v`, the head transposes, RoPE (slices, products, concatenation) |
 //! | [`merge_heads`] | the transpose back to `[batch, seq, heads·d]` |
-//! | [`cached_attention`] | the KV-cache step's `repeat_kv` copies of each KV head and burn's attention (inference only: plain Flex, no backward pass; an autodiff backend gets the reference) |
 //! | [`target_logprobs`] | log-softmax over the vocabulary and the gather of the target |
 //! | [`rms_norm`] | RMSNorm's square, mean, root, division and scale |
 //! | [`linear`] | burn-flex's matmul, which zero-fills and copies its output buffer, and the reshapes and transposes of its backward pass |
@@ -220,54 +219,6 @@ pub fn self_attention<B: Backend>(
     }
 }
 
-/// The KV-cache step's attention: queries `q` (`[batch, h, t, d]`, RoPE applied) against the
-/// cached keys and values `k`, `v` (`[batch, kvh, kt, d]`, the new positions included),
-/// grouped-query, scale `1/sqrt(d)`, `mask` (`[batch, 1, t, kt]`) true where a key is hidden.
-/// Returns the heads merged, `[batch, t, h·d]`. Inference only: the fused kernel (plain Flex,
-/// f32) has no backward and reads each KV head in place for its query heads; every other
-/// backend, and an autodiff one, runs [`reference::cached_attention`].
-pub fn cached_attention<B: Backend>(
-    q: Tensor<B, 4>,
-    k: Tensor<B, 4>,
-    v: Tensor<B, 4>,
-    mask: Tensor<B, 4, Bool>,
-) -> Tensor<B, 3> {
-    let [b, h, t, d] = q.dims();
-    let [_, kvh, kt, _] = k.dims();
-    if !flex::serves_plain::<B>() || mask.dims() != [b, 1, t, kt] || kvh == 0 || h % kvh != 0 {
-        return generic(|| reference::cached_attention(q, k, v, mask));
-    }
-    match (route(q), route(k), route(v)) {
-        (Ok(q), Ok(k), Ok(v)) => {
-            let masked: Vec<bool> = mask.into_data().to_vec().expect("bool mask");
-            let c = cpu::Cached {
-                batch: b,
-                seq: t,
-                keys: kt,
-                heads: h,
-                kv_heads: kvh,
-                head_dim: d,
-            };
-            count_call();
-            let out = flex::cached_attention(
-                q.flex(),
-                k.flex(),
-                v.flex(),
-                &masked,
-                c,
-                1.0 / (d as f32).sqrt(),
-            );
-            unroute(flex::Route::Plain(out))
-        }
-        (q, k, v) => {
-            let q = q.map_or_else(|t| t, unroute);
-            let k = k.map_or_else(|t| t, unroute);
-            let v = v.map_or_else(|t| t, unroute);
-            generic(|| reference::cached_attention(q, k, v, mask))
-        }
-    }
-}
-
 /// `[batch, heads, seq, d]` → `[batch, seq, heads·d]`.
 pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
     dispatch(x, flex::merge_heads, reference::merge_heads)
@@ -395,25 +346,13 @@ pub mod reference {
         let q = heads.clone().slice([0..b, 0..h, 0..t, 0..d]);
         let k = heads.clone().slice([0..b, h..h + kvh, 0..t, 0..d]);
         let v = heads.slice([0..b, h + kvh..h + 2 * kvh, 0..t, 0..d]);
-        cached_attention(q, k, v, mask)
-    }
-
-    /// See [`super::cached_attention`].
-    pub fn cached_attention<B: Backend>(
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-        mask: Tensor<B, 4, Bool>,
-    ) -> Tensor<B, 3> {
-        let [b, h, t, _] = q.dims();
-        let [_, kvh, kt, _] = k.dims();
         let k = crate::model::repeat_kv(k, h / kvh);
         let v = crate::model::repeat_kv(v, h / kvh);
         let out = burn::tensor::module::attention(
             q,
             k,
             v,
-            Some(mask.expand([b, h, t, kt])),
+            Some(mask.expand([b, h, t, t])),
             None,
             burn::tensor::ops::AttentionModuleOptions {
                 scale: None,

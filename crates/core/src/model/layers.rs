@@ -7,6 +7,8 @@
 use burn::module::Param;
 use burn::nn::{Linear, RmsNorm};
 use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
 use super::lora::{Lora, adapted};
 use super::rope::RopeTables;
@@ -79,9 +81,23 @@ impl<B: Backend> Attention<B> {
             k: k.clone(),
             v: v.clone(),
         });
-        // One fused op on CPU: each KV head read in place by its query heads.
-        let out = kernels::cached_attention(q, k, v, mask);
-        adapted(&self.o, &self.o_lora, out)
+        let k = repeat_kv(k, h / kvh);
+        let v = repeat_kv(v, h / kvh);
+        let [_, _, kt, _] = k.dims();
+        let mask = mask.expand([b, h, t, kt]);
+        let out = attention(
+            q,
+            k,
+            v,
+            Some(mask),
+            None,
+            AttentionModuleOptions {
+                scale: None,
+                softcap: None,
+                is_causal: false,
+            },
+        );
+        adapted(&self.o, &self.o_lora, kernels::merge_heads(out))
     }
 }
 

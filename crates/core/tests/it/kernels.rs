@@ -162,62 +162,6 @@ fn self_attention_matches_burns_attention() {
 }
 
 #[test]
-fn cached_attention_matches_repeat_kv_and_burns_attention() {
-    // The KV-cache step: t new queries against kt cached keys (prefill: t = kt; decode: t = 1),
-    // a left-padded row whose first query sees nothing (zeros, as burn's NaN-safe softmax).
-    for (b, t, kt, d) in [(3, 1, 7, 8), (2, 4, 4, 8), (2, 3, 9, 5)] {
-        let mut mask = vec![false; b * t * kt];
-        for r in 0..b {
-            for i in 0..t {
-                for j in 0..kt {
-                    let future = j > kt - t + i;
-                    let pad = r == 1 && (j < 2 || (t > 1 && i == 0));
-                    mask[(r * t + i) * kt + j] = future || pad;
-                }
-            }
-        }
-        let mask = Tensor::<B, 4, Bool>::from_data(TensorData::new(mask, [b, 1, t, kt]), &device());
-        for (h, kvh) in [(4, 4), (4, 2), (3, 1)] {
-            let seed = (b * 100 + t * 10 + h + kvh) as u64;
-            let q = rand::<B, 4>([b, h, t, d], seed);
-            let k = rand::<B, 4>([b, kvh, kt, d], seed + 1);
-            // Non-contiguous values: a transposed view.
-            let v = rand::<B, 4>([b, kvh, d, kt], seed + 2).swap_dims(2, 3);
-            let before = kernels::thread_calls().fused;
-            let fused = kernels::cached_attention(q.clone(), k.clone(), v.clone(), mask.clone());
-            assert!(
-                kernels::thread_calls().fused == before + 1,
-                "the fused kernel was not used"
-            );
-            let generic = reference::cached_attention(q, k, v, mask.clone());
-            assert_eq!(fused.dims(), [b, t, h * d]);
-            assert_close_rel(
-                &format!("cached_attention b={b} t={t} kt={kt} h={h} kvh={kvh}"),
-                &vec_of(fused),
-                &vec_of(generic),
-                2e-6,
-            );
-        }
-    }
-    // An autodiff backend takes the reference path (the fused kernel has no backward).
-    let q = rand::<Ad, 4>([1, 2, 1, 4], 7).require_grad();
-    let (k, v) = (
-        rand::<Ad, 4>([1, 1, 3, 4], 8),
-        rand::<Ad, 4>([1, 1, 3, 4], 9),
-    );
-    let mask =
-        Tensor::<Ad, 4, Bool>::from_data(TensorData::new(vec![false; 3], [1, 1, 1, 3]), &device());
-    let before = kernels::thread_calls();
-    let y = kernels::cached_attention(q.clone(), k, v, mask);
-    let after = kernels::thread_calls();
-    assert_eq!(
-        (after.fused, after.generic),
-        (before.fused, before.generic + 1)
-    );
-    assert!(q.grad(&y.sum().backward()).is_some());
-}
-
-#[test]
 fn linear_matches_burns_linear_in_value_and_both_gradients() {
     let w = rand::<Ad, 2>([12, 7], 30).require_grad();
     let bias = rand::<Ad, 1>([7], 31).require_grad();
