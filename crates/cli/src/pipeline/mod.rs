@@ -546,20 +546,15 @@ fn run_stage(ctx: &mut Ctx, name: &str) -> anyhow::Result<Value> {
         "dpo" => {
             let cfg_path = ctx.dir("dpo.toml");
             rlhf_core::io::write_atomic(&cfg_path, toml::to_string(&c.dpo)?.as_bytes())?;
-            let mut args: Vec<String> = match c.data.dpo_data {
-                config::DpoData::Sampled => vec![
-                    "train-dpo".into(),
-                    "--train".into(),
-                    s(ctx.dir("dpo_pairs.jsonl")),
-                ],
+            let mut args: Vec<String> = vec!["train-dpo".into(), "--train".into()];
+            match c.data.dpo_data {
+                config::DpoData::Sampled => args.push(s(ctx.dir("dpo_pairs.jsonl"))),
                 // The RM's split: the held-out pairs evaluate DPO too.
-                config::DpoData::Annotator => vec![
-                    "train-dpo".into(),
-                    "--train".into(),
+                config::DpoData::Annotator => args.extend([
                     s(ctx.dir("data").join("pairs.parquet")),
                     "--file-splits".into(),
-                ],
-            };
+                ]),
+            }
             args.extend([
                 "--config".into(),
                 s(&cfg_path),
@@ -687,13 +682,9 @@ fn write_chosen(pairs: &Path, out: &Path) -> anyhow::Result<usize> {
         .iter()
         .filter(|c| c.split == Some(rlhf_prefdata::Split::Train))
     {
-        let mut msgs = serde_json::to_value(&c.history)?;
-        if let Value::Array(a) = &mut msgs {
-            a.push(json!({"role": "user", "content": c.prompt}));
-        }
-        text.push_str(&serde_json::to_string(
-            &json!({"prompt": msgs, "response": c.chosen}),
-        )?);
+        text.push_str(&serde_json::to_string(&json!({
+            "prompt": rlhf_reward::prompt_messages(c), "response": c.chosen
+        }))?);
         text.push('\n');
         n += 1;
     }
